@@ -1,0 +1,195 @@
+//! Extractors whose rejections are problem+json, so no malformed request ever gets axum's plain-text
+//! default, plus the bearer-token caller and If-Match.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request, rejection::PathRejection, rejection::QueryRejection},
+    http::{header, request::Parts},
+};
+use serde::de::DeserializeOwned;
+
+use super::{AppState, error::ApiError};
+use crate::{auth::Caller, service::FieldError};
+
+/// A JSON body: 415 unless the content type is JSON, 400 for malformed JSON, 422 naming the field for a
+/// wrong type, a missing field or an unknown field.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType("send the body as application/json".into()));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("could not read the request body".into())
+            }
+        })?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// Deserialises JSON, naming the failing field.
+///
+/// # Errors
+/// 400 for syntax errors, 422 for data errors.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => {
+            de.end().map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+            Ok(value)
+        }
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            match inner.classify() {
+                serde_json::error::Category::Data => {
+                    let message = strip_position(&inner.to_string());
+                    // The path already ends at an unknown field; a missing one is named only in the message.
+                    let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
+                    let field = match (missing, path.as_str()) {
+                        (Some(name), ".") => name.to_owned(),
+                        (Some(name), parent) => format!("{parent}.{name}"),
+                        (None, ".") => "(body)".to_owned(),
+                        (None, _) => path,
+                    };
+                    Err(ApiError::Validation(vec![FieldError::new(field, message)]))
+                }
+                _ => Err(ApiError::BadRequest(format!("malformed JSON: {}", inner))),
+            }
+        }
+    }
+}
+
+/// serde_json appends " at line 1 column 42" to data errors; the field path says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Path parameters; a malformed one is a 400 naming it.
+#[derive(Debug, Clone, Copy)]
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e: PathRejection| ApiError::BadRequest(format!("bad path parameter: {}", e.body_text())))
+    }
+}
+
+/// Query parameters; a malformed one is a 400 naming it.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e: QueryRejection| ApiError::BadRequest(format!("bad query parameter: {}", e.body_text())))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or(ApiError::Unauthorized)?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or(ApiError::Unauthorized)?;
+        state.tokens.verify(token.trim()).map_err(|e| {
+            tracing::debug!(error = %e, "token refused");
+            ApiError::Unauthorized
+        })
+    }
+}
+
+/// The version named by `If-Match` (`"3"` or `W/"3"`): 428 when absent; a value that is no version of ours
+/// can match nothing, so it is a 412.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfMatch(pub u64);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let value = parts.headers.get(header::IF_MATCH).ok_or(ApiError::PreconditionRequired)?;
+        let text = value.to_str().map_err(|_| ApiError::PreconditionFailed)?.trim();
+        let text = text.strip_prefix("W/").unwrap_or(text);
+        text.trim_matches('"').parse().map(IfMatch).map_err(|_| ApiError::PreconditionFailed)
+    }
+}
+
+/// The ETag of a version.
+pub fn etag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[expect(dead_code, reason = "only deserialised")]
+    struct Body {
+        given_name: String,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "only deserialised")]
+    struct Inner {
+        n: u8,
+    }
+
+    fn field(result: Result<Body, ApiError>) -> String {
+        match result.unwrap_err() {
+            ApiError::Validation(errors) => errors[0].field.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        assert_eq!(field(parse_json(br#"{"givenName": 1}"#)), "givenName");
+        assert_eq!(field(parse_json(br#"{"givenName": "a", "inner": {"n": 300}}"#)), "inner.n");
+        assert_eq!(field(parse_json(br#"{"givenName": "a", "isAdmin": true}"#)), "isAdmin");
+        assert_eq!(field(parse_json(br#"{"givenName": "a", "inner": {"n": 1, "x": 2}}"#)), "inner.x");
+        assert_eq!(field(parse_json(br#"{}"#)), "givenName");
+        assert_eq!(field(parse_json(br#"[]"#)), "(body)");
+        assert!(matches!(parse_json::<Body>(br#"{"givenName": "#), Err(ApiError::BadRequest(_))));
+        assert!(matches!(parse_json::<Body>(br#"{"givenName": "a"} x"#), Err(ApiError::BadRequest(_))));
+    }
+}

@@ -1,0 +1,31 @@
+//! Liveness and readiness probes.
+
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{AppState, error::{ApiError, Problem}};
+
+/// Health routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(live)).routes(routes!(ready))
+}
+
+/// Liveness: 200 while the process runs.
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, description = "alive")))]
+async fn live() -> StatusCode {
+    StatusCode::OK
+}
+
+/// Readiness: 200 when the table and its indexes are ACTIVE and the engine answers.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "ready"),
+        (status = 503, description = "not ready", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    if state.health.ready().await { Ok(StatusCode::OK) } else { Err(ApiError::Unavailable) }
+}

@@ -1,0 +1,137 @@
+//! HTTP API: one module per resource, each with its own `router()`; request and response types carry
+//! utoipa schemas, so the OpenAPI document is generated from the handlers themselves.
+
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod patients;
+pub mod test_types;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::{MatchedPath, Request},
+    http::{HeaderName, HeaderValue, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    compression::CompressionLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    sensitive_headers::SetSensitiveRequestHeadersLayer,
+    trace::TraceLayer,
+};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    auth::TokenKeys,
+    service::{catalog::Catalog, health::Health, patients::Patients},
+    store::usage,
+};
+
+/// Response header reporting the DynamoDB calls and capacity a request used.
+pub const DYNAMODB_USAGE: HeaderName = HeaderName::from_static("dynamodb-usage");
+/// Request id header, generated when absent and echoed back.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Shared state of every handler: cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Test type catalog.
+    pub catalog: Catalog,
+    /// Patient records.
+    pub patients: Patients,
+    /// Readiness.
+    pub health: Health,
+    /// Token verification.
+    pub tokens: Arc<TokenKeys>,
+}
+
+/// The OpenAPI document's fixed parts; paths and schemas come from the resource routers.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "medbook"),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "test-types", description = "The catalog of lab tests, versioned"),
+        (name = "patients", description = "Patient records"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(test_types::router())
+        .merge(patients::router())
+        .merge(health::router())
+}
+
+/// The generated OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+/// The whole HTTP application: routes, Swagger UI at `/docs`, the spec at `/openapi.json`, and middleware.
+pub fn router(state: AppState) -> Router {
+    let (routes, spec) = api_router().split_for_parts();
+    let routes = routes
+        .fallback(|| async { error::ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(record_usage))
+        .with_state(state);
+    Router::new()
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .merge(routes)
+        .layer(CompressionLayer::new())
+        .layer(CatchPanicLayer::custom(|_| {
+            error::ApiError::Internal("handler panicked".into()).into_response()
+        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+                    let request_id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        route = route.as_deref().unwrap_or("(unmatched)"),
+                        request_id,
+                    )
+                })
+                .on_response(|res: &Response, latency: Duration, _span: &tracing::Span| {
+                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1000.0, "response");
+                }),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Adds `Dynamodb-Usage: calls=<n>, rcu=<r>, wcu=<w>` to every response.
+async fn record_usage(req: Request, next: Next) -> Response {
+    let (mut response, usage) = usage::measure(next.run(req)).await;
+    if let Ok(value) = HeaderValue::from_str(&usage.header_value()) {
+        response.headers_mut().insert(DYNAMODB_USAGE, value);
+    }
+    response
+}

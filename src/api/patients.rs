@@ -1,0 +1,312 @@
+//! `/v1/patients`: patient records.
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::IntoResponse,
+};
+use garde::Validate;
+use serde::{Deserialize, Deserializer, Serialize};
+use time::{Date, OffsetDateTime, macros::format_description};
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    error::{ApiError, Problem},
+    extract::{IfMatch, Json, Path, etag},
+};
+use crate::{
+    auth::{Caller, Role},
+    domain::patient::{NewPatient, Patient, PatientPatch, Sex},
+    service::FieldError,
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// Patient routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_patient)).routes(routes!(get_patient, patch_patient))
+}
+
+/// A new patient.
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
+    "givenName": "Ada", "familyName": "Lovelace", "birthDate": "1990-12-10", "sex": "female",
+    "email": "ada@example.org", "phone": "+44 20 7946 0000"
+}))]
+pub struct CreatePatient {
+    /// Given name.
+    #[garde(length(chars, min = 1, max = 100))]
+    #[schema(min_length = 1, max_length = 100)]
+    pub given_name: String,
+    /// Family name.
+    #[garde(length(chars, min = 1, max = 100))]
+    #[schema(min_length = 1, max_length = 100)]
+    pub family_name: String,
+    /// Date of birth, `YYYY-MM-DD`, not in the future.
+    #[garde(skip)]
+    #[schema(format = Date, example = "1990-12-10")]
+    pub birth_date: String,
+    /// Administrative sex.
+    #[garde(skip)]
+    pub sex: Sex,
+    /// E-mail address.
+    #[serde(default)]
+    #[garde(inner(length(max = 320), pattern(r"^[^@\s]{1,64}@[^@\s]{1,255}$")))]
+    #[schema(max_length = 320, pattern = r"^[^@\s]{1,64}@[^@\s]{1,255}$")]
+    pub email: Option<String>,
+    /// Phone number.
+    #[serde(default)]
+    #[garde(inner(pattern(r"^\+?[0-9 ()./-]{3,32}$")))]
+    #[schema(pattern = r"^\+?[0-9 ()./-]{3,32}$")]
+    pub phone: Option<String>,
+}
+
+/// A partial update: absent fields stay; `null` clears email or phone.
+#[derive(Debug, Default, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"familyName": "King", "phone": null}))]
+pub struct PatchPatientBody {
+    /// New given name.
+    #[serde(default)]
+    #[garde(inner(length(chars, min = 1, max = 100)))]
+    #[schema(min_length = 1, max_length = 100)]
+    pub given_name: Option<String>,
+    /// New family name.
+    #[serde(default)]
+    #[garde(inner(length(chars, min = 1, max = 100)))]
+    #[schema(min_length = 1, max_length = 100)]
+    pub family_name: Option<String>,
+    /// New date of birth.
+    #[serde(default)]
+    #[garde(skip)]
+    #[schema(format = Date, example = "1990-12-10")]
+    pub birth_date: Option<String>,
+    /// New sex.
+    #[serde(default)]
+    #[garde(skip)]
+    pub sex: Option<Sex>,
+    /// New e-mail, or `null` to remove it.
+    #[serde(default, deserialize_with = "present")]
+    #[garde(inner(inner(length(max = 320), pattern(r"^[^@\s]{1,64}@[^@\s]{1,255}$"))))]
+    #[schema(value_type = Option<String>, nullable, max_length = 320, pattern = r"^[^@\s]{1,64}@[^@\s]{1,255}$")]
+    pub email: Option<Option<String>>,
+    /// New phone, or `null` to remove it.
+    #[serde(default, deserialize_with = "present")]
+    #[garde(inner(inner(pattern(r"^\+?[0-9 ()./-]{3,32}$"))))]
+    #[schema(value_type = Option<String>, nullable, pattern = r"^\+?[0-9 ()./-]{3,32}$")]
+    pub phone: Option<Option<String>>,
+}
+
+/// Tells an absent field (`None`, by `default`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// A patient record.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "id": "0193a5a0-7c1e-7d2a-9b1e-2f4c5d6e7f80", "givenName": "Ada", "familyName": "Lovelace",
+    "birthDate": "1990-12-10", "sex": "female", "email": "ada@example.org", "version": 1,
+    "createdAt": "2026-11-28T07:00:00.000Z", "updatedAt": "2026-11-28T07:00:00.000Z"
+}))]
+pub struct PatientResponse {
+    /// Patient id.
+    pub id: Uuid,
+    /// Given name.
+    pub given_name: String,
+    /// Family name.
+    pub family_name: String,
+    /// Date of birth.
+    #[schema(format = Date)]
+    pub birth_date: String,
+    /// Administrative sex.
+    pub sex: Sex,
+    /// E-mail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Phone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Version; also the ETag.
+    pub version: u64,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+impl From<Patient> for PatientResponse {
+    fn from(p: Patient) -> Self {
+        Self {
+            id: p.id,
+            given_name: p.given_name,
+            family_name: p.family_name,
+            birth_date: format_date(p.birth_date),
+            sex: p.sex,
+            email: p.email,
+            phone: p.phone,
+            version: p.version,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+fn format_date(date: Date) -> String {
+    date.format(format_description!("[year]-[month]-[day]")).expect("a date formats")
+}
+
+/// Parses a date of birth: `YYYY-MM-DD`, from 1900 up to today.
+fn birth_date(field: &str, text: &str) -> Result<Date, FieldError> {
+    let date = Date::parse(text, format_description!("[year]-[month]-[day]"))
+        .map_err(|_| FieldError::new(field, "must be a date YYYY-MM-DD"))?;
+    if date > OffsetDateTime::now_utc().date() {
+        return Err(FieldError::new(field, "must not be in the future"));
+    }
+    if date.year() < 1900 {
+        return Err(FieldError::new(field, "must be 1900 or later"));
+    }
+    Ok(date)
+}
+
+fn validation(report: garde::Report, extra: Option<FieldError>) -> ApiError {
+    let mut errors = match crate::service::ServiceError::from(report) {
+        crate::service::ServiceError::Invalid(errors) => errors,
+        _ => Vec::new(),
+    };
+    errors.extend(extra);
+    ApiError::Validation(errors)
+}
+
+fn patient_headers(patient: &PatientResponse, location: bool) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&etag(patient.version)) {
+        headers.insert(header::ETAG, v);
+    }
+    if location && let Ok(v) = HeaderValue::from_str(&format!("/v1/patients/{}", patient.id)) {
+        headers.insert(header::LOCATION, v);
+    }
+    headers
+}
+
+/// Registers a patient (admin, lab); the id is generated by the server.
+#[utoipa::path(
+    post,
+    path = "/v1/patients",
+    tag = "patients",
+    security(("bearer" = [])),
+    request_body = CreatePatient,
+    responses(
+        (status = 201, description = "created", body = PatientResponse, headers(("Location" = String), ("ETag" = String))),
+        (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role may not register patients", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn create_patient(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<CreatePatient>, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(&[Role::Admin, Role::Lab])?;
+    let Json(body) = body?;
+    let date = birth_date("birthDate", &body.birth_date);
+    match (body.validate(), date) {
+        (Ok(()), Ok(birth_date)) => {
+            let patient = state
+                .patients
+                .create(NewPatient {
+                    given_name: body.given_name,
+                    family_name: body.family_name,
+                    birth_date,
+                    sex: body.sex,
+                    email: body.email,
+                    phone: body.phone,
+                })
+                .await?;
+            let response = PatientResponse::from(patient);
+            Ok((StatusCode::CREATED, patient_headers(&response, true), axum::Json(response)))
+        }
+        (Ok(()), Err(e)) => Err(ApiError::Validation(vec![e])),
+        (Err(report), date) => Err(validation(report, date.err())),
+    }
+}
+
+/// Reads a patient (the patient themself, lab, doctor, admin).
+#[utoipa::path(
+    get,
+    path = "/v1/patients/{patientId}",
+    tag = "patients",
+    security(("bearer" = [])),
+    params(("patientId" = Uuid, Path, description = "patient id")),
+    responses(
+        (status = 200, description = "the patient", body = PatientResponse, headers(("ETag" = String))),
+        (status = 400, description = "malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such patient (or not yours)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_patient(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(patient_id): Path<Uuid>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_patient_access(patient_id, &[Role::Patient, Role::Lab, Role::Doctor, Role::Admin])?;
+    let response = PatientResponse::from(state.patients.get(patient_id).await?);
+    Ok((patient_headers(&response, false), axum::Json(response)))
+}
+
+/// Changes a patient (the patient themself, lab, admin); If-Match required.
+#[utoipa::path(
+    patch,
+    path = "/v1/patients/{patientId}",
+    tag = "patients",
+    security(("bearer" = [])),
+    params(
+        ("patientId" = Uuid, Path, description = "patient id"),
+        ("If-Match" = String, Header, description = "ETag of the version read", example = "\"1\""),
+    ),
+    request_body = PatchPatientBody,
+    responses(
+        (status = 200, description = "the patient as changed", body = PatientResponse, headers(("ETag" = String))),
+        (status = 400, description = "malformed JSON or id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role may not change patients", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such patient (or not yours)", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "stale If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match missing", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn patch_patient(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(patient_id): Path<Uuid>,
+    if_match: Result<IfMatch, ApiError>,
+    body: Result<Json<PatchPatientBody>, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_patient_access(patient_id, &[Role::Patient, Role::Lab, Role::Admin])?;
+    let IfMatch(expected) = if_match?;
+    let Json(body) = body?;
+    let date = body.birth_date.as_deref().map(|d| birth_date("birthDate", d)).transpose();
+    let birth_date = match (body.validate(), date) {
+        (Ok(()), Ok(date)) => date,
+        (Ok(()), Err(e)) => return Err(ApiError::Validation(vec![e])),
+        (Err(report), date) => return Err(validation(report, date.err())),
+    };
+    let patch = PatientPatch {
+        given_name: body.given_name,
+        family_name: body.family_name,
+        birth_date,
+        sex: body.sex,
+        email: body.email,
+        phone: body.phone,
+    };
+    let response = PatientResponse::from(state.patients.patch(patient_id, expected, patch).await?);
+    Ok((patient_headers(&response, false), axum::Json(response)))
+}

@@ -1,0 +1,165 @@
+//! `/v1/test-types`: the catalog.
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::IntoResponse,
+};
+use serde::Serialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    AppState,
+    error::{ApiError, Problem},
+    extract::{IfMatch, Json, Path, etag},
+};
+use crate::{
+    auth::{Caller, Role},
+    domain::test_type::{TestType, TestTypeDefinition},
+};
+
+/// Catalog routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_test_types, create_test_type))
+        .routes(routes!(get_test_type, replace_test_type))
+        .routes(routes!(get_test_type_version))
+}
+
+/// The active catalog.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TestTypeList {
+    /// Active test types, ordered by code.
+    pub items: Vec<TestType>,
+}
+
+fn with_etag(test_type: &TestType) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&etag(test_type.version.into())) {
+        headers.insert(header::ETAG, v);
+    }
+    headers
+}
+
+/// Lists the active test types (no authentication needed). Served from an in-process cache.
+#[utoipa::path(
+    get,
+    path = "/v1/test-types",
+    tag = "test-types",
+    responses(
+        (status = 200, description = "the active catalog", body = TestTypeList),
+        (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_test_types(State(state): State<AppState>) -> Result<axum::Json<TestTypeList>, ApiError> {
+    Ok(axum::Json(TestTypeList { items: state.catalog.active().await? }))
+}
+
+/// A test type's current version.
+#[utoipa::path(
+    get,
+    path = "/v1/test-types/{code}",
+    tag = "test-types",
+    params(("code" = String, Path, description = "test type code", example = "CBC")),
+    responses(
+        (status = 200, description = "current version", body = TestType, headers(("ETag" = String, description = "the version"))),
+        (status = 404, description = "no such test type", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_test_type(State(state): State<AppState>, Path(code): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let test_type = state.catalog.current(&code).await?;
+    Ok((with_etag(&test_type), axum::Json(test_type)))
+}
+
+/// One version of a test type; bookings point at the version they booked.
+#[utoipa::path(
+    get,
+    path = "/v1/test-types/{code}/versions/{version}",
+    tag = "test-types",
+    params(
+        ("code" = String, Path, description = "test type code", example = "CBC"),
+        ("version" = u32, Path, description = "version number", example = 1),
+    ),
+    responses(
+        (status = 200, description = "that version", body = TestType),
+        (status = 400, description = "malformed version", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such version", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_test_type_version(
+    State(state): State<AppState>,
+    Path((code, version)): Path<(String, u32)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let test_type = state.catalog.version(&code, version).await?;
+    Ok((with_etag(&test_type), axum::Json(test_type)))
+}
+
+/// Adds a test type at version 1 (admin).
+#[utoipa::path(
+    post,
+    path = "/v1/test-types",
+    tag = "test-types",
+    security(("bearer" = [])),
+    request_body = TestTypeDefinition,
+    responses(
+        (status = 201, description = "created", body = TestType, headers(("Location" = String), ("ETag" = String))),
+        (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "code exists already", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid definition", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn create_test_type(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<TestTypeDefinition>, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let Json(definition) = body?;
+    let test_type = state.catalog.create(definition).await?;
+    let mut headers = with_etag(&test_type);
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/test-types/{}", test_type.definition.code)) {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, headers, axum::Json(test_type)))
+}
+
+/// Replaces a test type with a new version (admin, If-Match required). Earlier versions stay readable.
+#[utoipa::path(
+    put,
+    path = "/v1/test-types/{code}",
+    tag = "test-types",
+    security(("bearer" = [])),
+    params(
+        ("code" = String, Path, description = "test type code", example = "CBC"),
+        ("If-Match" = String, Header, description = "ETag of the current version", example = "\"1\""),
+    ),
+    request_body = TestTypeDefinition,
+    responses(
+        (status = 200, description = "the new version", body = TestType, headers(("ETag" = String))),
+        (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such test type", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "stale If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid definition", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match missing", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn replace_test_type(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    if_match: Result<IfMatch, ApiError>,
+    body: Result<Json<TestTypeDefinition>, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let IfMatch(expected) = if_match?;
+    let Json(definition) = body?;
+    let expected = u32::try_from(expected).map_err(|_| ApiError::PreconditionFailed)?;
+    let test_type = state.catalog.replace(&code, expected, definition).await?;
+    Ok((with_etag(&test_type), axum::Json(test_type)))
+}

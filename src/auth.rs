@@ -1,0 +1,278 @@
+//! Bearer tokens (JWT, HS256) and the roles they carry.
+//!
+//! The algorithm is pinned (a token naming any other, `none` included, is rejected), `exp`, `iss`, `aud` and
+//! `sub` are required, `iss` and `aud` must be `medbook`, and tokens over 8 KiB are refused before parsing.
+//! For the `patient` role, `sub` is the patient's id.
+
+use std::{fmt, time::Duration};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::Secret;
+
+/// Issuer and audience of every medbook token.
+pub const ISSUER: &str = "medbook";
+/// Largest accepted token, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Clock skew tolerated on `exp`.
+const LEEWAY_SECONDS: u64 = 30;
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A patient: their own record, bookings and reviewed results.
+    Patient,
+    /// Lab staff: patients, bookings, results, schedule.
+    Lab,
+    /// A doctor: reads clinical data, writes notes and reviews.
+    Doctor,
+    /// An administrator: everything, including the catalog.
+    Admin,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Patient => "patient",
+            Self::Lab => "lab",
+            Self::Doctor => "doctor",
+            Self::Admin => "admin",
+        })
+    }
+}
+
+/// The claims of a medbook token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// Subject: a user id; for patients, the patient id.
+    pub sub: String,
+    /// Role.
+    pub role: Role,
+    /// Issuer, `medbook`.
+    pub iss: String,
+    /// Audience, `medbook`.
+    pub aud: String,
+    /// Expiry, epoch seconds.
+    pub exp: u64,
+    /// Issued at, epoch seconds.
+    pub iat: u64,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Subject.
+    pub sub: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// Why a token was refused. Deliberately coarse: the client learns only that it is not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Longer than [`MAX_TOKEN_BYTES`].
+    #[error("token too long")]
+    TooLong,
+    /// Bad signature, algorithm, claims, or expired.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+/// A caller may not do this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// Their role does not allow it (403).
+    Forbidden,
+    /// It concerns another patient, whose existence is not revealed (404).
+    Hidden,
+}
+
+impl Caller {
+    /// Allowed when the caller's role is in `roles`.
+    ///
+    /// # Errors
+    /// [`Denied::Forbidden`] otherwise.
+    pub fn require(&self, roles: &[Role]) -> Result<(), Denied> {
+        if roles.contains(&self.role) { Ok(()) } else { Err(Denied::Forbidden) }
+    }
+
+    /// Allowed on patient `patient_id`'s data when the role is in `roles` and, for a patient, it is their own.
+    ///
+    /// # Errors
+    /// [`Denied::Hidden`] for a patient on another patient's data, [`Denied::Forbidden`] for a role not in
+    /// `roles`.
+    pub fn require_patient_access(&self, patient_id: Uuid, roles: &[Role]) -> Result<(), Denied> {
+        if self.role == Role::Patient && self.sub != patient_id.to_string() {
+            return Err(Denied::Hidden);
+        }
+        self.require(roles)
+    }
+}
+
+/// Signing and verification keys.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenKeys([redacted])")
+    }
+}
+
+impl TokenKeys {
+    /// Keys from the shared secret.
+    pub fn new(secret: &Secret) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY_SECONDS;
+        Self {
+            encoding: EncodingKey::from_secret(secret.expose()),
+            decoding: DecodingKey::from_secret(secret.expose()),
+            validation,
+        }
+    }
+
+    /// Signs a token for `sub` with `role`, valid for `ttl`.
+    ///
+    /// # Errors
+    /// When a patient's `sub` is not a UUID, or signing fails.
+    pub fn issue(&self, role: Role, sub: &str, ttl: Duration) -> Result<String, TokenError> {
+        check_subject(role, sub)?;
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: sub.to_owned(),
+            role,
+            iss: ISSUER.to_owned(),
+            aud: ISSUER.to_owned(),
+            exp: now + ttl.as_secs(),
+            iat: now,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+
+    /// Verifies a token and returns its caller.
+    ///
+    /// # Errors
+    /// [`TokenError`] when the token is too long, forged, expired, or its claims are wrong.
+    pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLong);
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        check_subject(data.claims.role, &data.claims.sub)?;
+        Ok(Caller { sub: data.claims.sub, role: data.claims.role })
+    }
+}
+
+fn check_subject(role: Role, sub: &str) -> Result<(), TokenError> {
+    if sub.is_empty() || sub.len() > 128 {
+        return Err(TokenError::Invalid("sub must be 1 to 128 characters".into()));
+    }
+    if role == Role::Patient && Uuid::parse_str(sub).is_err() {
+        return Err(TokenError::Invalid("a patient's sub must be their patient id".into()));
+    }
+    Ok(())
+}
+
+/// Parses a duration like `90s`, `15m`, `1h`, `7d`.
+///
+/// # Errors
+/// A message when the text is not a number followed by s, m, h or d.
+pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("`{text}`: expected e.g. 90s, 15m, 1h, 7d"))?;
+    let seconds = match unit {
+        "s" => number,
+        "m" => number * 60,
+        "h" | "" => number * 3600,
+        "d" => number * 86_400,
+        _ => return Err(format!("`{text}`: unit must be s, m, h or d")),
+    };
+    if seconds == 0 || seconds > 366 * 86_400 {
+        return Err(format!("`{text}`: must be between 1s and 366d"));
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    use super::*;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(&Secret::new(vec![7u8; 32]))
+    }
+
+    #[test]
+    fn a_token_round_trips() {
+        let k = keys();
+        let id = Uuid::now_v7().to_string();
+        let token = k.issue(Role::Patient, &id, Duration::from_secs(60)).unwrap();
+        assert_eq!(k.verify(&token).unwrap(), Caller { sub: id, role: Role::Patient });
+    }
+
+    #[test]
+    fn forged_alg_none_wrong_audience_and_oversized_tokens_are_rejected() {
+        let k = keys();
+        let token = k.issue(Role::Admin, "root", Duration::from_secs(60)).unwrap();
+        let other = TokenKeys::new(&Secret::new(vec![8u8; 32]));
+        assert!(other.verify(&token).is_err(), "another secret");
+
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = token.split('.').nth(1).unwrap();
+        let none = format!("{}.{payload}.", b64.encode(r#"{"alg":"none","typ":"JWT"}"#));
+        assert!(k.verify(&none).is_err(), "alg none");
+
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = serde_json::json!({"sub":"x","role":"admin","iss":"medbook","aud":"other","exp":now+60,"iat":now});
+        let wrong_aud =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&[7u8; 32])).unwrap();
+        assert!(k.verify(&wrong_aud).is_err(), "audience");
+
+        let no_exp = serde_json::json!({"sub":"x","role":"admin","iss":"medbook","aud":"medbook"});
+        let no_exp =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &no_exp, &EncodingKey::from_secret(&[7u8; 32])).unwrap();
+        assert!(k.verify(&no_exp).is_err(), "exp required");
+
+        assert_eq!(k.verify(&"a".repeat(MAX_TOKEN_BYTES + 1)), Err(TokenError::TooLong));
+    }
+
+    #[test]
+    fn a_patient_token_must_name_a_patient_id() {
+        assert!(keys().issue(Role::Patient, "not-a-uuid", Duration::from_secs(60)).is_err());
+    }
+
+    #[test]
+    fn patients_see_only_themselves_and_roles_are_checked() {
+        let id = Uuid::now_v7();
+        let me = Caller { sub: id.to_string(), role: Role::Patient };
+        assert_eq!(me.require_patient_access(id, &[Role::Patient, Role::Lab]), Ok(()));
+        assert_eq!(me.require_patient_access(Uuid::now_v7(), &[Role::Patient]), Err(Denied::Hidden));
+        assert_eq!(me.require_patient_access(id, &[Role::Lab]), Err(Denied::Forbidden));
+        let doctor = Caller { sub: "d".into(), role: Role::Doctor };
+        assert_eq!(doctor.require_patient_access(id, &[Role::Lab]), Err(Denied::Forbidden));
+    }
+
+    #[test]
+    fn ttl_parses_units() {
+        assert_eq!(parse_ttl("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_ttl("15m").unwrap(), Duration::from_secs(900));
+        assert!(parse_ttl("0s").is_err());
+        assert!(parse_ttl("1y").is_err());
+    }
+}

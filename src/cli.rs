@@ -1,0 +1,135 @@
+//! The `medbook` command line: `serve` (default), `migrate [--status]`, `token`, `openapi`.
+
+use std::{process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    auth::{Role, TokenKeys, parse_ttl},
+    config::Settings,
+    startup::{Application, StartupError, open_store},
+    store::migrate,
+    telemetry,
+};
+
+/// medbook: medical test booking on one DynamoDB table. Configuration comes from MEDBOOK_* environment
+/// variables (see README.md).
+#[derive(Debug, Parser)]
+#[command(name = "medbook", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Create or update the table, then apply pending migrations.
+    Migrate {
+        /// Only list applied and pending migrations.
+        #[arg(long)]
+        status: bool,
+    },
+    /// Print a signed bearer token, using the same secret as `serve`.
+    Token {
+        /// Role of the token.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Subject: a user id; for `patient`, the patient id.
+        #[arg(long)]
+        sub: String,
+        /// Lifetime, e.g. 90s, 15m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: Duration,
+    },
+    /// Print the OpenAPI document (to regenerate openapi/openapi.json).
+    Openapi,
+}
+
+/// Parses the command line and runs it. Exit codes: 0 success, 1 runtime failure, 2 bad configuration
+/// or usage.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        let spec = crate::api::openapi().to_pretty_json().expect("the spec serialises");
+        println!("{spec}");
+        return ExitCode::SUCCESS;
+    }
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => return fail(&StartupError::Config(e)),
+    };
+    if let Some(Command::Token { role, sub, ttl }) = &cli.command {
+        let secret = match settings.resolve_jwt_secret() {
+            Ok(s) => s,
+            Err(e) => return fail(&StartupError::Config(e)),
+        };
+        return match TokenKeys::new(&secret).issue(*role, sub, *ttl) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("medbook: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    telemetry::init(settings.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("medbook: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            None | Some(Command::Serve) => {
+                let app = Application::build(settings).await?;
+                app.run_until_stopped().await.map_err(|e| StartupError::Engine(format!("server failed: {e}")))
+            }
+            Some(Command::Migrate { status }) => migrate_command(settings, status).await,
+            Some(Command::Token { .. } | Command::Openapi) => unreachable!("handled above"),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+async fn migrate_command(settings: Settings, status_only: bool) -> Result<(), StartupError> {
+    let (store, engine) = open_store(&settings).await?;
+    store.bootstrap(settings.capacity).await?;
+    let migrations = migrate::embedded();
+    if !status_only {
+        let applied = store.migrate(&migrations).await?;
+        println!("applied {} migration(s){}", applied.len(), if applied.is_empty() { "" } else { ":" });
+        for name in applied {
+            println!("  {name}");
+        }
+    }
+    for m in store.migration_status(&migrations).await? {
+        match m.applied_at {
+            Some(at) => println!("applied  {}  {at}", m.name),
+            None => println!("pending  {}", m.name),
+        }
+    }
+    #[cfg(feature = "embedded")]
+    if let Some(engine) = engine {
+        engine.shutdown().await;
+    }
+    #[cfg(not(feature = "embedded"))]
+    let _ = engine;
+    Ok(())
+}
+
+fn fail(e: &StartupError) -> ExitCode {
+    eprintln!("medbook: {e}");
+    match e {
+        StartupError::Config(_) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    }
+}

@@ -1,0 +1,5 @@
+//! Pure domain types and rules: no I/O, no SDK, no HTTP.
+
+pub mod patient;
+pub mod test_type;
+pub mod timefmt;

@@ -1,0 +1,247 @@
+//! Test types: the catalog of lab tests a patient can book, versioned so a booking keeps the definition it
+//! was booked with.
+
+use garde::Validate;
+use serde::{Deserialize, Serialize};
+
+/// An inclusive numeric range. A missing bound is open (`high` only: "up to"; `low` only: "at least").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Range {
+    /// Lowest value inside the range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = 12.0)]
+    pub low: Option<f64>,
+    /// Highest value inside the range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = 17.5)]
+    pub high: Option<f64>,
+}
+
+impl Range {
+    fn is_ordered(&self) -> bool {
+        match (self.low, self.high) {
+            (Some(l), Some(h)) => l.is_finite() && h.is_finite() && l <= h,
+            (Some(v), None) | (None, Some(v)) => v.is_finite(),
+            (None, None) => false,
+        }
+    }
+}
+
+/// One measured quantity of a test, with its unit and ranges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Analyte {
+    /// Short code, unique within its test type.
+    #[garde(pattern(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"))]
+    #[schema(example = "HGB", pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+    pub code: String,
+    /// Display name.
+    #[garde(length(min = 1, max = 200))]
+    #[schema(example = "Hemoglobin", min_length = 1, max_length = 200)]
+    pub name: String,
+    /// LOINC code of the analyte.
+    #[garde(pattern(r"^[0-9]{1,7}-[0-9]$"))]
+    #[schema(example = "718-7", pattern = r"^[0-9]{1,7}-[0-9]$")]
+    pub loinc: String,
+    /// UCUM unit; a recorded value must use exactly this unit.
+    #[garde(length(min = 1, max = 32))]
+    #[schema(example = "g/dL", min_length = 1, max_length = 32)]
+    pub unit: String,
+    /// Adult reference range: values inside are normal.
+    #[garde(custom(ordered))]
+    pub reference_range: Range,
+    /// Critical range: values outside it are critical (LL/HH). Absent where none is defined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(custom(ordered_if_present))]
+    pub critical_range: Option<Range>,
+}
+
+fn ordered_if_present(range: &Option<Range>, ctx: &()) -> garde::Result {
+    range.as_ref().map_or(Ok(()), |r| ordered(r, ctx))
+}
+
+fn ordered(range: &Range, _: &()) -> garde::Result {
+    if range.is_ordered() { Ok(()) } else { Err(garde::Error::new("needs a finite low or high, and low <= high")) }
+}
+
+/// A test type as defined by the lab: what is measured, how, and what it costs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TestTypeDefinition {
+    /// Catalog code (upper case), the test type's identity.
+    #[garde(pattern(r"^[A-Z0-9][A-Z0-9_-]{1,31}$"))]
+    #[schema(example = "CBC", pattern = r"^[A-Z0-9][A-Z0-9_-]{1,31}$")]
+    pub code: String,
+    /// Display name.
+    #[garde(length(min = 1, max = 200))]
+    #[schema(example = "Complete blood count", min_length = 1, max_length = 200)]
+    pub name: String,
+    /// Category (haematology, chemistry, ...).
+    #[garde(length(min = 1, max = 100))]
+    #[schema(example = "hematology", min_length = 1, max_length = 100)]
+    pub category: String,
+    /// LOINC code of the panel or test.
+    #[garde(pattern(r"^[0-9]{1,7}-[0-9]$"))]
+    #[schema(example = "58410-2", pattern = r"^[0-9]{1,7}-[0-9]$")]
+    pub loinc: String,
+    /// Specimen collected.
+    #[garde(length(min = 1, max = 100))]
+    #[schema(example = "venous blood (EDTA)", min_length = 1, max_length = 100)]
+    pub specimen: String,
+    /// What the patient must do beforehand (e.g. fasting), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(inner(length(min = 1, max = 500)))]
+    #[schema(example = "none", max_length = 500)]
+    pub preparation: Option<String>,
+    /// Minutes the collection takes.
+    #[garde(range(min = 1, max = 480))]
+    #[schema(example = 10, minimum = 1, maximum = 480)]
+    pub duration_minutes: u32,
+    /// Price in minor units of `currency` (cents).
+    #[garde(range(max = 10_000_000))]
+    #[schema(example = 2500, maximum = 10_000_000)]
+    pub price_cents: u32,
+    /// ISO 4217 currency code.
+    #[garde(pattern(r"^[A-Z]{3}$"))]
+    #[schema(example = "EUR", pattern = "^[A-Z]{3}$")]
+    pub currency: String,
+    /// Whether the test type can be booked.
+    #[serde(default = "yes")]
+    #[garde(skip)]
+    pub active: bool,
+    /// What is measured.
+    #[garde(length(min = 1, max = 50), dive, custom(unique_analytes))]
+    #[schema(min_items = 1, max_items = 50)]
+    pub analytes: Vec<Analyte>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn unique_analytes(analytes: &[Analyte], _: &()) -> garde::Result {
+    let mut seen = std::collections::HashSet::new();
+    match analytes.iter().find(|a| !seen.insert(a.code.as_str())) {
+        Some(dup) => Err(garde::Error::new(format!("analyte code `{}` appears twice", dup.code))),
+        None => Ok(()),
+    }
+}
+
+/// One version of a test type, as stored and served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestType {
+    /// Version number, from 1; bookings point at the version they booked.
+    #[schema(example = 1)]
+    pub version: u32,
+    /// The definition at this version.
+    #[serde(flatten)]
+    pub definition: TestTypeDefinition,
+    /// When this version was created.
+    #[schema(example = "2026-11-28T07:00:00.000Z")]
+    pub created_at: String,
+}
+
+/// How a value compares with an analyte's ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum Flag {
+    /// Inside the reference range.
+    N,
+    /// Below the reference range.
+    L,
+    /// Above the reference range.
+    H,
+    /// Below the critical range.
+    LL,
+    /// Above the critical range.
+    HH,
+}
+
+impl Analyte {
+    /// Flags `value` against this analyte's ranges. Range bounds are inclusive: a value equal to a bound is
+    /// inside that range.
+    pub fn flag(&self, value: f64) -> Flag {
+        if let Some(critical) = &self.critical_range {
+            if critical.low.is_some_and(|low| value < low) {
+                return Flag::LL;
+            }
+            if critical.high.is_some_and(|high| value > high) {
+                return Flag::HH;
+            }
+        }
+        let reference = &self.reference_range;
+        if reference.low.is_some_and(|low| value < low) {
+            Flag::L
+        } else if reference.high.is_some_and(|high| value > high) {
+            Flag::H
+        } else {
+            Flag::N
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hemoglobin() -> Analyte {
+        Analyte {
+            code: "HGB".into(),
+            name: "Hemoglobin".into(),
+            loinc: "718-7".into(),
+            unit: "g/dL".into(),
+            reference_range: Range { low: Some(12.0), high: Some(17.5) },
+            critical_range: Some(Range { low: Some(7.0), high: Some(20.0) }),
+        }
+    }
+
+    #[test]
+    fn flags_at_and_around_each_boundary() {
+        let a = hemoglobin();
+        for (value, flag) in [
+            (6.9, Flag::LL),
+            (7.0, Flag::L),
+            (11.9, Flag::L),
+            (12.0, Flag::N),
+            (17.5, Flag::N),
+            (17.6, Flag::H),
+            (20.0, Flag::H),
+            (20.1, Flag::HH),
+        ] {
+            assert_eq!(a.flag(value), flag, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_one_sided_range_flags_only_one_way() {
+        let mut a = hemoglobin();
+        a.reference_range = Range { low: None, high: Some(200.0) };
+        a.critical_range = None;
+        assert_eq!(a.flag(-5.0), Flag::N);
+        assert_eq!(a.flag(200.0), Flag::N);
+        assert_eq!(a.flag(200.5), Flag::H);
+    }
+
+    #[test]
+    fn validation_rejects_unordered_ranges_and_duplicate_analytes() {
+        let mut a = hemoglobin();
+        a.reference_range = Range { low: Some(5.0), high: Some(1.0) };
+        let def = TestTypeDefinition {
+            code: "CBC".into(),
+            name: "CBC".into(),
+            category: "hematology".into(),
+            loinc: "58410-2".into(),
+            specimen: "blood".into(),
+            preparation: None,
+            duration_minutes: 10,
+            price_cents: 100,
+            currency: "EUR".into(),
+            active: true,
+            analytes: vec![a, hemoglobin()],
+        };
+        let report = def.validate().unwrap_err().to_string();
+        assert!(report.contains("analytes[0].reference_range"), "{report}");
+        assert!(report.contains("appears twice"), "{report}");
+    }
+}

@@ -1,0 +1,95 @@
+//! Use cases and rules. Services take domain types, call the store, and return [`ServiceError`]s that the
+//! API maps to HTTP; they know neither HTTP nor the SDK.
+
+pub mod catalog;
+pub mod health;
+pub mod patients;
+
+use crate::store::StoreError;
+
+/// One invalid field of an input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `analytes[0].unit`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// Why a use case did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The thing asked for does not exist (or the caller may not know it does).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// It exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The caller's version (If-Match) is not the stored one.
+    #[error("the resource has changed since it was read")]
+    VersionMismatch,
+    /// The input breaks a rule; each field says which.
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    /// The engine is unreachable or throttling; retry later.
+    #[error("storage unavailable")]
+    Unavailable(String),
+    /// A defect or malformed data: logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(detail) => Self::Unavailable(detail),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<garde::Report> for ServiceError {
+    fn from(report: garde::Report) -> Self {
+        Self::Invalid(
+            report
+                .iter()
+                .map(|(path, error)| FieldError::new(camel_path(&path.to_string()), error.message().to_owned()))
+                .collect(),
+        )
+    }
+}
+
+/// Rust field paths (`analytes[0].reference_range`) in the API's camelCase (`analytes[0].referenceRange`).
+fn camel_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut upper = false;
+    for c in path.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_paths_are_camel_case() {
+        assert_eq!(camel_path("analytes[0].reference_range.low"), "analytes[0].referenceRange.low");
+        assert_eq!(camel_path("given_name"), "givenName");
+    }
+}

@@ -1,0 +1,190 @@
+//! Building the application: settings → engine and client → table and migrations → state → router → bound
+//! listener. Binding to port 0 lets tests ask for the real port afterwards.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use aws_sdk_dynamodb::Client;
+use tokio::net::TcpListener;
+
+use crate::{
+    api::{self, AppState},
+    auth::TokenKeys,
+    config::{ConfigError, Settings, StoreKind},
+    service::{catalog::Catalog, health::Health, patients::Patients},
+    store::{Store, bootstrap::BootstrapError, client, migrate},
+};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Bad configuration (exit code 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The table cannot be used.
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
+    /// Migrations failed.
+    #[error(transparent)]
+    Migrate(#[from] migrate::MigrateError),
+    /// The embedded engine could not start, or this build has none.
+    #[error("{0}")]
+    Engine(String),
+    /// The address could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+/// The running pieces, before the server loop starts.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    #[cfg(feature = "embedded")]
+    engine: Option<crate::store::engine::EmbeddedEngine>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("addr", &self.listener.local_addr().ok()).finish_non_exhaustive()
+    }
+}
+
+/// The store `settings` point at: starts the embedded engine when configured. Returns the engine too, so
+/// the caller decides how long it lives.
+///
+/// # Errors
+/// When the embedded engine cannot start, or this build has none.
+pub async fn open_store(settings: &Settings) -> Result<(Store, Option<EngineHandle>), StartupError> {
+    match settings.store {
+        StoreKind::Aws => Ok((Store::new(client::aws_client().await, settings.table.clone()), None)),
+        #[cfg(feature = "embedded")]
+        StoreKind::Embedded => {
+            let path = settings.data_dir.join("medbook.db");
+            let engine = crate::store::engine::EmbeddedEngine::start_file(&path)
+                .await
+                .map_err(|e| StartupError::Engine(e.to_string()))?;
+            tracing::warn!(
+                file = %path.display(),
+                endpoint = engine.endpoint(),
+                "using the embedded local DynamoDB engine (dynoxide on SQLite): for development only; set MEDBOOK_STORE=aws for Amazon DynamoDB"
+            );
+            let store = Store::new(client::local_client(engine.endpoint()), settings.table.clone());
+            Ok((store, Some(engine)))
+        }
+        #[cfg(not(feature = "embedded"))]
+        StoreKind::Embedded => Err(StartupError::Engine(
+            "this build has no embedded engine (built without the `embedded` feature): set MEDBOOK_STORE=aws".into(),
+        )),
+    }
+}
+
+/// The embedded engine, when there is one.
+#[cfg(feature = "embedded")]
+pub type EngineHandle = crate::store::engine::EmbeddedEngine;
+/// The embedded engine, when there is one (never, in this build).
+#[cfg(not(feature = "embedded"))]
+pub type EngineHandle = std::convert::Infallible;
+
+impl Application {
+    /// Builds the application `settings` describe: engine, table, migrations, listener.
+    ///
+    /// # Errors
+    /// [`StartupError`] for any step that fails.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let (store, engine) = open_store(&settings).await?;
+        #[cfg_attr(not(feature = "embedded"), expect(unused_mut, reason = "only the embedded build keeps the engine"))]
+        let mut app = Self::build_with_store(settings, store).await?;
+        #[cfg(feature = "embedded")]
+        {
+            app.engine = engine;
+        }
+        #[cfg(not(feature = "embedded"))]
+        let _ = engine;
+        Ok(app)
+    }
+
+    /// Builds the application on a client made elsewhere (tests use one shared engine).
+    ///
+    /// # Errors
+    /// [`StartupError`] for any step that fails.
+    pub async fn build_with_client(settings: Settings, client: Client) -> Result<Self, StartupError> {
+        let store = Store::new(client, settings.table.clone());
+        Self::build_with_store(settings, store).await
+    }
+
+    async fn build_with_store(settings: Settings, store: Store) -> Result<Self, StartupError> {
+        let secret = settings.resolve_jwt_secret()?;
+        store.bootstrap(settings.capacity).await?;
+        let applied = store.migrate(&migrate::embedded()).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "migrations applied");
+        }
+        let state = AppState {
+            catalog: Catalog::new(store.clone()),
+            patients: Patients::new(store.clone()),
+            health: Health::new(store),
+            tokens: Arc::new(TokenKeys::new(&secret)),
+        };
+        let listener =
+            TcpListener::bind(settings.addr).await.map_err(|e| StartupError::Bind(settings.addr, e))?;
+        Ok(Self {
+            listener,
+            router: api::router(state),
+            #[cfg(feature = "embedded")]
+            engine: None,
+        })
+    }
+
+    /// The bound address (the real port when configured with port 0).
+    ///
+    /// # Errors
+    /// When the socket cannot report it.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests and stops the engine.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests and stops the engine.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        tracing::info!(addr = ?self.listener.local_addr().ok(), "medbook listening");
+        let result = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        #[cfg(feature = "embedded")]
+        if let Some(engine) = self.engine {
+            engine.shutdown().await;
+        }
+        result
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,283 @@
+//! Every key format and index name of the single table, in one place.
+//!
+//! A typo in a key is a silent data-loss bug, so business code never writes a key string: it calls a function
+//! here, and each function has a unit test pinning its exact output. `docs/data-model.md` describes the same
+//! layout as a table of access patterns.
+//!
+//! Ids are UUID v7 in their 36-character hyphenated form. Because every id has the same length, the prefix
+//! `BOOKING#<id>` of one booking can never be the prefix of another booking's keys, so `begins_with` on it
+//! reads exactly one booking tree.
+
+use uuid::Uuid;
+
+/// Partition key attribute.
+pub const PK: &str = "PK";
+/// Sort key attribute.
+pub const SK: &str = "SK";
+/// Sort key of the local secondary index [`LSI_BOOKINGS_BY_SLOT`].
+pub const LSI1_SK: &str = "LSI1SK";
+/// Partition key of [`GSI_TESTS_BY_TYPE`].
+pub const GSI1_PK: &str = "GSI1PK";
+/// Sort key of [`GSI_TESTS_BY_TYPE`].
+pub const GSI1_SK: &str = "GSI1SK";
+/// Partition key of [`GSI_AWAITING_REVIEW`] (sparse: only results awaiting review carry it).
+pub const GSI2_PK: &str = "GSI2PK";
+/// Sort key of [`GSI_AWAITING_REVIEW`].
+pub const GSI2_SK: &str = "GSI2SK";
+/// Partition key of [`GSI_BOOKINGS_BY_DAY`].
+pub const GSI3_PK: &str = "GSI3PK";
+/// Sort key of [`GSI_BOOKINGS_BY_DAY`].
+pub const GSI3_SK: &str = "GSI3SK";
+/// TTL attribute (epoch seconds); DynamoDB deletes an item some time after it passes.
+pub const EXPIRES_AT: &str = "expiresAt";
+
+/// LSI on the patient partition: a patient's bookings ordered by slot start.
+pub const LSI_BOOKINGS_BY_SLOT: &str = "BookingsBySlot";
+/// GSI: booked tests of one test type, partitioned by test type and month.
+pub const GSI_TESTS_BY_TYPE: &str = "TestsByType";
+/// Sparse GSI: results awaiting a doctor's review, critical first then oldest first.
+pub const GSI_AWAITING_REVIEW: &str = "AwaitingReview";
+/// GSI: bookings of one day in slot order, the lab's schedule.
+pub const GSI_BOOKINGS_BY_DAY: &str = "BookingsByDay";
+
+/// One global secondary index: its name and key attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GsiSpec {
+    /// Index name.
+    pub name: &'static str,
+    /// Partition key attribute.
+    pub pk: &'static str,
+    /// Sort key attribute.
+    pub sk: &'static str,
+}
+
+/// Every GSI the product needs. Bootstrap creates or adds each of them.
+pub const GSIS: [GsiSpec; 3] = [
+    GsiSpec { name: GSI_TESTS_BY_TYPE, pk: GSI1_PK, sk: GSI1_SK },
+    GsiSpec { name: GSI_AWAITING_REVIEW, pk: GSI2_PK, sk: GSI2_SK },
+    GsiSpec { name: GSI_BOOKINGS_BY_DAY, pk: GSI3_PK, sk: GSI3_SK },
+];
+
+/// Partition of one patient: profile, bookings, tests, results, notes.
+pub fn patient_pk(patient_id: Uuid) -> String {
+    format!("PATIENT#{patient_id}")
+}
+
+/// Sort key of the patient's profile item.
+pub const PATIENT_PROFILE_SK: &str = "PROFILE";
+
+/// Sort key of a booking item; also the prefix of every item in the booking's tree.
+pub fn booking_sk(booking_id: Uuid) -> String {
+    format!("BOOKING#{booking_id}")
+}
+
+/// Sort key of one booked test inside a booking's tree.
+pub fn test_sk(booking_id: Uuid, test_id: Uuid) -> String {
+    format!("BOOKING#{booking_id}#TEST#{test_id}")
+}
+
+/// Sort key of a test's current result (the revision the booking tree shows).
+pub fn result_sk(booking_id: Uuid, test_id: Uuid) -> String {
+    format!("BOOKING#{booking_id}#TEST#{test_id}#RESULT")
+}
+
+/// Sort key of one doctor's note on a test. Note ids are UUID v7, so notes sort by creation time.
+pub fn note_sk(booking_id: Uuid, test_id: Uuid, note_id: Uuid) -> String {
+    format!("BOOKING#{booking_id}#TEST#{test_id}#NOTE#{note_id}")
+}
+
+/// Prefix of the kept revisions of one test's result. Deliberately outside the `BOOKING#` prefix, so that
+/// reading a booking tree does not pay for the history of every result in it.
+pub fn result_revision_prefix(booking_id: Uuid, test_id: Uuid) -> String {
+    format!("RESULTREV#{booking_id}#{test_id}#")
+}
+
+/// Sort key of one kept result revision (zero-padded so revisions sort numerically).
+pub fn result_revision_sk(booking_id: Uuid, test_id: Uuid, revision: u32) -> String {
+    format!("{}{revision:06}", result_revision_prefix(booking_id, test_id))
+}
+
+/// LSI sort key of a booking: slot start (RFC 3339, UTC, fixed width) then the booking id.
+pub fn booking_by_slot_sk(slot_start: &str, booking_id: Uuid) -> String {
+    format!("{slot_start}#{booking_id}")
+}
+
+/// GSI partition of booked tests of one test type in one month (`YYYY-MM`): spreading a busy test type by
+/// month keeps it from being one hot partition. A date range reads one partition per month it touches.
+pub fn tests_by_type_pk(test_type_code: &str, month: &str) -> String {
+    format!("TESTTYPE#{test_type_code}#{month}")
+}
+
+/// GSI sort key of a booked test: slot start, booking id, test id.
+pub fn tests_by_type_sk(slot_start: &str, booking_id: Uuid, test_id: Uuid) -> String {
+    format!("{slot_start}#{booking_id}#{test_id}")
+}
+
+/// GSI partition of the review worklist. One partition: the worklist holds only unreviewed results.
+pub const AWAITING_REVIEW_PK: &str = "WORKLIST";
+
+/// GSI sort key of a result awaiting review: critical results (`0`) before the others (`1`), then oldest first.
+pub fn awaiting_review_sk(critical: bool, recorded_at: &str, test_id: Uuid) -> String {
+    let rank = if critical { 0 } else { 1 };
+    format!("{rank}#{recorded_at}#{test_id}")
+}
+
+/// GSI partition of the bookings of one day (`YYYY-MM-DD`).
+pub fn bookings_by_day_pk(date: &str) -> String {
+    format!("DAY#{date}")
+}
+
+/// GSI sort key of a booking in its day: slot start then booking id.
+pub fn bookings_by_day_sk(slot_start: &str, booking_id: Uuid) -> String {
+    format!("{slot_start}#{booking_id}")
+}
+
+/// Partition of the slot counters of one day (`YYYY-MM-DD`): the slots view is one Query.
+pub fn slots_pk(date: &str) -> String {
+    format!("SLOTS#{date}")
+}
+
+/// Sort key of one slot counter: its start.
+pub fn slot_sk(slot_start: &str) -> String {
+    format!("SLOT#{slot_start}")
+}
+
+/// Partition holding the current version of every test type: the catalog is one Query.
+pub const CATALOG_PK: &str = "CATALOG";
+
+/// Sort key of a test type's current version in the catalog partition.
+pub fn catalog_sk(code: &str) -> String {
+    format!("TESTTYPE#{code}")
+}
+
+/// Partition of every version of one test type.
+pub fn test_type_pk(code: &str) -> String {
+    format!("TESTTYPE#{code}")
+}
+
+/// Sort key of one test type version (zero-padded so versions sort numerically).
+pub fn test_type_version_sk(version: u32) -> String {
+    format!("VERSION#{version:06}")
+}
+
+/// Partition of an idempotency record, scoped to the caller that sent the key.
+pub fn idempotency_pk(caller: &str, key: &str) -> String {
+    format!("IDEMPOTENCY#{caller}#{key}")
+}
+
+/// Sort key of an idempotency record.
+pub const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
+
+/// Partition of the migration ledger and its lease.
+pub const MIGRATIONS_PK: &str = "MIGRATIONS";
+
+/// Sort key of one applied migration (its version, zero-padded).
+pub fn migration_sk(version: u32) -> String {
+    format!("MIGRATION#{version:04}")
+}
+
+/// Sort key prefix of applied migrations.
+pub const MIGRATION_SK_PREFIX: &str = "MIGRATION#";
+
+/// Sort key of the lease that lets one process at a time apply migrations.
+pub const MIGRATION_LEASE_SK: &str = "LEASE";
+
+/// Partition of a patient's audit events in one month (`YYYY-MM`): kept out of the patient's item collection,
+/// whose size an LSI caps at 10 GB.
+pub fn audit_pk(patient_id: Uuid, month: &str) -> String {
+    format!("AUDIT#{patient_id}#{month}")
+}
+
+/// Sort key of one audit event: time then id.
+pub fn audit_sk(at: &str, event_id: Uuid) -> String {
+    format!("{at}#{event_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    #[test]
+    fn patient_and_booking_tree_keys_have_their_exact_formats() {
+        let (p, b, t, n) = (id(1), id(2), id(3), id(4));
+        assert_eq!(patient_pk(p), "PATIENT#00000000-0000-0000-0000-000000000001");
+        assert_eq!(booking_sk(b), "BOOKING#00000000-0000-0000-0000-000000000002");
+        assert_eq!(
+            test_sk(b, t),
+            "BOOKING#00000000-0000-0000-0000-000000000002#TEST#00000000-0000-0000-0000-000000000003"
+        );
+        assert_eq!(result_sk(b, t), format!("{}#RESULT", test_sk(b, t)));
+        assert_eq!(note_sk(b, t, n), format!("{}#NOTE#00000000-0000-0000-0000-000000000004", test_sk(b, t)));
+        assert_eq!(PATIENT_PROFILE_SK, "PROFILE");
+    }
+
+    #[test]
+    fn every_item_of_a_booking_tree_starts_with_the_booking_key_and_no_other_booking_does() {
+        let (b, other, t) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let prefix = booking_sk(b);
+        for sk in [test_sk(b, t), result_sk(b, t), note_sk(b, t, Uuid::now_v7())] {
+            assert!(sk.starts_with(&prefix), "{sk}");
+        }
+        for sk in [booking_sk(other), test_sk(other, t), result_revision_sk(b, t, 1)] {
+            assert!(!sk.starts_with(&prefix), "{sk}");
+        }
+    }
+
+    #[test]
+    fn revisions_and_versions_sort_numerically() {
+        let (b, t) = (id(2), id(3));
+        assert_eq!(
+            result_revision_sk(b, t, 7),
+            "RESULTREV#00000000-0000-0000-0000-000000000002#00000000-0000-0000-0000-000000000003#000007"
+        );
+        assert!(result_revision_sk(b, t, 9) < result_revision_sk(b, t, 10));
+        assert_eq!(test_type_version_sk(3), "VERSION#000003");
+        assert!(test_type_version_sk(9) < test_type_version_sk(10));
+        assert_eq!(migration_sk(1), "MIGRATION#0001");
+        assert!(migration_sk(1).starts_with(MIGRATION_SK_PREFIX));
+    }
+
+    #[test]
+    fn index_keys_have_their_exact_formats() {
+        let (b, t) = (id(2), id(3));
+        let slot = "2026-12-01T07:15:00Z";
+        assert_eq!(booking_by_slot_sk(slot, b), "2026-12-01T07:15:00Z#00000000-0000-0000-0000-000000000002");
+        assert_eq!(tests_by_type_pk("CBC", "2026-12"), "TESTTYPE#CBC#2026-12");
+        assert_eq!(
+            tests_by_type_sk(slot, b, t),
+            "2026-12-01T07:15:00Z#00000000-0000-0000-0000-000000000002#00000000-0000-0000-0000-000000000003"
+        );
+        assert_eq!(bookings_by_day_pk("2026-12-01"), "DAY#2026-12-01");
+        assert_eq!(bookings_by_day_sk(slot, b), booking_by_slot_sk(slot, b));
+        assert_eq!(slots_pk("2026-12-01"), "SLOTS#2026-12-01");
+        assert_eq!(slot_sk(slot), "SLOT#2026-12-01T07:15:00Z");
+        assert_eq!(AWAITING_REVIEW_PK, "WORKLIST");
+    }
+
+    #[test]
+    fn critical_results_sort_before_older_normal_ones_on_the_worklist() {
+        let t = id(3);
+        let critical_late = awaiting_review_sk(true, "2026-12-02T10:00:00Z", t);
+        let normal_early = awaiting_review_sk(false, "2026-12-01T10:00:00Z", t);
+        assert_eq!(critical_late, "0#2026-12-02T10:00:00Z#00000000-0000-0000-0000-000000000003");
+        assert!(critical_late < normal_early);
+        assert!(awaiting_review_sk(false, "2026-12-01T09:00:00Z", t) < normal_early);
+    }
+
+    #[test]
+    fn catalog_idempotency_and_audit_keys_have_their_exact_formats() {
+        assert_eq!(CATALOG_PK, "CATALOG");
+        assert_eq!(catalog_sk("CBC"), "TESTTYPE#CBC");
+        assert_eq!(test_type_pk("CBC"), "TESTTYPE#CBC");
+        assert_eq!(idempotency_pk("u1", "k1"), "IDEMPOTENCY#u1#k1");
+        assert_eq!(
+            audit_pk(id(1), "2026-12"),
+            "AUDIT#00000000-0000-0000-0000-000000000001#2026-12"
+        );
+        assert_eq!(audit_sk("2026-12-01T00:00:00Z", id(5)), "2026-12-01T00:00:00Z#00000000-0000-0000-0000-000000000005");
+    }
+}

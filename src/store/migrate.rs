@@ -1,0 +1,363 @@
+//! Versioned data migrations (`migrations/NNNN_name.json`), each applied exactly once.
+//!
+//! The ledger lives in the table: one item per applied migration (written with `attribute_not_exists`) with
+//! the file's SHA-256. A lease item with an expiry lets one process at a time apply migrations, so replicas
+//! starting together apply each once; a lease left by a crashed process expires and is taken over, and every
+//! step is itself idempotent so a half-applied migration can be finished by the next holder. An applied file
+//! whose checksum changed is refused: applied migrations are history, fix forward with a new file.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::{Duration, Instant},
+};
+
+use garde::Validate;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    Store, StoreError, from_item,
+    items::{MigrationItem, MigrationLeaseItem, entity},
+    key, keys, n, s, to_item,
+};
+use crate::domain::{
+    test_type::{TestType, TestTypeDefinition},
+    timefmt,
+};
+
+/// How long a lease is valid without renewal.
+const LEASE_SECONDS: i64 = 60;
+/// How long a process waits for another's lease before giving up.
+const LEASE_WAIT: Duration = Duration::from_secs(180);
+
+/// One migration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    /// Version: the file name's numeric prefix.
+    pub version: u32,
+    /// File name, e.g. `0001_test_catalog.json`.
+    pub name: String,
+    /// File contents.
+    pub body: String,
+}
+
+impl Migration {
+    /// A migration named `NNNN_name.json` with `body`.
+    ///
+    /// # Errors
+    /// When the name does not start with a version number.
+    pub fn new(name: &str, body: &str) -> Result<Self, MigrateError> {
+        let version = name
+            .split('_')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| MigrateError::Invalid { name: name.to_owned(), reason: "name must start with NNNN_".into() })?;
+        Ok(Self { version, name: name.to_owned(), body: body.to_owned() })
+    }
+
+    /// SHA-256 of the file, hex.
+    pub fn checksum(&self) -> String {
+        Sha256::digest(self.body.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn parse(&self) -> Result<MigrationFile, MigrateError> {
+        let file: MigrationFile = serde_json::from_str(&self.body)
+            .map_err(|e| MigrateError::Invalid { name: self.name.clone(), reason: e.to_string() })?;
+        for def in &file.create_test_types {
+            def.validate()
+                .map_err(|e| MigrateError::Invalid { name: self.name.clone(), reason: format!("{}: {e}", def.code) })?;
+        }
+        Ok(file)
+    }
+}
+
+/// The migrations compiled into this binary, in version order.
+pub fn embedded() -> Vec<Migration> {
+    [("0001_test_catalog.json", include_str!("../../migrations/0001_test_catalog.json"))]
+        .into_iter()
+        .map(|(name, body)| Migration::new(name, body).expect("embedded migration names are valid"))
+        .collect()
+}
+
+/// What a migration file may contain. New kinds of step are new optional sections.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MigrationFile {
+    #[expect(dead_code, reason = "documentation for readers of the file")]
+    description: String,
+    #[serde(default)]
+    #[expect(dead_code, reason = "documentation for readers of the file")]
+    notice: Option<String>,
+    /// Test types to create at version 1 (skipped where the code exists already).
+    #[serde(default)]
+    create_test_types: Vec<TestTypeDefinition>,
+}
+
+/// Why migrations could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// An applied migration's file changed since.
+    #[error(
+        "migration {name} was edited after it was applied (applied checksum {applied}, file checksum {file}); \
+         applied migrations are history: restore the file and add a new migration instead"
+    )]
+    Edited {
+        /// File name.
+        name: String,
+        /// Checksum recorded when applied.
+        applied: String,
+        /// Checksum of the file now.
+        file: String,
+    },
+    /// A migration file cannot be parsed or validated.
+    #[error("migration {name} is invalid: {reason}")]
+    Invalid {
+        /// File name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another process held the lease for too long.
+    #[error("timed out after {0:?} waiting for the migration lease held by another process")]
+    LeaseTimeout(Duration),
+    /// The engine failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Whether one migration is applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// Version.
+    pub version: u32,
+    /// File name.
+    pub name: String,
+    /// When it was applied, if it was.
+    pub applied_at: Option<String>,
+}
+
+impl Store {
+    /// Applied and pending state of `migrations`, after checking applied checksums.
+    ///
+    /// # Errors
+    /// [`MigrateError::Edited`] when an applied file changed; engine failures.
+    pub async fn migration_status(&self, migrations: &[Migration]) -> Result<Vec<MigrationStatus>, MigrateError> {
+        let applied = self.applied_migrations().await?;
+        check_checksums(migrations, &applied)?;
+        Ok(migrations
+            .iter()
+            .map(|m| MigrationStatus {
+                version: m.version,
+                name: m.name.clone(),
+                applied_at: applied.get(&m.version).map(|a| a.applied_at.clone()),
+            })
+            .collect())
+    }
+
+    /// Applies every pending migration in version order, each exactly once across all processes; returns the
+    /// names this call applied (empty when another process applied them).
+    ///
+    /// # Errors
+    /// [`MigrateError`] when a file was edited or is invalid, the lease cannot be had, or the engine fails.
+    pub async fn migrate(&self, migrations: &[Migration]) -> Result<Vec<String>, MigrateError> {
+        let mut sorted = migrations.to_vec();
+        sorted.sort_by_key(|m| m.version);
+        let files = sorted.iter().map(|m| m.parse().map(|f| (m, f))).collect::<Result<Vec<_>, _>>()?;
+
+        let applied = self.applied_migrations().await?;
+        check_checksums(&sorted, &applied)?;
+        if sorted.iter().all(|m| applied.contains_key(&m.version)) {
+            return Ok(Vec::new());
+        }
+
+        let owner = Uuid::now_v7().to_string();
+        self.acquire_lease(&owner).await?;
+        let result = self.apply_pending(&owner, &files).await;
+        if let Err(e) = self.release_lease(&owner).await {
+            tracing::warn!(error = %e, "could not release the migration lease; it expires by itself");
+        }
+        result
+    }
+
+    async fn apply_pending(&self, owner: &str, files: &[(&Migration, MigrationFile)]) -> Result<Vec<String>, MigrateError> {
+        // Re-read under the lease: another process may have applied some while we waited.
+        let applied = self.applied_migrations().await?;
+        let mut done = Vec::new();
+        for (migration, file) in files {
+            if applied.contains_key(&migration.version) {
+                continue;
+            }
+            self.renew_lease(owner).await?;
+            tracing::info!(migration = %migration.name, "applying migration");
+            for def in &file.create_test_types {
+                let test_type = TestType { version: 1, definition: def.clone(), created_at: timefmt::now() };
+                match self.put_test_type_version(&test_type).await {
+                    Ok(()) => {}
+                    // Present already: created by an earlier, interrupted run of this migration, or by an admin.
+                    Err(e) if e.cancel_reason(0) == Some("ConditionalCheckFailed") => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let record = MigrationItem {
+                pk: keys::MIGRATIONS_PK.to_owned(),
+                sk: keys::migration_sk(migration.version),
+                entity: entity::MIGRATION.to_owned(),
+                version: migration.version,
+                name: migration.name.clone(),
+                checksum: migration.checksum(),
+                applied_at: timefmt::now(),
+                applied_by: owner.to_owned(),
+            };
+            self.put(self.put_builder(to_item(&record)?).condition_expression("attribute_not_exists(PK)")).await?;
+            done.push(migration.name.clone());
+        }
+        Ok(done)
+    }
+
+    async fn applied_migrations(&self) -> Result<BTreeMap<u32, MigrationItem>, StoreError> {
+        let mut applied = BTreeMap::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .query(
+                    self.query_builder()
+                        .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                        .expression_attribute_names("#pk", keys::PK)
+                        .expression_attribute_names("#sk", keys::SK)
+                        .expression_attribute_values(":pk", s(keys::MIGRATIONS_PK))
+                        .expression_attribute_values(":prefix", s(keys::MIGRATION_SK_PREFIX))
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start),
+                )
+                .await?;
+            for item in out.items.unwrap_or_default() {
+                let record: MigrationItem = from_item(item)?;
+                applied.insert(record.version, record);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(applied);
+            }
+        }
+    }
+
+    async fn acquire_lease(&self, owner: &str) -> Result<(), MigrateError> {
+        let deadline = Instant::now() + LEASE_WAIT;
+        loop {
+            match self.write_lease(owner, "attribute_not_exists(PK) OR expiresAt < :now").await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::ConditionFailed) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(StoreError::ConditionFailed) => return Err(MigrateError::LeaseTimeout(LEASE_WAIT)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn renew_lease(&self, owner: &str) -> Result<(), StoreError> {
+        self.write_lease(owner, "#owner = :owner").await
+    }
+
+    async fn write_lease(&self, owner: &str, condition: &str) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let lease = MigrationLeaseItem {
+            pk: keys::MIGRATIONS_PK.to_owned(),
+            sk: keys::MIGRATION_LEASE_SK.to_owned(),
+            entity: entity::MIGRATION_LEASE.to_owned(),
+            owner: owner.to_owned(),
+            expires_at: now + LEASE_SECONDS,
+        };
+        let mut values = HashMap::new();
+        let mut names = HashMap::new();
+        if condition.contains(":now") {
+            values.insert(":now".to_owned(), n(now));
+        }
+        if condition.contains(":owner") {
+            values.insert(":owner".to_owned(), s(owner));
+            names.insert("#owner".to_owned(), "owner".to_owned());
+        }
+        self.put(
+            self.put_builder(to_item(&lease)?)
+                .condition_expression(condition)
+                .set_expression_attribute_values(Some(values))
+                .set_expression_attribute_names((!names.is_empty()).then_some(names)),
+        )
+        .await
+    }
+
+    async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
+        self.delete(
+            self.client
+                .delete_item()
+                .set_key(Some(key(keys::MIGRATIONS_PK, keys::MIGRATION_LEASE_SK)))
+                .condition_expression("#owner = :owner")
+                .expression_attribute_names("#owner", "owner")
+                .expression_attribute_values(":owner", s(owner)),
+        )
+        .await
+    }
+}
+
+fn check_checksums(migrations: &[Migration], applied: &BTreeMap<u32, MigrationItem>) -> Result<(), MigrateError> {
+    let files: HashMap<u32, &Migration> = migrations.iter().map(|m| (m.version, m)).collect();
+    for record in applied.values() {
+        match files.get(&record.version) {
+            Some(file) if file.checksum() != record.checksum => {
+                return Err(MigrateError::Edited {
+                    name: file.name.clone(),
+                    applied: record.checksum.clone(),
+                    file: file.checksum(),
+                });
+            }
+            Some(_) => {}
+            None => tracing::warn!(
+                migration = %record.name,
+                "applied migration is unknown to this binary (a newer release applied it)"
+            ),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_in_migrations_is_embedded_valid_and_in_order() {
+        let embedded = embedded();
+        let mut on_disk: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        on_disk.sort();
+        let names: Vec<String> = embedded.iter().map(|m| m.name.clone()).collect();
+        assert_eq!(names, on_disk, "add each file in migrations/ to store::migrate::embedded()");
+        for (i, m) in embedded.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1, "{}", m.name);
+            m.parse().unwrap();
+        }
+    }
+
+    #[test]
+    fn the_catalog_seed_has_at_least_eight_tests_with_loinc_and_ucum_units() {
+        let file = embedded()[0].parse().unwrap();
+        assert!(file.create_test_types.len() >= 8);
+        for def in &file.create_test_types {
+            assert!(!def.analytes.is_empty(), "{}", def.code);
+            assert!(def.analytes.iter().all(|a| !a.unit.is_empty()), "{}", def.code);
+        }
+    }
+
+    #[test]
+    fn checksum_is_sha256_hex() {
+        let m = Migration::new("0009_x.json", "abc").unwrap();
+        assert_eq!(m.version, 9);
+        assert_eq!(m.checksum(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert!(Migration::new("x.json", "").is_err());
+    }
+}

@@ -1,0 +1,258 @@
+//! The DynamoDB repository: the only module that knows the SDK.
+//!
+//! Every request path uses GetItem, Query, TransactWriteItems or BatchGetItem (never Scan), builds its keys
+//! with [`keys`], and converts items with the persistence structs of [`items`]. Every call asks for consumed
+//! capacity and records it with [`usage`], so a request can report what it cost.
+
+pub mod bootstrap;
+pub mod catalog;
+pub mod client;
+#[cfg(feature = "embedded")]
+pub mod engine;
+pub mod items;
+pub mod keys;
+pub mod migrate;
+pub mod patients;
+pub mod usage;
+
+use std::{collections::HashMap, fmt, sync::Arc};
+
+use aws_sdk_dynamodb::{
+    Client,
+    error::{ProvideErrorMetadata, SdkError},
+    operation::{
+        delete_item::builders::DeleteItemFluentBuilder, put_item::builders::PutItemFluentBuilder,
+        query::{QueryOutput, builders::QueryFluentBuilder},
+        transact_write_items::TransactWriteItemsError,
+    },
+    types::{
+        AttributeValue, CancellationReason, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
+        TransactWriteItem,
+    },
+};
+use usage::Kind;
+use serde::{Serialize, de::DeserializeOwned};
+
+/// A DynamoDB item as the SDK sees it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Handle on the single table. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    table: Arc<str>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("table", &self.table).finish_non_exhaustive()
+    }
+}
+
+/// Why a store operation failed, in terms the service layer can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A condition expression did not hold (the item exists already, or its version moved on).
+    #[error("condition failed")]
+    ConditionFailed,
+    /// A transaction was cancelled; one reason code per action, in order (`None` where that action was fine).
+    #[error("transaction cancelled: {0:?}")]
+    TransactionCanceled(Vec<Option<String>>),
+    /// The engine could not be reached, timed out, or throttled us after the SDK's retries.
+    #[error("engine unavailable: {0}")]
+    Unavailable(String),
+    /// A stored item does not have the shape this code expects.
+    #[error("stored item is malformed: {0}")]
+    Corrupt(String),
+    /// Anything else the engine answered.
+    #[error("engine error: {0}")]
+    Engine(String),
+}
+
+impl StoreError {
+    /// Classifies an SDK error without knowing the operation.
+    pub(crate) fn from_sdk<E, R>(err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: fmt::Debug,
+    {
+        match &err {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+                Self::Unavailable(aws_smithy_types::error::display::DisplayErrorContext(&err).to_string())
+            }
+            SdkError::ServiceError(service) => {
+                let e = service.err();
+                match e.code() {
+                    Some("ConditionalCheckFailedException") => Self::ConditionFailed,
+                    Some(
+                        "ProvisionedThroughputExceededException"
+                        | "ThrottlingException"
+                        | "RequestLimitExceeded"
+                        | "InternalServerError"
+                        | "ServiceUnavailable"
+                        | "TransactionConflictException"
+                        | "TransactionInProgressException",
+                    ) => Self::Unavailable(format!("{}: {}", e.code().unwrap_or("?"), e.message().unwrap_or(""))),
+                    code => Self::Engine(format!("{}: {}", code.unwrap_or("unknown"), e.message().unwrap_or(""))),
+                }
+            }
+            _ => Self::Engine(aws_smithy_types::error::display::DisplayErrorContext(&err).to_string()),
+        }
+    }
+
+    /// The reason codes of a transaction cancellation.
+    pub(crate) fn canceled(reasons: &[CancellationReason]) -> Self {
+        Self::TransactionCanceled(
+            reasons.iter().map(|r| r.code().filter(|c| *c != "None").map(str::to_owned)).collect(),
+        )
+    }
+
+    /// The reason code of the `index`-th action of a cancelled transaction.
+    pub fn cancel_reason(&self, index: usize) -> Option<&str> {
+        match self {
+            Self::TransactionCanceled(reasons) => reasons.get(index).and_then(|r| r.as_deref()),
+            _ => None,
+        }
+    }
+}
+
+impl Store {
+    /// A store on `table` through `client`.
+    pub fn new(client: Client, table: impl Into<Arc<str>>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// GetItem by primary key.
+    pub(crate) async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
+        usage::call();
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(key(pk, sk)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        usage::consumed(Kind::Read, out.consumed_capacity());
+        Ok(out.item)
+    }
+
+    /// A Query builder on this table that reports consumed capacity per index; send it with [`Store::query`].
+    pub(crate) fn query_builder(&self) -> QueryFluentBuilder {
+        self.client.query().table_name(self.table.as_ref()).return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+    }
+
+    /// Sends one Query and records its cost.
+    pub(crate) async fn query(&self, query: QueryFluentBuilder) -> Result<QueryOutput, StoreError> {
+        usage::call();
+        let out = query.send().await.map_err(StoreError::from_sdk)?;
+        usage::consumed(Kind::Read, out.consumed_capacity());
+        Ok(out)
+    }
+
+    /// PutItem with an optional condition (values given by the caller on the builder).
+    pub(crate) fn put_builder(&self, item: Item) -> PutItemFluentBuilder {
+        self.client
+            .put_item()
+            .table_name(self.table.as_ref())
+            .set_item(Some(item))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+    }
+
+    /// Sends one PutItem and records its cost.
+    pub(crate) async fn put(&self, put: PutItemFluentBuilder) -> Result<(), StoreError> {
+        usage::call();
+        let out = put.send().await.map_err(StoreError::from_sdk)?;
+        usage::consumed(Kind::Write, out.consumed_capacity());
+        Ok(())
+    }
+
+    /// DeleteItem with an optional condition.
+    pub(crate) async fn delete(&self, delete: DeleteItemFluentBuilder) -> Result<(), StoreError> {
+        usage::call();
+        let out = delete
+            .table_name(self.table.as_ref())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        usage::consumed(Kind::Write, out.consumed_capacity());
+        Ok(())
+    }
+
+    /// Sends one TransactWriteItems, all or nothing, and records its cost. `token` makes retries of the same
+    /// logical request idempotent for 10 minutes (ClientRequestToken). A cancellation comes back as
+    /// [`StoreError::TransactionCanceled`] with one reason per action, so callers can tell conditions apart
+    /// without another read.
+    pub(crate) async fn transact(&self, actions: Vec<TransactWriteItem>, token: Option<String>) -> Result<(), StoreError> {
+        usage::call();
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .set_client_request_token(token)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                usage::consumed(Kind::Write, out.consumed_capacity());
+                Ok(())
+            }
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                    Err(StoreError::canceled(c.cancellation_reasons()))
+                }
+                _ => Err(StoreError::from_sdk(e)),
+            },
+        }
+    }
+
+    /// A Put action for a transaction on this table.
+    pub(crate) fn tx_put(&self, item: Item, condition: Option<&str>, values: Option<Item>) -> TransactWriteItem {
+        let put = Put::builder()
+            .table_name(self.table.as_ref())
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_values(values)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::None)
+            .build()
+            .expect("put action is complete");
+        TransactWriteItem::builder().put(put).build()
+    }
+}
+
+/// Serialises a persistence struct into an item.
+pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Deserialises an item into a persistence struct.
+pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A string attribute value.
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// A number attribute value.
+pub(crate) fn n(value: impl fmt::Display) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// The primary key of an item.
+pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))])
+}
