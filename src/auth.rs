@@ -96,7 +96,11 @@ impl Caller {
     /// # Errors
     /// [`Denied::Forbidden`] otherwise.
     pub fn require(&self, roles: &[Role]) -> Result<(), Denied> {
-        if roles.contains(&self.role) { Ok(()) } else { Err(Denied::Forbidden) }
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(Denied::Forbidden)
+        }
     }
 
     /// Allowed on patient `patient_id`'s data when the role is in `roles` and, for a patient, it is their own.
@@ -172,7 +176,10 @@ impl TokenKeys {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         check_subject(data.claims.role, &data.claims.sub)?;
-        Ok(Caller { sub: data.claims.sub, role: data.claims.role })
+        Ok(Caller {
+            sub: data.claims.sub,
+            role: data.claims.role,
+        })
     }
 }
 
@@ -194,7 +201,9 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("`{text}`: expected e.g. 90s, 15m, 1h, 7d"))?;
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: expected e.g. 90s, 15m, 1h, 7d"))?;
     let seconds = match unit {
         "s" => number,
         "m" => number * 60,
@@ -223,7 +232,13 @@ mod tests {
         let k = keys();
         let id = Uuid::now_v7().to_string();
         let token = k.issue(Role::Patient, &id, Duration::from_secs(60)).unwrap();
-        assert_eq!(k.verify(&token).unwrap(), Caller { sub: id, role: Role::Patient });
+        assert_eq!(
+            k.verify(&token).unwrap(),
+            Caller {
+                sub: id,
+                role: Role::Patient
+            }
+        );
     }
 
     #[test]
@@ -240,13 +255,21 @@ mod tests {
 
         let now = jsonwebtoken::get_current_timestamp();
         let claims = serde_json::json!({"sub":"x","role":"admin","iss":"medbook","aud":"other","exp":now+60,"iat":now});
-        let wrong_aud =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&[7u8; 32])).unwrap();
+        let wrong_aud = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&[7u8; 32]),
+        )
+        .unwrap();
         assert!(k.verify(&wrong_aud).is_err(), "audience");
 
         let no_exp = serde_json::json!({"sub":"x","role":"admin","iss":"medbook","aud":"medbook"});
-        let no_exp =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &no_exp, &EncodingKey::from_secret(&[7u8; 32])).unwrap();
+        let no_exp = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &no_exp,
+            &EncodingKey::from_secret(&[7u8; 32]),
+        )
+        .unwrap();
         assert!(k.verify(&no_exp).is_err(), "exp required");
 
         assert_eq!(k.verify(&"a".repeat(MAX_TOKEN_BYTES + 1)), Err(TokenError::TooLong));
@@ -254,17 +277,30 @@ mod tests {
 
     #[test]
     fn a_patient_token_must_name_a_patient_id() {
-        assert!(keys().issue(Role::Patient, "not-a-uuid", Duration::from_secs(60)).is_err());
+        assert!(
+            keys()
+                .issue(Role::Patient, "not-a-uuid", Duration::from_secs(60))
+                .is_err()
+        );
     }
 
     #[test]
     fn patients_see_only_themselves_and_roles_are_checked() {
         let id = Uuid::now_v7();
-        let me = Caller { sub: id.to_string(), role: Role::Patient };
+        let me = Caller {
+            sub: id.to_string(),
+            role: Role::Patient,
+        };
         assert_eq!(me.require_patient_access(id, &[Role::Patient, Role::Lab]), Ok(()));
-        assert_eq!(me.require_patient_access(Uuid::now_v7(), &[Role::Patient]), Err(Denied::Hidden));
+        assert_eq!(
+            me.require_patient_access(Uuid::now_v7(), &[Role::Patient]),
+            Err(Denied::Hidden)
+        );
         assert_eq!(me.require_patient_access(id, &[Role::Lab]), Err(Denied::Forbidden));
-        let doctor = Caller { sub: "d".into(), role: Role::Doctor };
+        let doctor = Caller {
+            sub: "d".into(),
+            role: Role::Doctor,
+        };
         assert_eq!(doctor.require_patient_access(id, &[Role::Lab]), Err(Denied::Forbidden));
     }
 

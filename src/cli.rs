@@ -88,7 +88,9 @@ pub fn run() -> ExitCode {
         match cli.command {
             None | Some(Command::Serve) => {
                 let app = Application::build(settings).await?;
-                app.run_until_stopped().await.map_err(|e| StartupError::Engine(format!("server failed: {e}")))
+                app.run_until_stopped()
+                    .await
+                    .map_err(|e| StartupError::Engine(format!("server failed: {e}")))
             }
             Some(Command::Migrate { status }) => migrate_command(settings, status).await,
             Some(Command::Token { .. } | Command::Openapi) => unreachable!("handled above"),
@@ -106,7 +108,11 @@ async fn migrate_command(settings: Settings, status_only: bool) -> Result<(), St
     let migrations = migrate::embedded();
     if !status_only {
         let applied = store.migrate(&migrations).await?;
-        println!("applied {} migration(s){}", applied.len(), if applied.is_empty() { "" } else { ":" });
+        println!(
+            "applied {} migration(s){}",
+            applied.len(),
+            if applied.is_empty() { "" } else { ":" }
+        );
         for name in applied {
             println!("  {name}");
         }

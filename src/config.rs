@@ -114,7 +114,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(var: &'static str, message: impl Into<String>) -> Self {
-        Self { var, message: message.into() }
+        Self {
+            var,
+            message: message.into(),
+        }
     }
 }
 
@@ -139,7 +142,10 @@ impl Settings {
             None | Some("embedded") => StoreKind::Embedded,
             Some("aws") => StoreKind::Aws,
             Some(other) => {
-                return Err(ConfigError::new("MEDBOOK_STORE", format!("`{other}` is not one of: embedded, aws")));
+                return Err(ConfigError::new(
+                    "MEDBOOK_STORE",
+                    format!("`{other}` is not one of: embedded, aws"),
+                ));
             }
         };
         let data_dir = PathBuf::from(get("MEDBOOK_DATA_DIR").unwrap_or_else(|| "./data".into()));
@@ -176,21 +182,34 @@ impl Settings {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
             Some(other) => {
-                return Err(ConfigError::new("MEDBOOK_LOG_FORMAT", format!("`{other}` is not one of: pretty, json")));
+                return Err(ConfigError::new(
+                    "MEDBOOK_LOG_FORMAT",
+                    format!("`{other}` is not one of: pretty, json"),
+                ));
             }
         };
         let slot_minutes: u32 = parse_or(&get, "MEDBOOK_SLOT_MINUTES", 15)?;
         if !(5..=240).contains(&slot_minutes) || 1440 % slot_minutes != 0 {
-            return Err(ConfigError::new("MEDBOOK_SLOT_MINUTES", "must divide a day and be between 5 and 240"));
+            return Err(ConfigError::new(
+                "MEDBOOK_SLOT_MINUTES",
+                "must divide a day and be between 5 and 240",
+            ));
         }
         let slot_capacity: u32 = parse_or(&get, "MEDBOOK_SLOT_CAPACITY", 4)?;
         if !(1..=1000).contains(&slot_capacity) {
             return Err(ConfigError::new("MEDBOOK_SLOT_CAPACITY", "must be between 1 and 1000"));
         }
         let opening_hours = match get("MEDBOOK_OPENING_HOURS") {
-            None => OpeningHours { open: Time::from_hms(7, 0, 0).expect("valid"), close: Time::from_hms(18, 0, 0).expect("valid") },
-            Some(v) => parse_opening_hours(&v)
-                .ok_or_else(|| ConfigError::new("MEDBOOK_OPENING_HOURS", format!("`{v}` is not HH:MM-HH:MM with open < close")))?,
+            None => OpeningHours {
+                open: Time::from_hms(7, 0, 0).expect("valid"),
+                close: Time::from_hms(18, 0, 0).expect("valid"),
+            },
+            Some(v) => parse_opening_hours(&v).ok_or_else(|| {
+                ConfigError::new(
+                    "MEDBOOK_OPENING_HOURS",
+                    format!("`{v}` is not HH:MM-HH:MM with open < close"),
+                )
+            })?,
         };
 
         Ok(Self {
@@ -236,7 +255,10 @@ fn load_or_create_secret(data_dir: &std::path::Path) -> Result<Secret, ConfigErr
             .decode(text.trim())
             .map_err(|_| ConfigError::new("MEDBOOK_DATA_DIR", format!("{} is not base64", path.display())))?;
         if bytes.len() < MIN_SECRET_BYTES {
-            return Err(ConfigError::new("MEDBOOK_DATA_DIR", format!("{} is too short", path.display())));
+            return Err(ConfigError::new(
+                "MEDBOOK_DATA_DIR",
+                format!("{} is too short", path.display()),
+            ));
         }
         Ok(Secret::new(bytes))
     };
@@ -266,7 +288,10 @@ where
 {
     match get(var) {
         None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|e| ConfigError::new(var, format!("`{v}`: {e}"))),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|e| ConfigError::new(var, format!("`{v}`: {e}"))),
     }
 }
 
@@ -337,7 +362,12 @@ mod tests {
 
     #[test]
     fn provisioned_mode_reads_its_units() {
-        let s = settings(&[("MEDBOOK_CAPACITY_MODE", "provisioned"), ("MEDBOOK_RCU", "10"), ("MEDBOOK_WCU", "3")]).unwrap();
+        let s = settings(&[
+            ("MEDBOOK_CAPACITY_MODE", "provisioned"),
+            ("MEDBOOK_RCU", "10"),
+            ("MEDBOOK_WCU", "3"),
+        ])
+        .unwrap();
         assert_eq!(s.capacity, CapacityMode::Provisioned { rcu: 10, wcu: 3 });
     }
 

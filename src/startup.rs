@@ -44,7 +44,9 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("addr", &self.listener.local_addr().ok()).finish_non_exhaustive()
+        f.debug_struct("Application")
+            .field("addr", &self.listener.local_addr().ok())
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,7 +93,10 @@ impl Application {
     /// [`StartupError`] for any step that fails.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let (store, engine) = open_store(&settings).await?;
-        #[cfg_attr(not(feature = "embedded"), expect(unused_mut, reason = "only the embedded build keeps the engine"))]
+        #[cfg_attr(
+            not(feature = "embedded"),
+            expect(unused_mut, reason = "only the embedded build keeps the engine")
+        )]
         let mut app = Self::build_with_store(settings, store).await?;
         #[cfg(feature = "embedded")]
         {
@@ -124,8 +129,9 @@ impl Application {
             health: Health::new(store),
             tokens: Arc::new(TokenKeys::new(&secret)),
         };
-        let listener =
-            TcpListener::bind(settings.addr).await.map_err(|e| StartupError::Bind(settings.addr, e))?;
+        let listener = TcpListener::bind(settings.addr)
+            .await
+            .map_err(|e| StartupError::Bind(settings.addr, e))?;
         Ok(Self {
             listener,
             router: api::router(state),
@@ -156,9 +162,12 @@ impl Application {
     /// When the server fails.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         tracing::info!(addr = ?self.listener.local_addr().ok(), "medbook listening");
-        let result = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         #[cfg(feature = "embedded")]
         if let Some(engine) = self.engine {
             engine.shutdown().await;

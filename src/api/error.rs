@@ -24,7 +24,10 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::{auth::Denied, service::{FieldError, ServiceError}};
+use crate::{
+    auth::Denied,
+    service::{FieldError, ServiceError},
+};
 
 /// Prefix of every problem `type`.
 pub const PROBLEM_TYPE_PREFIX: &str = "urn:medbook:problem:";
@@ -128,10 +131,18 @@ impl ApiError {
                 "Unauthorized",
                 "a valid bearer token is required".into(),
             ),
-            Self::Forbidden => {
-                (StatusCode::FORBIDDEN, "forbidden", "Forbidden", "your role may not do this".into())
-            }
-            Self::NotFound(what) => (StatusCode::NOT_FOUND, "not-found", "Not found", format!("{what} not found")),
+            Self::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
+                "your role may not do this".into(),
+            ),
+            Self::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                format!("{what} not found"),
+            ),
             Self::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
@@ -151,9 +162,12 @@ impl ApiError {
                 "Payload too large",
                 "the request body is over the limit".into(),
             ),
-            Self::UnsupportedMediaType(d) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type", d.clone())
-            }
+            Self::UnsupportedMediaType(d) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                d.clone(),
+            ),
             Self::Validation(errors) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation",
@@ -196,7 +210,10 @@ impl IntoResponse for ApiError {
         let errors = match &self {
             Self::Validation(errors) => errors
                 .iter()
-                .map(|e| ProblemField { field: e.field.clone(), message: e.message.clone() })
+                .map(|e| ProblemField {
+                    field: e.field.clone(),
+                    message: e.message.clone(),
+                })
                 .collect(),
             _ => Vec::new(),
         };
@@ -212,7 +229,10 @@ impl IntoResponse for ApiError {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         match self {
             Self::Unauthorized => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"medbook\""));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"medbook\""),
+                );
             }
             Self::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -227,7 +247,10 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::NotFound(what) => Self::NotFound(what),
-            ServiceError::AlreadyExists(detail) => Self::Conflict { kind: "already-exists", detail },
+            ServiceError::AlreadyExists(detail) => Self::Conflict {
+                kind: "already-exists",
+                detail,
+            },
             ServiceError::VersionMismatch => Self::PreconditionFailed,
             ServiceError::Invalid(errors) => Self::Validation(errors),
             ServiceError::Unavailable(detail) => {

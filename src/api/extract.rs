@@ -31,7 +31,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
             })
             .unwrap_or(false);
         if !is_json {
-            return Err(ApiError::UnsupportedMediaType("send the body as application/json".into()));
+            return Err(ApiError::UnsupportedMediaType(
+                "send the body as application/json".into(),
+            ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -52,7 +54,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(&mut de) {
         Ok(value) => {
-            de.end().map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+            de.end()
+                .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
             Ok(value)
         }
         Err(err) => {
@@ -62,7 +65,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 serde_json::error::Category::Data => {
                     let message = strip_position(&inner.to_string());
                     // The path already ends at an unknown field; a missing one is named only in the message.
-                    let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
+                    let missing = message
+                        .strip_prefix("missing field `")
+                        .and_then(|m| m.split('`').next());
                     let field = match (missing, path.as_str()) {
                         (Some(name), ".") => name.to_owned(),
                         (Some(name), parent) => format!("{parent}.{name}"),
@@ -141,10 +146,16 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let value = parts.headers.get(header::IF_MATCH).ok_or(ApiError::PreconditionRequired)?;
+        let value = parts
+            .headers
+            .get(header::IF_MATCH)
+            .ok_or(ApiError::PreconditionRequired)?;
         let text = value.to_str().map_err(|_| ApiError::PreconditionFailed)?.trim();
         let text = text.strip_prefix("W/").unwrap_or(text);
-        text.trim_matches('"').parse().map(IfMatch).map_err(|_| ApiError::PreconditionFailed)
+        text.trim_matches('"')
+            .parse()
+            .map(IfMatch)
+            .map_err(|_| ApiError::PreconditionFailed)
     }
 }
 
@@ -184,12 +195,24 @@ mod tests {
     #[test]
     fn json_errors_name_the_field() {
         assert_eq!(field(parse_json(br#"{"givenName": 1}"#)), "givenName");
-        assert_eq!(field(parse_json(br#"{"givenName": "a", "inner": {"n": 300}}"#)), "inner.n");
+        assert_eq!(
+            field(parse_json(br#"{"givenName": "a", "inner": {"n": 300}}"#)),
+            "inner.n"
+        );
         assert_eq!(field(parse_json(br#"{"givenName": "a", "isAdmin": true}"#)), "isAdmin");
-        assert_eq!(field(parse_json(br#"{"givenName": "a", "inner": {"n": 1, "x": 2}}"#)), "inner.x");
+        assert_eq!(
+            field(parse_json(br#"{"givenName": "a", "inner": {"n": 1, "x": 2}}"#)),
+            "inner.x"
+        );
         assert_eq!(field(parse_json(br#"{}"#)), "givenName");
         assert_eq!(field(parse_json(br#"[]"#)), "(body)");
-        assert!(matches!(parse_json::<Body>(br#"{"givenName": "#), Err(ApiError::BadRequest(_))));
-        assert!(matches!(parse_json::<Body>(br#"{"givenName": "a"} x"#), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            parse_json::<Body>(br#"{"givenName": "#),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_json::<Body>(br#"{"givenName": "a"} x"#),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 }

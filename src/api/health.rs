@@ -3,7 +3,10 @@
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AppState, error::{ApiError, Problem}};
+use super::{
+    AppState,
+    error::{ApiError, Problem},
+};
 
 /// Health routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -27,5 +30,9 @@ async fn live() -> StatusCode {
     )
 )]
 async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    if state.health.ready().await { Ok(StatusCode::OK) } else { Err(ApiError::Unavailable) }
+    if state.health.ready().await {
+        Ok(StatusCode::OK)
+    } else {
+        Err(ApiError::Unavailable)
+    }
 }

@@ -24,7 +24,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Patient routes.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_patient)).routes(routes!(get_patient, patch_patient))
+    OpenApiRouter::new()
+        .routes(routes!(create_patient))
+        .routes(routes!(get_patient, patch_patient))
 }
 
 /// A new patient.
@@ -52,8 +54,8 @@ pub struct CreatePatient {
     pub sex: Sex,
     /// E-mail address.
     #[serde(default)]
-    #[garde(inner(length(max = 320), pattern(r"^[^@\s]{1,64}@[^@\s]{1,255}$")))]
-    #[schema(max_length = 320, pattern = r"^[^@\s]{1,64}@[^@\s]{1,255}$")]
+    #[garde(inner(length(max = 320), pattern(r"^[^@ \t\r\n]{1,64}@[^@ \t\r\n]{1,255}$")))]
+    #[schema(max_length = 320, pattern = r"^[^@ \t\r\n]{1,64}@[^@ \t\r\n]{1,255}$")]
     pub email: Option<String>,
     /// Phone number.
     #[serde(default)]
@@ -88,8 +90,8 @@ pub struct PatchPatientBody {
     pub sex: Option<Sex>,
     /// New e-mail, or `null` to remove it.
     #[serde(default, deserialize_with = "present")]
-    #[garde(inner(inner(length(max = 320), pattern(r"^[^@\s]{1,64}@[^@\s]{1,255}$"))))]
-    #[schema(value_type = Option<String>, nullable, max_length = 320, pattern = r"^[^@\s]{1,64}@[^@\s]{1,255}$")]
+    #[garde(inner(inner(length(max = 320), pattern(r"^[^@ \t\r\n]{1,64}@[^@ \t\r\n]{1,255}$"))))]
+    #[schema(value_type = Option<String>, nullable, max_length = 320, pattern = r"^[^@ \t\r\n]{1,64}@[^@ \t\r\n]{1,255}$")]
     pub email: Option<Option<String>>,
     /// New phone, or `null` to remove it.
     #[serde(default, deserialize_with = "present")]
@@ -155,7 +157,8 @@ impl From<Patient> for PatientResponse {
 }
 
 fn format_date(date: Date) -> String {
-    date.format(format_description!("[year]-[month]-[day]")).expect("a date formats")
+    date.format(format_description!("[year]-[month]-[day]"))
+        .expect("a date formats")
 }
 
 /// Parses a date of birth: `YYYY-MM-DD`, from 1900 up to today.
@@ -229,7 +232,11 @@ async fn create_patient(
                 })
                 .await?;
             let response = PatientResponse::from(patient);
-            Ok((StatusCode::CREATED, patient_headers(&response, true), axum::Json(response)))
+            Ok((
+                StatusCode::CREATED,
+                patient_headers(&response, true),
+                axum::Json(response),
+            ))
         }
         (Ok(()), Err(e)) => Err(ApiError::Validation(vec![e])),
         (Err(report), date) => Err(validation(report, date.err())),
@@ -293,7 +300,11 @@ async fn patch_patient(
     caller.require_patient_access(patient_id, &[Role::Patient, Role::Lab, Role::Admin])?;
     let IfMatch(expected) = if_match?;
     let Json(body) = body?;
-    let date = body.birth_date.as_deref().map(|d| birth_date("birthDate", d)).transpose();
+    let date = body
+        .birth_date
+        .as_deref()
+        .map(|d| birth_date("birthDate", d))
+        .transpose();
     let birth_date = match (body.validate(), date) {
         (Ok(()), Ok(date)) => date,
         (Ok(()), Err(e)) => return Err(ApiError::Validation(vec![e])),

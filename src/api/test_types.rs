@@ -52,7 +52,9 @@ fn with_etag(test_type: &TestType) -> HeaderMap {
     )
 )]
 async fn list_test_types(State(state): State<AppState>) -> Result<axum::Json<TestTypeList>, ApiError> {
-    Ok(axum::Json(TestTypeList { items: state.catalog.active().await? }))
+    Ok(axum::Json(TestTypeList {
+        items: state.catalog.active().await?,
+    }))
 }
 
 /// A test type's current version.

@@ -62,7 +62,11 @@ fn ordered_if_present(range: &Option<Range>, ctx: &()) -> garde::Result {
 }
 
 fn ordered(range: &Range, _: &()) -> garde::Result {
-    if range.is_ordered() { Ok(()) } else { Err(garde::Error::new("needs a finite low or high, and low <= high")) }
+    if range.is_ordered() {
+        Ok(())
+    } else {
+        Err(garde::Error::new("needs a finite low or high, and low <= high"))
+    }
 }
 
 /// A test type as defined by the lab: what is measured, how, and what it costs.
@@ -191,8 +195,14 @@ mod tests {
             name: "Hemoglobin".into(),
             loinc: "718-7".into(),
             unit: "g/dL".into(),
-            reference_range: Range { low: Some(12.0), high: Some(17.5) },
-            critical_range: Some(Range { low: Some(7.0), high: Some(20.0) }),
+            reference_range: Range {
+                low: Some(12.0),
+                high: Some(17.5),
+            },
+            critical_range: Some(Range {
+                low: Some(7.0),
+                high: Some(20.0),
+            }),
         }
     }
 
@@ -216,7 +226,10 @@ mod tests {
     #[test]
     fn a_one_sided_range_flags_only_one_way() {
         let mut a = hemoglobin();
-        a.reference_range = Range { low: None, high: Some(200.0) };
+        a.reference_range = Range {
+            low: None,
+            high: Some(200.0),
+        };
         a.critical_range = None;
         assert_eq!(a.flag(-5.0), Flag::N);
         assert_eq!(a.flag(200.0), Flag::N);
@@ -226,7 +239,10 @@ mod tests {
     #[test]
     fn validation_rejects_unordered_ranges_and_duplicate_analytes() {
         let mut a = hemoglobin();
-        a.reference_range = Range { low: Some(5.0), high: Some(1.0) };
+        a.reference_range = Range {
+            low: Some(5.0),
+            high: Some(1.0),
+        };
         let def = TestTypeDefinition {
             code: "CBC".into(),
             name: "CBC".into(),

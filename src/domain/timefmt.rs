@@ -8,7 +8,9 @@ const INSTANT: &[FormatItem<'static>] =
 
 /// Formats an instant as a fixed-width UTC string with milliseconds.
 pub fn instant(at: OffsetDateTime) -> String {
-    at.to_offset(UtcOffset::UTC).format(INSTANT).expect("a UTC date formats")
+    at.to_offset(UtcOffset::UTC)
+        .format(INSTANT)
+        .expect("a UTC date formats")
 }
 
 /// The current instant, formatted by [`instant`].
@@ -24,7 +26,10 @@ mod tests {
 
     #[test]
     fn instants_are_fixed_width_utc() {
-        assert_eq!(instant(datetime!(2026-12-01 08:15:00.5 +01:00)), "2026-12-01T07:15:00.500Z");
+        assert_eq!(
+            instant(datetime!(2026-12-01 08:15:00.5 +01:00)),
+            "2026-12-01T07:15:00.500Z"
+        );
         assert_eq!(now().len(), "2026-12-01T07:15:00.500Z".len());
     }
 }

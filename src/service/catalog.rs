@@ -24,17 +24,23 @@ use crate::{
 /// How long a cached catalog is served before it is read again.
 pub const CACHE_TTL: Duration = Duration::from_secs(30);
 
+/// The cached catalog and when it was read.
+type Cached = Option<(Instant, Arc<Vec<TestType>>)>;
+
 /// Catalog use cases.
 #[derive(Debug, Clone)]
 pub struct Catalog {
     store: Store,
-    cache: Arc<RwLock<Option<(Instant, Arc<Vec<TestType>>)>>>,
+    cache: Arc<RwLock<Cached>>,
 }
 
 impl Catalog {
     /// A catalog over `store` with an empty cache.
     pub fn new(store: Store) -> Self {
-        Self { store, cache: Arc::default() }
+        Self {
+            store,
+            cache: Arc::default(),
+        }
     }
 
     /// Every test type's current version (active or not), ordered by code: 0 calls on a cache hit, 1 Query
@@ -58,7 +64,13 @@ impl Catalog {
     /// # Errors
     /// When the engine fails.
     pub async fn active(&self) -> Result<Vec<TestType>, ServiceError> {
-        Ok(self.all().await?.iter().filter(|t| t.definition.active).cloned().collect())
+        Ok(self
+            .all()
+            .await?
+            .iter()
+            .filter(|t| t.definition.active)
+            .cloned()
+            .collect())
     }
 
     /// A test type's current version (from the cache).
@@ -79,7 +91,10 @@ impl Catalog {
     /// # Errors
     /// [`ServiceError::NotFound`] when that version does not exist.
     pub async fn version(&self, code: &str, version: u32) -> Result<TestType, ServiceError> {
-        self.store.get_test_type_version(code, version).await?.ok_or(ServiceError::NotFound("test type version"))
+        self.store
+            .get_test_type_version(code, version)
+            .await?
+            .ok_or(ServiceError::NotFound("test type version"))
     }
 
     /// Creates a test type at version 1.
@@ -88,7 +103,11 @@ impl Catalog {
     /// [`ServiceError::Invalid`] for a bad definition, [`ServiceError::AlreadyExists`] when the code is taken.
     pub async fn create(&self, definition: TestTypeDefinition) -> Result<TestType, ServiceError> {
         definition.validate()?;
-        let test_type = TestType { version: 1, definition, created_at: timefmt::now() };
+        let test_type = TestType {
+            version: 1,
+            definition,
+            created_at: timefmt::now(),
+        };
         match self.store.put_test_type_version(&test_type).await {
             Ok(()) => {}
             Err(e) if e.cancel_reason(0) == Some("ConditionalCheckFailed") => {
@@ -116,13 +135,20 @@ impl Catalog {
         definition: TestTypeDefinition,
     ) -> Result<TestType, ServiceError> {
         if definition.code != code {
-            return Err(ServiceError::Invalid(vec![FieldError::new("code", format!("must be `{code}`, as in the URL"))]));
+            return Err(ServiceError::Invalid(vec![FieldError::new(
+                "code",
+                format!("must be `{code}`, as in the URL"),
+            )]));
         }
         definition.validate()?;
         if expected_version == 0 {
             return Err(ServiceError::VersionMismatch);
         }
-        let test_type = TestType { version: expected_version + 1, definition, created_at: timefmt::now() };
+        let test_type = TestType {
+            version: expected_version + 1,
+            definition,
+            created_at: timefmt::now(),
+        };
         match self.store.put_test_type_version(&test_type).await {
             Ok(()) => {}
             Err(e) if e.cancel_reason(0) == Some("ConditionalCheckFailed") || e.cancel_reason(1).is_some() => {

@@ -19,7 +19,10 @@ pub struct FieldError {
 impl FieldError {
     /// A field error.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -89,7 +92,10 @@ mod tests {
 
     #[test]
     fn field_paths_are_camel_case() {
-        assert_eq!(camel_path("analytes[0].reference_range.low"), "analytes[0].referenceRange.low");
+        assert_eq!(
+            camel_path("analytes[0].reference_range.low"),
+            "analytes[0].referenceRange.low"
+        );
         assert_eq!(camel_path("given_name"), "givenName");
     }
 }

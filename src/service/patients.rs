@@ -38,7 +38,10 @@ impl Patients {
     /// # Errors
     /// [`ServiceError::NotFound`] when there is none.
     pub async fn get(&self, id: Uuid) -> Result<Patient, ServiceError> {
-        self.store.get_patient(id).await?.ok_or(ServiceError::NotFound("patient"))
+        self.store
+            .get_patient(id)
+            .await?
+            .ok_or(ServiceError::NotFound("patient"))
     }
 
     /// Changes a patient whose version is still `expected_version` (one conditional UpdateItem).
@@ -46,7 +49,11 @@ impl Patients {
     /// # Errors
     /// [`ServiceError::VersionMismatch`] when it changed since, [`ServiceError::NotFound`] when there is none.
     pub async fn patch(&self, id: Uuid, expected_version: u64, patch: PatientPatch) -> Result<Patient, ServiceError> {
-        match self.store.patch_patient(id, expected_version, &patch, &timefmt::now()).await? {
+        match self
+            .store
+            .patch_patient(id, expected_version, &patch, &timefmt::now())
+            .await?
+        {
             PatchOutcome::Updated(patient) => Ok(patient),
             PatchOutcome::Stale => Err(ServiceError::VersionMismatch),
             PatchOutcome::Missing => Err(ServiceError::NotFound("patient")),

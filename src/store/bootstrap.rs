@@ -86,7 +86,10 @@ impl Store {
         }
         self.check_schema(&table)?;
         for gsi in keys::GSIS {
-            let existing = table.global_secondary_indexes().iter().find(|g| g.index_name() == Some(gsi.name));
+            let existing = table
+                .global_secondary_indexes()
+                .iter()
+                .find(|g| g.index_name() == Some(gsi.name));
             match existing {
                 Some(index) => {
                     let found = describe_keys(index.key_schema());
@@ -121,9 +124,20 @@ impl Store {
 
     async fn describe(&self) -> Result<Option<TableDescription>, StoreError> {
         super::usage::call();
-        match self.client.describe_table().table_name(self.table.as_ref()).send().await {
+        match self
+            .client
+            .describe_table()
+            .table_name(self.table.as_ref())
+            .send()
+            .await
+        {
             Ok(out) => Ok(out.table),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(StoreError::from_sdk(e)),
         }
     }
@@ -165,9 +179,9 @@ impl Store {
         }
         request = match capacity {
             CapacityMode::OnDemand => request.billing_mode(BillingMode::PayPerRequest),
-            CapacityMode::Provisioned { rcu, wcu } => {
-                request.billing_mode(BillingMode::Provisioned).provisioned_throughput(throughput(rcu, wcu))
-            }
+            CapacityMode::Provisioned { rcu, wcu } => request
+                .billing_mode(BillingMode::Provisioned)
+                .provisioned_throughput(throughput(rcu, wcu)),
         };
         match request.send().await {
             Ok(_) => Ok(()),
@@ -193,7 +207,9 @@ impl Store {
             .attribute_definitions(string_attribute(gsi.pk))
             .attribute_definitions(string_attribute(gsi.sk))
             .global_secondary_index_updates(
-                GlobalSecondaryIndexUpdate::builder().create(create.build().expect("GSI action is complete")).build(),
+                GlobalSecondaryIndexUpdate::builder()
+                    .create(create.build().expect("GSI action is complete"))
+                    .build(),
             )
             .send()
             .await;
@@ -205,7 +221,11 @@ impl Store {
             Err(e) => {
                 let err = StoreError::from_sdk(e);
                 // Amazon DynamoDB answers a duplicate index creation with a ValidationException.
-                if err.to_string().contains("already exists") { Ok(()) } else { Err(err) }
+                if err.to_string().contains("already exists") {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
             }
         }
     }
@@ -236,7 +256,10 @@ impl Store {
                 .any(|a| a.attribute_name() == name && a.attribute_type() == &ScalarAttributeType::S)
         };
         if found != format!("{}:HASH,{}:RANGE", keys::PK, keys::SK) || !strings(keys::PK) || !strings(keys::SK) {
-            return Err(BootstrapError::KeySchema { table: self.table.to_string(), found });
+            return Err(BootstrapError::KeySchema {
+                table: self.table.to_string(),
+                found,
+            });
         }
         let lsis = table.local_secondary_indexes();
         let expected = format!("{}:HASH,{}:RANGE", keys::PK, keys::LSI1_SK);
@@ -298,15 +321,26 @@ impl Store {
 
 fn is_active(table: &TableDescription) -> bool {
     table.table_status() == Some(&TableStatus::Active)
-        && table.global_secondary_indexes().iter().all(|g| g.index_status() == Some(&IndexStatus::Active))
+        && table
+            .global_secondary_indexes()
+            .iter()
+            .all(|g| g.index_status() == Some(&IndexStatus::Active))
 }
 
 fn describe_keys(schema: &[KeySchemaElement]) -> String {
-    schema.iter().map(|k| format!("{}:{}", k.attribute_name(), k.key_type().as_str())).collect::<Vec<_>>().join(",")
+    schema
+        .iter()
+        .map(|k| format!("{}:{}", k.attribute_name(), k.key_type().as_str()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
-    KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().expect("key element is complete")
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .expect("key element is complete")
 }
 
 fn string_attribute(name: &str) -> AttributeDefinition {

@@ -27,7 +27,9 @@ impl EmbeddedEngine {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| EngineError(format!("{}: {e}", dir.display())))?;
         }
-        let path_text = path.to_str().ok_or_else(|| EngineError(format!("{} is not UTF-8", path.display())))?;
+        let path_text = path
+            .to_str()
+            .ok_or_else(|| EngineError(format!("{} is not UTF-8", path.display())))?;
         let db = dynoxide::Database::new(path_text).map_err(|e| EngineError(format!("{}: {e}", path.display())))?;
         Self::serve(db).await
     }
@@ -42,13 +44,19 @@ impl EmbeddedEngine {
     }
 
     async fn serve(db: dynoxide::Database) -> Result<Self, EngineError> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| EngineError(e.to_string()))?;
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| EngineError(e.to_string()))?;
         let addr = listener.local_addr().map_err(|e| EngineError(e.to_string()))?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(dynoxide::server::serve_with_shutdown(listener, db, async move {
             let _ = stopped.await;
         }));
-        Ok(Self { endpoint: format!("http://{addr}"), stop: Some(stop), task: Some(task) })
+        Ok(Self {
+            endpoint: format!("http://{addr}"),
+            stop: Some(stop),
+            task: Some(task),
+        })
     }
 
     /// The engine's URL, for `endpoint_url`.

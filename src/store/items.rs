@@ -64,7 +64,8 @@ pub struct PatientItem {
     pub updated_at: String,
 }
 
-const DATE: &[time::format_description::FormatItem<'static>] = time::macros::format_description!("[year]-[month]-[day]");
+const DATE: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
 
 impl PatientItem {
     /// The stored form of a date of birth.
@@ -140,13 +141,23 @@ pub struct TestTypeItem {
 impl TestTypeItem {
     /// The catalog entry for `test_type`.
     pub fn catalog_entry(test_type: &TestType) -> Self {
-        Self::new(test_type, keys::CATALOG_PK.to_owned(), keys::catalog_sk(&test_type.definition.code), entity::CATALOG_ENTRY)
+        Self::new(
+            test_type,
+            keys::CATALOG_PK.to_owned(),
+            keys::catalog_sk(&test_type.definition.code),
+            entity::CATALOG_ENTRY,
+        )
     }
 
     /// The immutable version item for `test_type`.
     pub fn version(test_type: &TestType) -> Self {
         let code = &test_type.definition.code;
-        Self::new(test_type, keys::test_type_pk(code), keys::test_type_version_sk(test_type.version), entity::TEST_TYPE_VERSION)
+        Self::new(
+            test_type,
+            keys::test_type_pk(code),
+            keys::test_type_version_sk(test_type.version),
+            entity::TEST_TYPE_VERSION,
+        )
     }
 
     fn new(test_type: &TestType, pk: String, sk: String, entity: &str) -> Self {
@@ -164,7 +175,11 @@ impl TestTypeItem {
 
 impl From<TestTypeItem> for TestType {
     fn from(item: TestTypeItem) -> Self {
-        Self { version: item.version, definition: item.definition, created_at: item.created_at }
+        Self {
+            version: item.version,
+            definition: item.definition,
+            created_at: item.created_at,
+        }
     }
 }
 
@@ -269,7 +284,10 @@ mod tests {
                     name: "Thyrotropin".into(),
                     loinc: "3016-3".into(),
                     unit: "m[IU]/L".into(),
-                    reference_range: Range { low: Some(0.4), high: Some(4.0) },
+                    reference_range: Range {
+                        low: Some(0.4),
+                        high: Some(4.0),
+                    },
                     critical_range: None,
                 }],
             },

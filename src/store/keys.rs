@@ -53,9 +53,21 @@ pub struct GsiSpec {
 
 /// Every GSI the product needs. Bootstrap creates or adds each of them.
 pub const GSIS: [GsiSpec; 3] = [
-    GsiSpec { name: GSI_TESTS_BY_TYPE, pk: GSI1_PK, sk: GSI1_SK },
-    GsiSpec { name: GSI_AWAITING_REVIEW, pk: GSI2_PK, sk: GSI2_SK },
-    GsiSpec { name: GSI_BOOKINGS_BY_DAY, pk: GSI3_PK, sk: GSI3_SK },
+    GsiSpec {
+        name: GSI_TESTS_BY_TYPE,
+        pk: GSI1_PK,
+        sk: GSI1_SK,
+    },
+    GsiSpec {
+        name: GSI_AWAITING_REVIEW,
+        pk: GSI2_PK,
+        sk: GSI2_SK,
+    },
+    GsiSpec {
+        name: GSI_BOOKINGS_BY_DAY,
+        pk: GSI3_PK,
+        sk: GSI3_SK,
+    },
 ];
 
 /// Partition of one patient: profile, bookings, tests, results, notes.
@@ -211,7 +223,10 @@ mod tests {
             "BOOKING#00000000-0000-0000-0000-000000000002#TEST#00000000-0000-0000-0000-000000000003"
         );
         assert_eq!(result_sk(b, t), format!("{}#RESULT", test_sk(b, t)));
-        assert_eq!(note_sk(b, t, n), format!("{}#NOTE#00000000-0000-0000-0000-000000000004", test_sk(b, t)));
+        assert_eq!(
+            note_sk(b, t, n),
+            format!("{}#NOTE#00000000-0000-0000-0000-000000000004", test_sk(b, t))
+        );
         assert_eq!(PATIENT_PROFILE_SK, "PROFILE");
     }
 
@@ -245,7 +260,10 @@ mod tests {
     fn index_keys_have_their_exact_formats() {
         let (b, t) = (id(2), id(3));
         let slot = "2026-12-01T07:15:00Z";
-        assert_eq!(booking_by_slot_sk(slot, b), "2026-12-01T07:15:00Z#00000000-0000-0000-0000-000000000002");
+        assert_eq!(
+            booking_by_slot_sk(slot, b),
+            "2026-12-01T07:15:00Z#00000000-0000-0000-0000-000000000002"
+        );
         assert_eq!(tests_by_type_pk("CBC", "2026-12"), "TESTTYPE#CBC#2026-12");
         assert_eq!(
             tests_by_type_sk(slot, b, t),
@@ -263,7 +281,10 @@ mod tests {
         let t = id(3);
         let critical_late = awaiting_review_sk(true, "2026-12-02T10:00:00Z", t);
         let normal_early = awaiting_review_sk(false, "2026-12-01T10:00:00Z", t);
-        assert_eq!(critical_late, "0#2026-12-02T10:00:00Z#00000000-0000-0000-0000-000000000003");
+        assert_eq!(
+            critical_late,
+            "0#2026-12-02T10:00:00Z#00000000-0000-0000-0000-000000000003"
+        );
         assert!(critical_late < normal_early);
         assert!(awaiting_review_sk(false, "2026-12-01T09:00:00Z", t) < normal_early);
     }
@@ -278,6 +299,9 @@ mod tests {
             audit_pk(id(1), "2026-12"),
             "AUDIT#00000000-0000-0000-0000-000000000001#2026-12"
         );
-        assert_eq!(audit_sk("2026-12-01T00:00:00Z", id(5)), "2026-12-01T00:00:00Z#00000000-0000-0000-0000-000000000005");
+        assert_eq!(
+            audit_sk("2026-12-01T00:00:00Z", id(5)),
+            "2026-12-01T00:00:00Z#00000000-0000-0000-0000-000000000005"
+        );
     }
 }

@@ -53,21 +53,35 @@ impl Migration {
             .split('_')
             .next()
             .and_then(|v| v.parse().ok())
-            .ok_or_else(|| MigrateError::Invalid { name: name.to_owned(), reason: "name must start with NNNN_".into() })?;
-        Ok(Self { version, name: name.to_owned(), body: body.to_owned() })
+            .ok_or_else(|| MigrateError::Invalid {
+                name: name.to_owned(),
+                reason: "name must start with NNNN_".into(),
+            })?;
+        Ok(Self {
+            version,
+            name: name.to_owned(),
+            body: body.to_owned(),
+        })
     }
 
     /// SHA-256 of the file, hex.
     pub fn checksum(&self) -> String {
-        Sha256::digest(self.body.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+        Sha256::digest(self.body.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     fn parse(&self) -> Result<MigrationFile, MigrateError> {
-        let file: MigrationFile = serde_json::from_str(&self.body)
-            .map_err(|e| MigrateError::Invalid { name: self.name.clone(), reason: e.to_string() })?;
+        let file: MigrationFile = serde_json::from_str(&self.body).map_err(|e| MigrateError::Invalid {
+            name: self.name.clone(),
+            reason: e.to_string(),
+        })?;
         for def in &file.create_test_types {
-            def.validate()
-                .map_err(|e| MigrateError::Invalid { name: self.name.clone(), reason: format!("{}: {e}", def.code) })?;
+            def.validate().map_err(|e| MigrateError::Invalid {
+                name: self.name.clone(),
+                reason: format!("{}: {e}", def.code),
+            })?;
         }
         Ok(file)
     }
@@ -75,10 +89,13 @@ impl Migration {
 
 /// The migrations compiled into this binary, in version order.
 pub fn embedded() -> Vec<Migration> {
-    [("0001_test_catalog.json", include_str!("../../migrations/0001_test_catalog.json"))]
-        .into_iter()
-        .map(|(name, body)| Migration::new(name, body).expect("embedded migration names are valid"))
-        .collect()
+    [(
+        "0001_test_catalog.json",
+        include_str!("../../migrations/0001_test_catalog.json"),
+    )]
+    .into_iter()
+    .map(|(name, body)| Migration::new(name, body).expect("embedded migration names are valid"))
+    .collect()
 }
 
 /// What a migration file may contain. New kinds of step are new optional sections.
@@ -164,7 +181,10 @@ impl Store {
     pub async fn migrate(&self, migrations: &[Migration]) -> Result<Vec<String>, MigrateError> {
         let mut sorted = migrations.to_vec();
         sorted.sort_by_key(|m| m.version);
-        let files = sorted.iter().map(|m| m.parse().map(|f| (m, f))).collect::<Result<Vec<_>, _>>()?;
+        let files = sorted
+            .iter()
+            .map(|m| m.parse().map(|f| (m, f)))
+            .collect::<Result<Vec<_>, _>>()?;
 
         let applied = self.applied_migrations().await?;
         check_checksums(&sorted, &applied)?;
@@ -181,7 +201,11 @@ impl Store {
         result
     }
 
-    async fn apply_pending(&self, owner: &str, files: &[(&Migration, MigrationFile)]) -> Result<Vec<String>, MigrateError> {
+    async fn apply_pending(
+        &self,
+        owner: &str,
+        files: &[(&Migration, MigrationFile)],
+    ) -> Result<Vec<String>, MigrateError> {
         // Re-read under the lease: another process may have applied some while we waited.
         let applied = self.applied_migrations().await?;
         let mut done = Vec::new();
@@ -192,7 +216,11 @@ impl Store {
             self.renew_lease(owner).await?;
             tracing::info!(migration = %migration.name, "applying migration");
             for def in &file.create_test_types {
-                let test_type = TestType { version: 1, definition: def.clone(), created_at: timefmt::now() };
+                let test_type = TestType {
+                    version: 1,
+                    definition: def.clone(),
+                    created_at: timefmt::now(),
+                };
                 match self.put_test_type_version(&test_type).await {
                     Ok(()) => {}
                     // Present already: created by an earlier, interrupted run of this migration, or by an admin.
@@ -210,7 +238,11 @@ impl Store {
                 applied_at: timefmt::now(),
                 applied_by: owner.to_owned(),
             };
-            self.put(self.put_builder(to_item(&record)?).condition_expression("attribute_not_exists(PK)")).await?;
+            self.put(
+                self.put_builder(to_item(&record)?)
+                    .condition_expression("attribute_not_exists(PK)"),
+            )
+            .await?;
             done.push(migration.name.clone());
         }
         Ok(done)
@@ -246,7 +278,10 @@ impl Store {
     async fn acquire_lease(&self, owner: &str) -> Result<(), MigrateError> {
         let deadline = Instant::now() + LEASE_WAIT;
         loop {
-            match self.write_lease(owner, "attribute_not_exists(PK) OR expiresAt < :now").await {
+            match self
+                .write_lease(owner, "attribute_not_exists(PK) OR expiresAt < :now")
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(StoreError::ConditionFailed) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -336,7 +371,10 @@ mod tests {
             .collect();
         on_disk.sort();
         let names: Vec<String> = embedded.iter().map(|m| m.name.clone()).collect();
-        assert_eq!(names, on_disk, "add each file in migrations/ to store::migrate::embedded()");
+        assert_eq!(
+            names, on_disk,
+            "add each file in migrations/ to store::migrate::embedded()"
+        );
         for (i, m) in embedded.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1, "{}", m.name);
             m.parse().unwrap();
@@ -357,7 +395,10 @@ mod tests {
     fn checksum_is_sha256_hex() {
         let m = Migration::new("0009_x.json", "abc").unwrap();
         assert_eq!(m.version, 9);
-        assert_eq!(m.checksum(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            m.checksum(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert!(Migration::new("x.json", "").is_err());
     }
 }

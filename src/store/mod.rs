@@ -21,7 +21,8 @@ use aws_sdk_dynamodb::{
     Client,
     error::{ProvideErrorMetadata, SdkError},
     operation::{
-        delete_item::builders::DeleteItemFluentBuilder, put_item::builders::PutItemFluentBuilder,
+        delete_item::builders::DeleteItemFluentBuilder,
+        put_item::builders::PutItemFluentBuilder,
         query::{QueryOutput, builders::QueryFluentBuilder},
         transact_write_items::TransactWriteItemsError,
     },
@@ -30,8 +31,8 @@ use aws_sdk_dynamodb::{
         TransactWriteItem,
     },
 };
-use usage::Kind;
 use serde::{Serialize, de::DeserializeOwned};
+use usage::Kind;
 
 /// A DynamoDB item as the SDK sees it.
 pub type Item = HashMap<String, AttributeValue>;
@@ -45,7 +46,9 @@ pub struct Store {
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store").field("table", &self.table).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
     }
 }
 
@@ -103,7 +106,10 @@ impl StoreError {
     /// The reason codes of a transaction cancellation.
     pub(crate) fn canceled(reasons: &[CancellationReason]) -> Self {
         Self::TransactionCanceled(
-            reasons.iter().map(|r| r.code().filter(|c| *c != "None").map(str::to_owned)).collect(),
+            reasons
+                .iter()
+                .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
+                .collect(),
         )
     }
 
@@ -119,7 +125,10 @@ impl StoreError {
 impl Store {
     /// A store on `table` through `client`.
     pub fn new(client: Client, table: impl Into<Arc<str>>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     /// The table name.
@@ -149,7 +158,10 @@ impl Store {
 
     /// A Query builder on this table that reports consumed capacity per index; send it with [`Store::query`].
     pub(crate) fn query_builder(&self) -> QueryFluentBuilder {
-        self.client.query().table_name(self.table.as_ref()).return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+        self.client
+            .query()
+            .table_name(self.table.as_ref())
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
     }
 
     /// Sends one Query and records its cost.
@@ -194,7 +206,11 @@ impl Store {
     /// logical request idempotent for 10 minutes (ClientRequestToken). A cancellation comes back as
     /// [`StoreError::TransactionCanceled`] with one reason per action, so callers can tell conditions apart
     /// without another read.
-    pub(crate) async fn transact(&self, actions: Vec<TransactWriteItem>, token: Option<String>) -> Result<(), StoreError> {
+    pub(crate) async fn transact(
+        &self,
+        actions: Vec<TransactWriteItem>,
+        token: Option<String>,
+    ) -> Result<(), StoreError> {
         usage::call();
         let result = self
             .client

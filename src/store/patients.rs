@@ -23,7 +23,8 @@ impl Store {
     /// As above, or when the engine fails.
     pub async fn create_patient(&self, patient: &Patient) -> Result<(), StoreError> {
         let item = to_item(&PatientItem::from(patient))?;
-        self.put(self.put_builder(item).condition_expression("attribute_not_exists(PK)")).await
+        self.put(self.put_builder(item).condition_expression("attribute_not_exists(PK)"))
+            .await
     }
 
     /// A patient's profile (GetItem).
@@ -126,13 +127,19 @@ impl Store {
         match result {
             Ok(out) => {
                 usage::consumed(Kind::Write, out.consumed_capacity());
-                let item = out.attributes.ok_or_else(|| StoreError::Corrupt("UpdateItem returned no item".into()))?;
-                Ok(PatchOutcome::Updated(Patient::try_from(from_item::<PatientItem>(item)?)?))
+                let item = out
+                    .attributes
+                    .ok_or_else(|| StoreError::Corrupt("UpdateItem returned no item".into()))?;
+                Ok(PatchOutcome::Updated(Patient::try_from(from_item::<PatientItem>(
+                    item,
+                )?)?))
             }
             Err(e) => match e.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    Ok(if failed.item().is_some() { PatchOutcome::Stale } else { PatchOutcome::Missing })
-                }
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => Ok(if failed.item().is_some() {
+                    PatchOutcome::Stale
+                } else {
+                    PatchOutcome::Missing
+                }),
                 _ => Err(StoreError::from_sdk(e)),
             },
         }

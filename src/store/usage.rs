@@ -89,7 +89,14 @@ mod tests {
             consumed(Kind::Write, [&capacity, &capacity]);
         })
         .await;
-        assert_eq!(usage, Usage { calls: 2, rcu: 0.5, wcu: 1.0 });
+        assert_eq!(
+            usage,
+            Usage {
+                calls: 2,
+                rcu: 0.5,
+                wcu: 1.0
+            }
+        );
         assert_eq!(usage.header_value(), "calls=2, rcu=0.5, wcu=1");
     }
 }

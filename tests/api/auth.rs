@@ -1,0 +1,237 @@
+//! Authentication and the role matrix of every endpoint.
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use medbook::auth::Role;
+use reqwest::Method;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{TEST_SECRET, TestApp, assert_problem, spawn_app};
+
+fn signed(claims: serde_json::Value, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+#[tokio::test]
+async fn missing_malformed_forged_and_expired_tokens_get_401() {
+    let app = spawn_app().await;
+    let id = app.create_patient().await;
+    let path = format!("/v1/patients/{id}");
+
+    let res = app.request(Method::GET, &path, None).send().await.unwrap();
+    assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"medbook\"");
+    assert_problem(res, 401, "unauthorized").await;
+
+    let base = json!({"sub": "admin-1", "role": "admin", "iss": "medbook", "aud": "medbook", "iat": now()});
+    let with = |extra: serde_json::Value| {
+        let mut claims = base.clone();
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        claims
+    };
+    let header_payload = {
+        let t = signed(with(json!({"exp": now() + 60})), TEST_SECRET.as_bytes());
+        t.rsplit_once('.').unwrap().0.to_owned()
+    };
+    let cases = [
+        ("garbage", "not-a-jwt".to_owned()),
+        (
+            "other secret",
+            signed(
+                with(json!({"exp": now() + 60})),
+                b"another-secret-another-secret-0123456789",
+            ),
+        ),
+        (
+            "expired",
+            signed(with(json!({"exp": now() - 120})), TEST_SECRET.as_bytes()),
+        ),
+        ("no exp", signed(base.clone(), TEST_SECRET.as_bytes())),
+        (
+            "wrong issuer",
+            signed(with(json!({"exp": now() + 60, "iss": "evil"})), TEST_SECRET.as_bytes()),
+        ),
+        (
+            "unknown role",
+            signed(with(json!({"exp": now() + 60, "role": "root"})), TEST_SECRET.as_bytes()),
+        ),
+        (
+            "alg none",
+            format!(
+                "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
+                header_payload.split('.').nth(1).unwrap()
+            ),
+        ),
+        ("too long", "a".repeat(9000)),
+    ];
+    for (name, token) in cases {
+        let res = app.request(Method::GET, &path, Some(&token)).send().await.unwrap();
+        assert_eq!(res.status(), 401, "{name}");
+    }
+    let res = app
+        .request(Method::GET, &path, None)
+        .header("authorization", "Basic YTpi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "basic auth");
+}
+
+#[tokio::test]
+async fn a_patient_sees_only_their_own_record_and_others_look_absent() {
+    let app = spawn_app().await;
+    let (mine, theirs) = (app.create_patient().await, app.create_patient().await);
+    let token = app.token(Role::Patient, &mine.to_string());
+
+    let res = app
+        .request(Method::GET, &format!("/v1/patients/{mine}"), Some(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .request(Method::GET, &format!("/v1/patients/{theirs}"), Some(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not-found").await;
+    // A patient id that does not exist answers the same as another patient's.
+    let res = app
+        .request(Method::GET, &format!("/v1/patients/{}", Uuid::now_v7()), Some(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not-found").await;
+    let res = app
+        .request(Method::PATCH, &format!("/v1/patients/{theirs}"), Some(&token))
+        .header("if-match", "\"1\"")
+        .json(&json!({"familyName": "X"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not-found").await;
+}
+
+/// One row per endpoint: which roles get in (a status other than 401/403/404 from the access rule).
+struct Row {
+    method: Method,
+    path: &'static str,
+    allowed: &'static [Role],
+    /// Whether a patient on their own resource counts as the patient role.
+    own_patient: bool,
+}
+
+async fn call(app: &TestApp, row: &Row, token: &str, patient: Uuid) -> u16 {
+    let path = row.path.replace("{patientId}", &patient.to_string());
+    let mut rb = app
+        .request(row.method.clone(), &path, Some(token))
+        .header("if-match", "\"999\"");
+    rb = match (row.method.clone(), row.path) {
+        (Method::POST, "/v1/patients") => rb.json(&json!({
+            "givenName": "A", "familyName": "B", "birthDate": "2000-01-01", "sex": "other"
+        })),
+        (Method::POST, "/v1/test-types") | (Method::PUT, _) => rb.json(&json!({"not": "valid"})),
+        (Method::PATCH, _) => rb.json(&json!({"givenName": "C"})),
+        _ => rb,
+    };
+    rb.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn the_role_matrix_of_every_endpoint_holds() {
+    use Role::*;
+    let app = spawn_app().await;
+    let patient = app.create_patient().await;
+    let rows = [
+        Row {
+            method: Method::GET,
+            path: "/v1/test-types",
+            allowed: &[Patient, Lab, Doctor, Admin],
+            own_patient: false,
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/test-types/CBC",
+            allowed: &[Patient, Lab, Doctor, Admin],
+            own_patient: false,
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/test-types/CBC/versions/1",
+            allowed: &[Patient, Lab, Doctor, Admin],
+            own_patient: false,
+        },
+        Row {
+            method: Method::POST,
+            path: "/v1/test-types",
+            allowed: &[Admin],
+            own_patient: false,
+        },
+        Row {
+            method: Method::PUT,
+            path: "/v1/test-types/CBC",
+            allowed: &[Admin],
+            own_patient: false,
+        },
+        Row {
+            method: Method::POST,
+            path: "/v1/patients",
+            allowed: &[Lab, Admin],
+            own_patient: false,
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/patients/{patientId}",
+            allowed: &[Patient, Lab, Doctor, Admin],
+            own_patient: true,
+        },
+        Row {
+            method: Method::PATCH,
+            path: "/v1/patients/{patientId}",
+            allowed: &[Patient, Lab, Admin],
+            own_patient: true,
+        },
+    ];
+    for row in &rows {
+        for role in [Patient, Lab, Doctor, Admin] {
+            let token = match role {
+                Patient => app.token(Patient, &patient.to_string()),
+                other => app.staff(other),
+            };
+            let status = call(&app, row, &token, patient).await;
+            let denied = matches!(status, 401 | 403);
+            assert_eq!(
+                !denied,
+                row.allowed.contains(&role),
+                "{role} {} {} -> {status}",
+                row.method,
+                row.path
+            );
+            if denied {
+                assert_eq!(status, 403, "{role} {} {}", row.method, row.path);
+            }
+        }
+        if row.own_patient {
+            // Another patient's token on this patient's URL: hidden, whatever the role rule says.
+            let stranger = app.token(Patient, &Uuid::now_v7().to_string());
+            assert_eq!(
+                call(&app, row, &stranger, patient).await,
+                404,
+                "{} {}",
+                row.method,
+                row.path
+            );
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Test harness: one embedded engine per test binary, a fresh table and app per test.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{OnceLock, mpsc},
+    time::Duration,
+};
+
+use medbook::{
+    auth::{Role, TokenKeys},
+    config::{Secret, Settings},
+    startup::Application,
+    store::{Store, client::local_client, engine::EmbeddedEngine},
+};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The secret every test app signs with.
+pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+
+static ENGINE: OnceLock<String> = OnceLock::new();
+
+/// The shared engine's endpoint. It runs on its own thread and runtime: each `#[tokio::test]` has its own
+/// runtime, and a server spawned on one dies with that test.
+pub fn engine_endpoint() -> &'static str {
+    ENGINE.get_or_init(|| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("dynoxide".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("engine runtime");
+                runtime.block_on(async {
+                    let engine = EmbeddedEngine::start_memory().await.expect("engine starts");
+                    tx.send(engine.endpoint().to_owned()).expect("test thread waits");
+                    std::future::pending::<()>().await;
+                });
+            })
+            .expect("engine thread");
+        rx.recv().expect("engine endpoint")
+    })
+}
+
+/// A fresh table name.
+pub fn table_name() -> String {
+    format!("medbook-test-{}", Uuid::now_v7())
+}
+
+/// A store on a fresh table of the shared engine (not bootstrapped).
+pub fn fresh_store() -> Store {
+    Store::new(local_client(engine_endpoint()), table_name())
+}
+
+/// Settings for a test app on `table`, with `extra` variables on top.
+pub fn settings(table: &str, extra: &[(&str, &str)]) -> Settings {
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("MEDBOOK_ADDR".into(), "127.0.0.1:0".into()),
+        ("MEDBOOK_STORE".into(), "aws".into()),
+        ("MEDBOOK_TABLE".into(), table.into()),
+        ("MEDBOOK_JWT_SECRET".into(), TEST_SECRET.into()),
+    ]);
+    for (k, v) in extra {
+        vars.insert((*k).into(), (*v).into());
+    }
+    Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings are valid")
+}
+
+/// A running app on its own table.
+pub struct TestApp {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub base: String,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    /// Token issuer with the app's secret.
+    pub tokens: TokenKeys,
+    /// Direct store access on the app's table, for setting up and checking state.
+    pub store: Store,
+}
+
+/// Starts an app on a fresh, bootstrapped and migrated table.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts an app with extra settings.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let table = table_name();
+    let settings = settings(&table, extra);
+    let app = Application::build_with_client(settings, local_client(engine_endpoint()))
+        .await
+        .expect("app builds");
+    let addr: SocketAddr = app.local_addr().expect("bound");
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        tokens: TokenKeys::new(&Secret::new(TEST_SECRET.as_bytes().to_vec())),
+        store: Store::new(local_client(engine_endpoint()), table),
+    }
+}
+
+impl TestApp {
+    /// A token for `role` and `sub`, valid for an hour.
+    pub fn token(&self, role: Role, sub: &str) -> String {
+        self.tokens.issue(role, sub, Duration::from_secs(3600)).expect("token")
+    }
+
+    /// A token for a staff role with a fixed subject.
+    pub fn staff(&self, role: Role) -> String {
+        self.token(role, &format!("{role}-1"))
+    }
+
+    /// A request to `path` with an optional bearer token.
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let rb = self.http.request(method, format!("{}{path}", self.base));
+        match token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    /// Registers a patient as admin; returns its id.
+    pub async fn create_patient(&self) -> Uuid {
+        let res = self
+            .request(Method::POST, "/v1/patients", Some(&self.staff(Role::Admin)))
+            .json(&serde_json::json!({
+                "givenName": "Ada", "familyName": "Lovelace", "birthDate": "1990-12-10", "sex": "female"
+            }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.expect("json");
+        body["id"].as_str().expect("id").parse().expect("uuid")
+    }
+}
+
+/// The `Dynamodb-Usage` header as numbers: (calls, rcu, wcu).
+pub fn usage(res: &Response) -> (u32, f64, f64) {
+    let text = res
+        .headers()
+        .get("dynamodb-usage")
+        .expect("Dynamodb-Usage header")
+        .to_str()
+        .expect("ascii");
+    let mut calls = None;
+    let (mut rcu, mut wcu) = (None, None);
+    for part in text.split(", ") {
+        let (k, v) = part.split_once('=').expect("k=v");
+        match k {
+            "calls" => calls = v.parse().ok(),
+            "rcu" => rcu = v.parse().ok(),
+            "wcu" => wcu = v.parse().ok(),
+            _ => panic!("unknown part {part}"),
+        }
+    }
+    (calls.expect("calls"), rcu.expect("rcu"), wcu.expect("wcu"))
+}
+
+/// Asserts a problem+json response with `status` and a type ending in `kind`; returns the body.
+pub async fn assert_problem(res: Response, status: u16, kind: &str) -> Value {
+    assert_eq!(res.status(), status, "status");
+    assert_eq!(
+        res.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "content type"
+    );
+    let body: Value = res.json().await.expect("problem json");
+    let problem_type = body["type"].as_str().expect("type");
+    assert!(
+        problem_type.ends_with(kind),
+        "type {problem_type} should end with {kind}: {body}"
+    );
+    assert_eq!(body["status"], status);
+    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+    body
+}
