@@ -4,6 +4,7 @@
 mod auth;
 mod bootstrap;
 mod cli;
+mod code_rules;
 mod health;
 mod helpers;
 mod migrations;
