@@ -7,10 +7,11 @@ use aws_sdk_dynamodb::Client;
 use tokio::net::TcpListener;
 
 use crate::{
-    api::{self, AppState},
+    api::{self, AppState, cursor::CursorKey},
     auth::TokenKeys,
     config::{ConfigError, Settings, StoreKind},
-    service::{catalog::Catalog, health::Health, patients::Patients},
+    domain::booking::SlotGrid,
+    service::{bookings::Bookings, catalog::Catalog, health::Health, patients::Patients, results::Results},
     store::{Store, bootstrap::BootstrapError, client, migrate},
 };
 
@@ -123,11 +124,24 @@ impl Application {
         if !applied.is_empty() {
             tracing::info!(?applied, "migrations applied");
         }
+        let catalog = Catalog::new(store.clone());
+        // Warm the catalog cache so the first requests do not pay for it.
+        if let Err(e) = catalog.all().await {
+            tracing::warn!(error = %e, "could not preload the catalog; it loads on first use");
+        }
+        let grid = SlotGrid {
+            minutes: settings.slot_minutes,
+            capacity: settings.slot_capacity,
+            hours: settings.opening_hours,
+        };
         let state = AppState {
-            catalog: Catalog::new(store.clone()),
+            bookings: Bookings::new(store.clone(), catalog.clone(), grid),
+            results: Results::new(store.clone(), catalog.clone()),
+            catalog,
             patients: Patients::new(store.clone()),
             health: Health::new(store),
             tokens: Arc::new(TokenKeys::new(&secret)),
+            cursors: Arc::new(CursorKey::new(&secret)),
         };
         let listener = TcpListener::bind(settings.addr)
             .await

@@ -247,11 +247,9 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::NotFound(what) => Self::NotFound(what),
-            ServiceError::AlreadyExists(detail) => Self::Conflict {
-                kind: "already-exists",
-                detail,
-            },
+            ServiceError::Conflict { kind, detail } => Self::Conflict { kind, detail },
             ServiceError::VersionMismatch => Self::PreconditionFailed,
+            ServiceError::PreconditionRequired => Self::PreconditionRequired,
             ServiceError::Invalid(errors) => Self::Validation(errors),
             ServiceError::Unavailable(detail) => {
                 tracing::warn!(error = %detail, "database unavailable");

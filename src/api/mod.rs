@@ -1,10 +1,14 @@
 //! HTTP API: one module per resource, each with its own `router()`; request and response types carry
 //! utoipa schemas, so the OpenAPI document is generated from the handlers themselves.
 
+pub mod bookings;
+pub mod cursor;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod lab;
 pub mod patients;
+pub mod results;
 pub mod test_types;
 
 use std::{sync::Arc, time::Duration};
@@ -32,7 +36,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     auth::TokenKeys,
-    service::{catalog::Catalog, health::Health, patients::Patients},
+    service::{bookings::Bookings, catalog::Catalog, health::Health, patients::Patients, results::Results},
     store::usage,
 };
 
@@ -48,10 +52,16 @@ pub struct AppState {
     pub catalog: Catalog,
     /// Patient records.
     pub patients: Patients,
+    /// Bookings, slots, the lab's views.
+    pub bookings: Bookings,
+    /// Results, notes, reviews, the worklist.
+    pub results: Results,
     /// Readiness.
     pub health: Health,
     /// Token verification.
     pub tokens: Arc<TokenKeys>,
+    /// Page cursor signing.
+    pub cursors: Arc<cursor::CursorKey>,
 }
 
 /// The OpenAPI document's fixed parts; paths and schemas come from the resource routers.
@@ -62,6 +72,9 @@ pub struct AppState {
     tags(
         (name = "test-types", description = "The catalog of lab tests, versioned"),
         (name = "patients", description = "Patient records"),
+        (name = "bookings", description = "Booking tests into slots"),
+        (name = "results", description = "Results, doctors' notes and reviews"),
+        (name = "lab", description = "Slots, the day's schedule, tests by type"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -88,6 +101,9 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(test_types::router())
         .merge(patients::router())
+        .merge(bookings::router())
+        .merge(results::router())
+        .merge(lab::router())
         .merge(health::router())
 }
 

@@ -6,6 +6,7 @@
 //! against a version just replaced is still well defined).
 
 use std::{
+    collections::HashMap,
     sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
@@ -32,6 +33,8 @@ type Cached = Option<(Instant, Arc<Vec<TestType>>)>;
 pub struct Catalog {
     store: Store,
     cache: Arc<RwLock<Cached>>,
+    /// Versions never change once written, so they are cached without expiry.
+    versions: Arc<RwLock<HashMap<(String, u32), TestType>>>,
 }
 
 impl Catalog {
@@ -40,6 +43,7 @@ impl Catalog {
         Self {
             store,
             cache: Arc::default(),
+            versions: Arc::default(),
         }
     }
 
@@ -56,6 +60,13 @@ impl Catalog {
         }
         let types = Arc::new(self.store.list_catalog().await?);
         *self.cache.write().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), types.clone()));
+        // Current versions are immutable versions too: recording a result against them needs no read.
+        let mut versions = self.versions.write().unwrap_or_else(|e| e.into_inner());
+        for t in types.iter() {
+            versions
+                .entry((t.definition.code.clone(), t.version))
+                .or_insert_with(|| t.clone());
+        }
         Ok(types)
     }
 
@@ -86,21 +97,32 @@ impl Catalog {
             .ok_or(ServiceError::NotFound("test type"))
     }
 
-    /// One version of a test type (GetItem: versions never change, but are rarely read).
+    /// One version of a test type: from the version cache, else one GetItem (versions are immutable, so
+    /// caching them is always correct).
     ///
     /// # Errors
     /// [`ServiceError::NotFound`] when that version does not exist.
     pub async fn version(&self, code: &str, version: u32) -> Result<TestType, ServiceError> {
-        self.store
+        let cache_key = (code.to_owned(), version);
+        if let Some(found) = self.versions.read().unwrap_or_else(|e| e.into_inner()).get(&cache_key) {
+            return Ok(found.clone());
+        }
+        let found = self
+            .store
             .get_test_type_version(code, version)
             .await?
-            .ok_or(ServiceError::NotFound("test type version"))
+            .ok_or(ServiceError::NotFound("test type version"))?;
+        self.versions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(cache_key, found.clone());
+        Ok(found)
     }
 
     /// Creates a test type at version 1.
     ///
     /// # Errors
-    /// [`ServiceError::Invalid`] for a bad definition, [`ServiceError::AlreadyExists`] when the code is taken.
+    /// [`ServiceError::Invalid`] for a bad definition, [`ServiceError::Conflict`] when the code is taken.
     pub async fn create(&self, definition: TestTypeDefinition) -> Result<TestType, ServiceError> {
         definition.validate()?;
         let test_type = TestType {
@@ -111,10 +133,13 @@ impl Catalog {
         match self.store.put_test_type_version(&test_type).await {
             Ok(()) => {}
             Err(e) if e.cancel_reason(0) == Some("ConditionalCheckFailed") => {
-                return Err(ServiceError::AlreadyExists(format!(
-                    "test type {} exists already; change it with PUT",
-                    test_type.definition.code
-                )));
+                return Err(ServiceError::conflict(
+                    "already-exists",
+                    format!(
+                        "test type {} exists already; change it with PUT",
+                        test_type.definition.code
+                    ),
+                ));
             }
             Err(e) => return Err(e.into()),
         }

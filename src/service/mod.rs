@@ -1,9 +1,11 @@
 //! Use cases and rules. Services take domain types, call the store, and return [`ServiceError`]s that the
 //! API maps to HTTP; they know neither HTTP nor the SDK.
 
+pub mod bookings;
 pub mod catalog;
 pub mod health;
 pub mod patients;
+pub mod results;
 
 use crate::store::StoreError;
 
@@ -32,12 +34,20 @@ pub enum ServiceError {
     /// The thing asked for does not exist (or the caller may not know it does).
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// It exists already.
-    #[error("{0}")]
-    AlreadyExists(String),
+    /// The resource's state forbids this (it exists already, the slot is full, a result is recorded, ...).
+    #[error("{detail}")]
+    Conflict {
+        /// Machine-readable kind, the suffix of the problem type (e.g. `slot-full`).
+        kind: &'static str,
+        /// What happened.
+        detail: String,
+    },
     /// The caller's version (If-Match) is not the stored one.
     #[error("the resource has changed since it was read")]
     VersionMismatch,
+    /// The change needs the caller's version (If-Match) and none was given.
+    #[error("the current version is required (If-Match)")]
+    PreconditionRequired,
     /// The input breaks a rule; each field says which.
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
@@ -47,6 +57,16 @@ pub enum ServiceError {
     /// A defect or malformed data: logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl ServiceError {
+    /// A conflict of `kind`.
+    pub fn conflict(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            kind,
+            detail: detail.into(),
+        }
+    }
 }
 
 impl From<StoreError> for ServiceError {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{StoreError, keys};
 use crate::domain::{
+    booking::{BookedTest, Booking, BookingStatus, BookingSummary, LabResult, Note, TestRef, TestStatus},
     patient::{Patient, Sex},
     test_type::{TestType, TestTypeDefinition},
 };
@@ -26,6 +27,18 @@ pub mod entity {
     pub const MIGRATION: &str = "Migration";
     /// The migration lease.
     pub const MIGRATION_LEASE: &str = "MigrationLease";
+    /// A booking.
+    pub const BOOKING: &str = "Booking";
+    /// A booked test.
+    pub const TEST: &str = "Test";
+    /// A test's current result.
+    pub const RESULT: &str = "Result";
+    /// A kept result revision.
+    pub const RESULT_REVISION: &str = "ResultRevision";
+    /// A doctor's note.
+    pub const NOTE: &str = "Note";
+    /// An idempotency record.
+    pub const IDEMPOTENCY: &str = "Idempotency";
 }
 
 /// A patient's profile: `PATIENT#<id>` / `PROFILE`.
@@ -231,7 +244,10 @@ mod tests {
 
     use super::*;
     use crate::{
-        domain::test_type::{Analyte, Range},
+        domain::{
+            booking::{ResultStatus, ResultValue, Review},
+            test_type::{Analyte, Flag, Range},
+        },
         store::{Item, from_item, to_item},
     };
 
@@ -301,6 +317,126 @@ mod tests {
         assert_eq!(TestType::from(from_item::<TestTypeItem>(version).unwrap()), tt);
     }
 
+    fn booking() -> Booking {
+        let id = Uuid::now_v7();
+        Booking {
+            id,
+            patient_id: Uuid::now_v7(),
+            slot_start: "2026-12-01T07:15:00Z".into(),
+            status: BookingStatus::Booked,
+            tests: vec![BookedTest {
+                id: Uuid::now_v7(),
+                test_type_code: "CBC".into(),
+                test_type_version: 2,
+                name: "Complete blood count".into(),
+                status: TestStatus::Ordered,
+            }],
+            note: Some("fasting".into()),
+            version: 1,
+            created_at: "2026-11-28T07:00:00.000Z".into(),
+            updated_at: "2026-11-28T07:00:00.000Z".into(),
+        }
+    }
+
+    fn result(review: bool) -> LabResult {
+        LabResult {
+            status: if review {
+                ResultStatus::Final
+            } else {
+                ResultStatus::Preliminary
+            },
+            revision: 1,
+            version: 2,
+            values: vec![ResultValue {
+                analyte: "HGB".into(),
+                value: 6.5,
+                unit: "g/dL".into(),
+                flag: Flag::LL,
+            }],
+            critical: true,
+            performed_at: "2026-12-01T08:00:00Z".into(),
+            comment: None,
+            recorded_at: "2026-12-01T09:00:00.000Z".into(),
+            recorded_by: "lab-1".into(),
+            review: review.then(|| Review {
+                reviewer_id: "doc-1".into(),
+                reviewed_at: "2026-12-01T10:00:00.000Z".into(),
+                conclusion: "anaemia".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn booking_and_test_items_round_trip_with_their_index_keys() {
+        let b = booking();
+        let item = round_trip(&BookingItem::from(&b));
+        assert_eq!(
+            item["LSI1SK"].as_s().unwrap(),
+            &format!("2026-12-01T07:15:00Z#{}", b.id)
+        );
+        assert_eq!(item["GSI3PK"].as_s().unwrap(), "DAY#2026-12-01");
+        let back = from_item::<BookingItem>(item)
+            .unwrap()
+            .into_booking(|_| None, TestStatus::Ordered);
+        assert_eq!(back, b);
+
+        let test = round_trip(&TestItem::new(&b, &b.tests[0]));
+        assert_eq!(test["GSI1PK"].as_s().unwrap(), "TESTTYPE#CBC#2026-12");
+        assert_eq!(from_item::<TestItem>(test).unwrap().test(), b.tests[0]);
+    }
+
+    #[test]
+    fn a_result_is_in_the_worklist_index_only_while_it_awaits_review() {
+        let at = TestAddress {
+            patient_id: Uuid::now_v7(),
+            booking_id: Uuid::now_v7(),
+            test_id: Uuid::now_v7(),
+        };
+        let waiting = round_trip(&ResultItem::new(at, "CBC", &result(false)));
+        assert_eq!(waiting["GSI2PK"].as_s().unwrap(), "WORKLIST");
+        assert!(
+            waiting["GSI2SK"]
+                .as_s()
+                .unwrap()
+                .starts_with("0#2026-12-01T09:00:00.000Z#")
+        );
+        let reviewed = round_trip(&ResultItem::new(at, "CBC", &result(true)));
+        assert!(!reviewed.contains_key("GSI2PK") && !reviewed.contains_key("GSI2SK"));
+        let revision = round_trip(&ResultRevisionItem::new(at, &result(true)));
+        assert!(revision["SK"].as_s().unwrap().ends_with("#000001"));
+    }
+
+    #[test]
+    fn note_slot_and_idempotency_items_round_trip() {
+        round_trip(&NoteItem {
+            pk: "p".into(),
+            sk: "s".into(),
+            entity: entity::NOTE.into(),
+            test_id: Uuid::now_v7(),
+            note: Note {
+                id: Uuid::now_v7(),
+                author_id: "doc".into(),
+                text: "ok".into(),
+                created_at: "t".into(),
+            },
+        });
+        round_trip(&SlotItem {
+            pk: "p".into(),
+            sk: "s".into(),
+            slot_start: "x".into(),
+            booked: 3,
+            capacity: 4,
+        });
+        round_trip(&IdempotencyItem {
+            pk: "p".into(),
+            sk: "s".into(),
+            entity: entity::IDEMPOTENCY.into(),
+            request_hash: "h".into(),
+            booking: BookingItem::from(&booking()),
+            expires_at: 1,
+        });
+    }
+
     #[test]
     fn migration_items_round_trip() {
         round_trip(&MigrationItem {
@@ -322,4 +458,336 @@ mod tests {
         });
         assert_eq!(lease[keys::EXPIRES_AT].as_n().unwrap(), "1800000000");
     }
+}
+
+/// A booking: `PATIENT#<id>` / `BOOKING#<id>`, in the LSI (slot order) and the day GSI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingItem {
+    /// `PATIENT#<patientId>`.
+    #[serde(rename = "PK")]
+    pub pk: String,
+    /// `BOOKING#<bookingId>`.
+    #[serde(rename = "SK")]
+    pub sk: String,
+    /// `<slotStart>#<bookingId>`.
+    #[serde(rename = "LSI1SK")]
+    pub lsi1_sk: String,
+    /// `DAY#<date>`.
+    #[serde(rename = "GSI3PK")]
+    pub gsi3_pk: String,
+    /// `<slotStart>#<bookingId>`.
+    #[serde(rename = "GSI3SK")]
+    pub gsi3_sk: String,
+    /// [`entity::BOOKING`].
+    pub entity: String,
+    /// Booking id.
+    pub booking_id: Uuid,
+    /// Patient id.
+    pub patient_id: Uuid,
+    /// Slot start.
+    pub slot_start: String,
+    /// State.
+    pub status: BookingStatus,
+    /// The booked tests.
+    pub tests: Vec<TestRef>,
+    /// Booker's note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Version.
+    pub version: u64,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+impl From<&Booking> for BookingItem {
+    fn from(b: &Booking) -> Self {
+        let date = &b.slot_start[..10];
+        Self {
+            pk: keys::patient_pk(b.patient_id),
+            sk: keys::booking_sk(b.id),
+            lsi1_sk: keys::booking_by_slot_sk(&b.slot_start, b.id),
+            gsi3_pk: keys::bookings_by_day_pk(date),
+            gsi3_sk: keys::bookings_by_day_sk(&b.slot_start, b.id),
+            entity: entity::BOOKING.to_owned(),
+            booking_id: b.id,
+            patient_id: b.patient_id,
+            slot_start: b.slot_start.clone(),
+            status: b.status,
+            tests: b
+                .tests
+                .iter()
+                .map(|t| TestRef {
+                    id: t.id,
+                    test_type_code: t.test_type_code.clone(),
+                    test_type_version: t.test_type_version,
+                    name: t.name.clone(),
+                })
+                .collect(),
+            note: b.note.clone(),
+            version: b.version,
+            created_at: b.created_at.clone(),
+            updated_at: b.updated_at.clone(),
+        }
+    }
+}
+
+impl BookingItem {
+    /// The booking as lists show it.
+    pub fn into_summary(self) -> BookingSummary {
+        BookingSummary {
+            id: self.booking_id,
+            patient_id: self.patient_id,
+            slot_start: self.slot_start,
+            status: self.status,
+            tests: self.tests,
+            note: self.note,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// The booking, with each test's status taken from `status_of` (the test items), or `fallback`.
+    pub fn into_booking(self, status_of: impl Fn(Uuid) -> Option<TestStatus>, fallback: TestStatus) -> Booking {
+        Booking {
+            id: self.booking_id,
+            patient_id: self.patient_id,
+            slot_start: self.slot_start,
+            status: self.status,
+            tests: self
+                .tests
+                .into_iter()
+                .map(|t| BookedTest {
+                    status: status_of(t.id).unwrap_or(fallback),
+                    id: t.id,
+                    test_type_code: t.test_type_code,
+                    test_type_version: t.test_type_version,
+                    name: t.name,
+                })
+                .collect(),
+            note: self.note,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A booked test: `PATIENT#<id>` / `BOOKING#<id>#TEST#<id>`, in the tests-by-type GSI while not cancelled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestItem {
+    /// `PATIENT#<patientId>`.
+    #[serde(rename = "PK")]
+    pub pk: String,
+    /// `BOOKING#<bookingId>#TEST#<testId>`.
+    #[serde(rename = "SK")]
+    pub sk: String,
+    /// `TESTTYPE#<code>#<YYYY-MM>`.
+    #[serde(rename = "GSI1PK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi1_pk: Option<String>,
+    /// `<slotStart>#<bookingId>#<testId>`.
+    #[serde(rename = "GSI1SK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi1_sk: Option<String>,
+    /// [`entity::TEST`].
+    pub entity: String,
+    /// Patient id.
+    pub patient_id: Uuid,
+    /// Booking id.
+    pub booking_id: Uuid,
+    /// Slot start of the booking.
+    pub slot_start: String,
+    /// Test id.
+    pub test_id: Uuid,
+    /// Test type code.
+    pub test_type_code: String,
+    /// Test type version booked.
+    pub test_type_version: u32,
+    /// Test type name at that version.
+    pub name: String,
+    /// State.
+    pub status: TestStatus,
+}
+
+impl TestItem {
+    /// The item for `test` of `booking`.
+    pub fn new(booking: &Booking, test: &BookedTest) -> Self {
+        let month = &booking.slot_start[..7];
+        Self {
+            pk: keys::patient_pk(booking.patient_id),
+            sk: keys::test_sk(booking.id, test.id),
+            gsi1_pk: Some(keys::tests_by_type_pk(&test.test_type_code, month)),
+            gsi1_sk: Some(keys::tests_by_type_sk(&booking.slot_start, booking.id, test.id)),
+            entity: entity::TEST.to_owned(),
+            patient_id: booking.patient_id,
+            booking_id: booking.id,
+            slot_start: booking.slot_start.clone(),
+            test_id: test.id,
+            test_type_code: test.test_type_code.clone(),
+            test_type_version: test.test_type_version,
+            name: test.name.clone(),
+            status: test.status,
+        }
+    }
+
+    /// The booked test.
+    pub fn test(&self) -> BookedTest {
+        BookedTest {
+            id: self.test_id,
+            test_type_code: self.test_type_code.clone(),
+            test_type_version: self.test_type_version,
+            name: self.name.clone(),
+            status: self.status,
+        }
+    }
+}
+
+/// A test's current result: `…#TEST#<id>#RESULT`; in the worklist GSI while it awaits review.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultItem {
+    /// `PATIENT#<patientId>`.
+    #[serde(rename = "PK")]
+    pub pk: String,
+    /// `BOOKING#<bookingId>#TEST#<testId>#RESULT`.
+    #[serde(rename = "SK")]
+    pub sk: String,
+    /// `WORKLIST` while awaiting review.
+    #[serde(rename = "GSI2PK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi2_pk: Option<String>,
+    /// `<rank>#<recordedAt>#<testId>` while awaiting review.
+    #[serde(rename = "GSI2SK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi2_sk: Option<String>,
+    /// [`entity::RESULT`].
+    pub entity: String,
+    /// Patient id.
+    pub patient_id: Uuid,
+    /// Booking id.
+    pub booking_id: Uuid,
+    /// Test id.
+    pub test_id: Uuid,
+    /// Test type code.
+    pub test_type_code: String,
+    /// Version of the result item (the ETag).
+    pub version: u64,
+    /// The result.
+    pub result: LabResult,
+}
+
+/// Where a result belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestAddress {
+    /// Patient id.
+    pub patient_id: Uuid,
+    /// Booking id.
+    pub booking_id: Uuid,
+    /// Test id.
+    pub test_id: Uuid,
+}
+
+impl ResultItem {
+    /// The current-result item; carries the worklist keys only while the result awaits review.
+    pub fn new(at: TestAddress, test_type_code: &str, result: &LabResult) -> Self {
+        let awaiting = result.awaits_review();
+        Self {
+            pk: keys::patient_pk(at.patient_id),
+            sk: keys::result_sk(at.booking_id, at.test_id),
+            gsi2_pk: awaiting.then(|| keys::AWAITING_REVIEW_PK.to_owned()),
+            gsi2_sk: awaiting.then(|| keys::awaiting_review_sk(result.critical, &result.recorded_at, at.test_id)),
+            entity: entity::RESULT.to_owned(),
+            patient_id: at.patient_id,
+            booking_id: at.booking_id,
+            test_id: at.test_id,
+            test_type_code: test_type_code.to_owned(),
+            version: result.version,
+            result: result.clone(),
+        }
+    }
+}
+
+/// A kept result revision: `RESULTREV#<bookingId>#<testId>#<revision>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultRevisionItem {
+    /// `PATIENT#<patientId>`.
+    #[serde(rename = "PK")]
+    pub pk: String,
+    /// `RESULTREV#<bookingId>#<testId>#<revision>`.
+    #[serde(rename = "SK")]
+    pub sk: String,
+    /// [`entity::RESULT_REVISION`].
+    pub entity: String,
+    /// The revision as last written.
+    pub result: LabResult,
+}
+
+impl ResultRevisionItem {
+    /// The kept copy of `result`'s revision.
+    pub fn new(at: TestAddress, result: &LabResult) -> Self {
+        Self {
+            pk: keys::patient_pk(at.patient_id),
+            sk: keys::result_revision_sk(at.booking_id, at.test_id, result.revision),
+            entity: entity::RESULT_REVISION.to_owned(),
+            result: result.clone(),
+        }
+    }
+}
+
+/// A doctor's note: `…#TEST#<id>#NOTE#<id>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NoteItem {
+    /// `PATIENT#<patientId>`.
+    #[serde(rename = "PK")]
+    pub pk: String,
+    /// `BOOKING#<bookingId>#TEST#<testId>#NOTE#<noteId>`.
+    #[serde(rename = "SK")]
+    pub sk: String,
+    /// [`entity::NOTE`].
+    pub entity: String,
+    /// Test id.
+    pub test_id: Uuid,
+    /// The note.
+    pub note: Note,
+}
+
+/// A slot's counter: `SLOTS#<date>` / `SLOT#<start>` (written with UpdateItem `ADD`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotItem {
+    /// `SLOTS#<date>`.
+    #[serde(rename = "PK")]
+    pub pk: String,
+    /// `SLOT#<start>`.
+    #[serde(rename = "SK")]
+    pub sk: String,
+    /// Slot start.
+    pub slot_start: String,
+    /// Places taken.
+    pub booked: u32,
+    /// Capacity when last booked.
+    pub capacity: u32,
+}
+
+/// An idempotency record: what a keyed request produced, replayed for 24 h.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdempotencyItem {
+    /// `IDEMPOTENCY#<caller>#<key>`.
+    #[serde(rename = "PK")]
+    pub pk: String,
+    /// `IDEMPOTENCY`.
+    #[serde(rename = "SK")]
+    pub sk: String,
+    /// [`entity::IDEMPOTENCY`].
+    pub entity: String,
+    /// SHA-256 of the request (method, path, body).
+    pub request_hash: String,
+    /// The booking as the first request answered it.
+    pub booking: BookingItem,
+    /// Epoch seconds; TTL.
+    pub expires_at: i64,
 }

@@ -4,6 +4,7 @@
 //! with [`keys`], and converts items with the persistence structs of [`items`]. Every call asks for consumed
 //! capacity and records it with [`usage`], so a request can report what it cost.
 
+pub mod bookings;
 pub mod bootstrap;
 pub mod catalog;
 pub mod client;
@@ -64,6 +65,10 @@ pub enum StoreError {
     /// The engine could not be reached, timed out, or throttled us after the SDK's retries.
     #[error("engine unavailable: {0}")]
     Unavailable(String),
+    /// The transaction's ClientRequestToken was used within 10 minutes for a transaction with other
+    /// parameters (a concurrent or repeated request with the same idempotency key).
+    #[error("client request token reused with other parameters")]
+    TokenReused,
     /// A stored item does not have the shape this code expects.
     #[error("stored item is malformed: {0}")]
     Corrupt(String),
@@ -229,6 +234,7 @@ impl Store {
                 Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
                     Err(StoreError::canceled(c.cancellation_reasons()))
                 }
+                Some(TransactWriteItemsError::IdempotentParameterMismatchException(_)) => Err(StoreError::TokenReused),
                 _ => Err(StoreError::from_sdk(e)),
             },
         }
@@ -271,4 +277,38 @@ pub(crate) fn n(value: impl fmt::Display) -> AttributeValue {
 /// The primary key of an item.
 pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))])
+}
+
+/// Where a page of a Query ended: the LastEvaluatedKey, as plain strings (every key attribute of this table
+/// is a string). Opaque to callers; the API signs it into a cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct PageKey(pub std::collections::BTreeMap<String, String>);
+
+impl PageKey {
+    pub(crate) fn from_item(item: Option<Item>) -> Option<Self> {
+        let item = item?;
+        Some(Self(
+            item.into_iter()
+                .filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone())))
+                .collect(),
+        ))
+    }
+
+    /// The key as ExclusiveStartKey, keeping only `attributes` (a cursor cannot smuggle other attributes in).
+    pub(crate) fn to_item(&self, attributes: &[&str]) -> Item {
+        self.0
+            .iter()
+            .filter(|(k, _)| attributes.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), s(v)))
+            .collect()
+    }
+}
+
+/// One page of a Query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// Items of this page.
+    pub items: Vec<T>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<PageKey>,
 }

@@ -29,22 +29,37 @@ fn no_request_path_uses_scan() {
         })
         .map(|p| p.display().to_string())
         .collect();
-    assert!(offenders.is_empty(), "Scan in src/: {offenders:?}; use GetItem/Query/BatchGetItem");
+    assert!(
+        offenders.is_empty(),
+        "Scan in src/: {offenders:?}; use GetItem/Query/BatchGetItem"
+    );
 }
 
 #[test]
 fn key_prefixes_are_written_only_in_keys_rs() {
-    let prefixes =
-        ["\"PATIENT#", "\"BOOKING#", "\"TESTTYPE#", "\"SLOTS#", "\"SLOT#", "\"DAY#", "\"AUDIT#", "\"IDEMPOTENCY#", "#TEST#", "\"RESULTREV#"];
+    let prefixes = [
+        "\"PATIENT#",
+        "\"BOOKING#",
+        "\"TESTTYPE#",
+        "\"SLOTS#",
+        "\"SLOT#",
+        "\"DAY#",
+        "\"AUDIT#",
+        "\"IDEMPOTENCY#",
+        "#TEST#",
+        "\"RESULTREV#",
+    ];
     let keys_rs = src().join("store").join("keys.rs");
     let offenders: Vec<String> = rust_files(&src())
         .into_iter()
         .filter(|p| *p != keys_rs)
         .flat_map(|p| {
             let text = std::fs::read_to_string(&p).unwrap();
+            // Unit tests may spell keys out to pin them; only the code above them must not.
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default().to_owned();
             prefixes
                 .iter()
-                .filter(|prefix| text.contains(*prefix))
+                .filter(|prefix| code.contains(*prefix))
                 .map(|prefix| format!("{}: {prefix}", p.display()))
                 .collect::<Vec<_>>()
         })

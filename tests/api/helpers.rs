@@ -183,3 +183,45 @@ pub async fn assert_problem(res: Response, status: u16, kind: &str) -> Value {
     assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
     body
 }
+
+/// A day `days` from today, `YYYY-MM-DD` (far enough ahead that its slots are in the future).
+pub fn day(days: i64) -> String {
+    let date = time::OffsetDateTime::now_utc().date() + time::Duration::days(days);
+    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
+}
+
+/// A slot start on `day` at `hh:mm` UTC.
+pub fn slot(day: &str, hhmm: &str) -> String {
+    format!("{day}T{hhmm}:00Z")
+}
+
+impl TestApp {
+    /// Books `tests` into `slot` for `patient` as admin with idempotency `key`.
+    pub async fn book(&self, patient: Uuid, slot: &str, tests: &[&str], key: &str) -> Response {
+        self.request(
+            Method::POST,
+            &format!("/v1/patients/{patient}/bookings"),
+            Some(&self.staff(Role::Admin)),
+        )
+        .header("idempotency-key", key)
+        .json(&serde_json::json!({"slotStart": slot, "tests": tests}))
+        .send()
+        .await
+        .expect("request")
+    }
+
+    /// Books and returns the booking body, asserting 201.
+    pub async fn booked(&self, patient: Uuid, slot: &str, tests: &[&str]) -> Value {
+        let res = self.book(patient, slot, tests, &Uuid::now_v7().to_string()).await;
+        assert_eq!(res.status(), 201, "booking");
+        res.json().await.expect("json")
+    }
+
+    /// GET `path` as `token`, returning the response.
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token))
+            .send()
+            .await
+            .expect("request")
+    }
+}

@@ -1,0 +1,470 @@
+//! `/v1/patients/{patientId}/bookings`: booking tests into slots.
+
+use axum::{
+    extract::{OriginalUri, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::IntoResponse,
+};
+use garde::Validate;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    error::{ApiError, Problem},
+    extract::{IfMatch, Json, Path, Query, etag},
+    results::ResultView,
+};
+use crate::{
+    auth::{Caller, Role},
+    domain::booking::{
+        BookedTest, Booking, BookingStatus, BookingSummary, Note, TestRef, TestStatus, parse_date, parse_instant,
+    },
+    service::bookings::{IdempotencyKey, NewBooking},
+    store::bookings::BookingTree,
+};
+
+/// Booking routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_booking, list_bookings))
+        .routes(routes!(get_booking))
+        .routes(routes!(cancel_booking))
+}
+
+/// Longest accepted Idempotency-Key.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+/// A booking request.
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"slotStart": "2026-12-01T07:15:00Z", "tests": ["CBC", "LIPID"], "note": "first visit"}))]
+pub struct CreateBookingBody {
+    /// Start of the slot (RFC 3339), on the slot grid, in the future, within opening hours.
+    #[garde(length(max = 64))]
+    #[schema(format = DateTime, max_length = 64)]
+    pub slot_start: String,
+    /// Test type codes, 1 to 10, no duplicates.
+    #[garde(length(min = 1, max = 10), inner(length(min = 1, max = 32)))]
+    #[schema(min_items = 1, max_items = 10, example = json!(["CBC"]))]
+    pub tests: Vec<String>,
+    /// A note for the lab.
+    #[serde(default)]
+    #[garde(inner(length(chars, max = 1000)))]
+    #[schema(max_length = 1000)]
+    pub note: Option<String>,
+}
+
+/// A booked test.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestView {
+    /// Test id.
+    pub id: Uuid,
+    /// Test type code.
+    #[schema(example = "CBC")]
+    pub test_type_code: String,
+    /// Catalog version booked.
+    #[schema(example = 1)]
+    pub test_type_version: u32,
+    /// Test type name at that version.
+    #[schema(example = "Complete blood count")]
+    pub name: String,
+    /// State.
+    pub status: TestStatus,
+    /// Current result (booking detail only; values hidden from a patient until reviewed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<ResultView>,
+    /// Doctors' notes, oldest first (booking detail only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<Vec<Note>>,
+}
+
+/// A booking.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingView {
+    /// Booking id.
+    pub id: Uuid,
+    /// Patient id.
+    pub patient_id: Uuid,
+    /// Slot start.
+    #[schema(example = "2026-12-01T07:15:00Z")]
+    pub slot_start: String,
+    /// State.
+    pub status: BookingStatus,
+    /// Booked tests.
+    pub tests: Vec<TestView>,
+    /// Note for the lab.
+    pub note: Option<String>,
+    /// Version; also the ETag.
+    pub version: u64,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+impl BookingView {
+    fn new(booking: Booking, detail: impl Fn(&BookedTest) -> (Option<ResultView>, Option<Vec<Note>>)) -> Self {
+        Self {
+            id: booking.id,
+            patient_id: booking.patient_id,
+            slot_start: booking.slot_start,
+            status: booking.status,
+            tests: booking
+                .tests
+                .iter()
+                .map(|t| {
+                    let (result, notes) = detail(t);
+                    TestView {
+                        id: t.id,
+                        test_type_code: t.test_type_code.clone(),
+                        test_type_version: t.test_type_version,
+                        name: t.name.clone(),
+                        status: t.status,
+                        result,
+                        notes,
+                    }
+                })
+                .collect(),
+            note: booking.note,
+            version: booking.version,
+            created_at: booking.created_at,
+            updated_at: booking.updated_at,
+        }
+    }
+
+    /// The booking alone.
+    pub fn plain(booking: Booking) -> Self {
+        Self::new(booking, |_| (None, None))
+    }
+
+    /// The whole tree, as `caller` may see it.
+    fn tree(tree: BookingTree, caller: &Caller) -> Self {
+        let BookingTree {
+            booking,
+            results,
+            notes,
+        } = tree;
+        Self::new(booking, |t| {
+            (
+                results.get(&t.id).map(|r| ResultView::for_caller(r.clone(), caller)),
+                Some(notes.get(&t.id).cloned().unwrap_or_default()),
+            )
+        })
+    }
+}
+
+/// A booking in a list (its tests without their states).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingSummaryView {
+    /// Booking id.
+    pub id: Uuid,
+    /// Patient id.
+    pub patient_id: Uuid,
+    /// Slot start.
+    #[schema(example = "2026-12-01T07:15:00Z")]
+    pub slot_start: String,
+    /// State.
+    pub status: BookingStatus,
+    /// Booked tests.
+    pub tests: Vec<TestRef>,
+    /// Note for the lab.
+    pub note: Option<String>,
+    /// Version.
+    pub version: u64,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+impl From<BookingSummary> for BookingSummaryView {
+    fn from(b: BookingSummary) -> Self {
+        Self {
+            id: b.id,
+            patient_id: b.patient_id,
+            slot_start: b.slot_start,
+            status: b.status,
+            tests: b.tests,
+            note: b.note,
+            version: b.version,
+            created_at: b.created_at,
+            updated_at: b.updated_at,
+        }
+    }
+}
+
+/// A page of bookings.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingPage {
+    /// Bookings in slot order.
+    pub items: Vec<BookingSummaryView>,
+    /// Cursor of the next page, absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// List filters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// First day (inclusive), `YYYY-MM-DD`.
+    #[param(format = Date, example = "2026-12-01")]
+    pub from: Option<String>,
+    /// Last day (inclusive), `YYYY-MM-DD`.
+    #[param(format = Date, example = "2026-12-31")]
+    pub to: Option<String>,
+    /// Only bookings in this state.
+    pub status: Option<BookingStatus>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// Cursor from the previous page.
+    #[param(max_length = 2048)]
+    pub cursor: Option<String>,
+}
+
+/// Parses an optional `YYYY-MM-DD` query parameter.
+///
+/// # Errors
+/// 422 naming `field`.
+pub fn date_param(field: &str, value: Option<&str>) -> Result<Option<time::Date>, ApiError> {
+    value
+        .map(|v| parse_date(v).ok_or_else(|| ApiError::invalid(field, "must be a date YYYY-MM-DD")))
+        .transpose()
+}
+
+/// Checks a page size.
+///
+/// # Errors
+/// 422 naming `limit` outside 1 to 100.
+pub fn limit_param(limit: Option<u32>, default: u32) -> Result<i32, ApiError> {
+    match limit.unwrap_or(default) {
+        n @ 1..=100 => Ok(n as i32),
+        _ => Err(ApiError::invalid("limit", "must be between 1 and 100")),
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap, required: bool) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return if required {
+            Err(ApiError::BadRequest(
+                "Idempotency-Key header is required: send a unique key per booking".into(),
+            ))
+        } else {
+            Ok(None)
+        };
+    };
+    match value.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(k.to_owned()))
+        }
+        _ => Err(ApiError::BadRequest(format!(
+            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+        ))),
+    }
+}
+
+fn caller_scope(caller: &Caller) -> String {
+    format!("{}:{}", caller.role, caller.sub)
+}
+
+fn booking_headers(booking: &BookingView, location: bool) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&etag(booking.version)) {
+        headers.insert(header::ETAG, v);
+    }
+    if location
+        && let Ok(v) = HeaderValue::from_str(&format!("/v1/patients/{}/bookings/{}", booking.patient_id, booking.id))
+    {
+        headers.insert(header::LOCATION, v);
+    }
+    headers
+}
+
+/// Books tests into a slot (the patient themself, lab, admin). `Idempotency-Key` is required: the same key
+/// and body return the first response again; the same key with another body is a 422.
+#[utoipa::path(
+    post,
+    path = "/v1/patients/{patientId}/bookings",
+    tag = "bookings",
+    security(("bearer" = [])),
+    params(
+        ("patientId" = Uuid, Path, description = "patient id"),
+        ("Idempotency-Key" = String, Header, description = "unique key of this booking request (1-128 visible ASCII)"),
+    ),
+    request_body = CreateBookingBody,
+    responses(
+        (status = 201, description = "booked", body = BookingView, headers(("Location" = String), ("ETag" = String))),
+        (status = 400, description = "malformed JSON or missing Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role may not book", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such patient (or not yours)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "slot full", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid slot, tests, or key reused with another body", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn create_booking(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(patient_id): Path<Uuid>,
+    headers: HeaderMap,
+    body: Result<Json<CreateBookingBody>, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_patient_access(patient_id, &[Role::Patient, Role::Lab, Role::Admin])?;
+    let key = idempotency_key(&headers, true)?.expect("required");
+    let Json(body) = body?;
+    body.validate()
+        .map_err(|r| ApiError::from(crate::service::ServiceError::from(r)))?;
+    let slot_start = parse_instant(&body.slot_start)
+        .ok_or_else(|| ApiError::invalid("slotStart", "must be an RFC 3339 date-time, e.g. 2026-12-01T07:15:00Z"))?;
+    let slot = crate::domain::booking::format_slot(slot_start);
+    let path = format!("/v1/patients/{patient_id}/bookings");
+    let fingerprint = IdempotencyKey::new(
+        &caller_scope(&caller),
+        &key,
+        &[
+            b"POST",
+            path.as_bytes(),
+            slot.as_bytes(),
+            body.tests.join("\n").as_bytes(),
+            body.note.as_deref().unwrap_or("\u{0}").as_bytes(),
+        ],
+    );
+    let booking = state
+        .bookings
+        .create(
+            patient_id,
+            &fingerprint,
+            NewBooking {
+                slot_start,
+                tests: body.tests,
+                note: body.note,
+            },
+        )
+        .await?;
+    let view = BookingView::plain(booking);
+    Ok((StatusCode::CREATED, booking_headers(&view, true), axum::Json(view)))
+}
+
+/// A patient's bookings in slot order (the patient themself, lab, doctor, admin); one Query on the LSI per
+/// page.
+#[utoipa::path(
+    get,
+    path = "/v1/patients/{patientId}/bookings",
+    tag = "bookings",
+    security(("bearer" = [])),
+    params(("patientId" = Uuid, Path, description = "patient id"), ListParams),
+    responses(
+        (status = 200, description = "a page of bookings", body = BookingPage),
+        (status = 400, description = "bad parameter or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not yours", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid filter", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_bookings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(patient_id): Path<Uuid>,
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<BookingPage>, ApiError> {
+    caller.require_patient_access(patient_id, &[Role::Patient, Role::Lab, Role::Doctor, Role::Admin])?;
+    let from = date_param("from", params.from.as_deref())?;
+    let to = date_param("to", params.to.as_deref())?;
+    let limit = limit_param(params.limit, 20)?;
+    let scope = uri.path();
+    let start = params
+        .cursor
+        .as_deref()
+        .map(|c| state.cursors.decode(scope, c))
+        .transpose()?;
+    let page = state
+        .bookings
+        .list(patient_id, from, to, params.status, limit, start.as_ref())
+        .await?;
+    Ok(axum::Json(BookingPage {
+        items: page.items.into_iter().map(BookingSummaryView::from).collect(),
+        next_cursor: page.next.map(|k| state.cursors.encode(scope, &k)),
+    }))
+}
+
+/// One booking with its tests, current results and notes: one Query (the patient themself, lab, doctor,
+/// admin). A patient sees result values only once a doctor has reviewed them.
+#[utoipa::path(
+    get,
+    path = "/v1/patients/{patientId}/bookings/{bookingId}",
+    tag = "bookings",
+    security(("bearer" = [])),
+    params(("patientId" = Uuid, Path, description = "patient id"), ("bookingId" = Uuid, Path, description = "booking id")),
+    responses(
+        (status = 200, description = "the booking tree", body = BookingView, headers(("ETag" = String))),
+        (status = 400, description = "malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such booking (or not yours)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_booking(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((patient_id, booking_id)): Path<(Uuid, Uuid)>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_patient_access(patient_id, &[Role::Patient, Role::Lab, Role::Doctor, Role::Admin])?;
+    let view = BookingView::tree(state.bookings.tree(patient_id, booking_id).await?, &caller);
+    Ok((booking_headers(&view, false), axum::Json(view)))
+}
+
+/// Cancels a booking (the patient themself, lab, admin): booking and tests cancelled and the slot's place
+/// given back in one transaction. `If-Match` is honoured when sent; with the same `Idempotency-Key` a repeat
+/// returns the same result, without one it is a 409.
+#[utoipa::path(
+    post,
+    path = "/v1/patients/{patientId}/bookings/{bookingId}/cancel",
+    tag = "bookings",
+    security(("bearer" = [])),
+    params(
+        ("patientId" = Uuid, Path, description = "patient id"),
+        ("bookingId" = Uuid, Path, description = "booking id"),
+        ("If-Match" = Option<String>, Header, description = "ETag of the booking as read"),
+        ("Idempotency-Key" = Option<String>, Header, description = "makes a repeated cancel return the same result"),
+    ),
+    responses(
+        (status = 200, description = "cancelled", body = BookingView, headers(("ETag" = String))),
+        (status = 400, description = "malformed id or key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role may not cancel", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such booking (or not yours)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "cancelled already, or a result is recorded", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "stale If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "key reused for another request", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn cancel_booking(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((patient_id, booking_id)): Path<(Uuid, Uuid)>,
+    headers: HeaderMap,
+    if_match: Result<IfMatch, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_patient_access(patient_id, &[Role::Patient, Role::Lab, Role::Admin])?;
+    let expected = match if_match {
+        Ok(IfMatch(v)) => Some(v),
+        Err(ApiError::PreconditionRequired) => None,
+        Err(e) => return Err(e),
+    };
+    let path = format!("/v1/patients/{patient_id}/bookings/{booking_id}/cancel");
+    let fingerprint = idempotency_key(&headers, false)?
+        .map(|key| IdempotencyKey::new(&caller_scope(&caller), &key, &[b"POST", path.as_bytes()]));
+    let booking = state
+        .bookings
+        .cancel(patient_id, booking_id, expected, fingerprint.as_ref())
+        .await?;
+    let view = BookingView::plain(booking);
+    Ok((booking_headers(&view, false), axum::Json(view)))
+}

@@ -1,0 +1,337 @@
+//! The lab's and doctors' views: slots, the day's schedule, tests by type, and the review worklist.
+
+use axum::extract::{OriginalUri, State};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    bookings::{BookingSummaryView, date_param, limit_param},
+    error::{ApiError, Problem},
+    extract::{Path, Query},
+};
+use crate::{
+    auth::{Caller, Role},
+    domain::booking::TestStatus,
+};
+
+/// Lab and doctor routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(slots))
+        .routes(routes!(schedule))
+        .routes(routes!(worklist))
+        .routes(routes!(tests_by_type))
+}
+
+/// One slot of a day.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SlotView {
+    /// Slot start.
+    #[schema(example = "2026-12-01T07:15:00Z")]
+    pub start: String,
+    /// Places.
+    #[schema(example = 4)]
+    pub capacity: u32,
+    /// Places taken.
+    #[schema(example = 1)]
+    pub booked: u32,
+    /// Places free.
+    #[schema(example = 3)]
+    pub available: u32,
+}
+
+/// A day.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DayParams {
+    /// The day, `YYYY-MM-DD`.
+    #[param(format = Date, example = "2026-12-01")]
+    pub date: Option<String>,
+    /// Page size, 1 to 100 (default 100; schedule only).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// Cursor from the previous page (schedule only).
+    #[param(max_length = 2048)]
+    pub cursor: Option<String>,
+}
+
+fn required_date(value: Option<&str>) -> Result<time::Date, ApiError> {
+    date_param("date", value)?.ok_or_else(|| ApiError::invalid("date", "is required (YYYY-MM-DD)"))
+}
+
+/// Every slot of a day with its free places (any authenticated caller); one Query.
+#[utoipa::path(
+    get,
+    path = "/v1/slots",
+    tag = "lab",
+    security(("bearer" = [])),
+    params(DayParams),
+    responses(
+        (status = 200, description = "the day's slots", body = [SlotView]),
+        (status = 400, description = "bad parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "missing or invalid date", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn slots(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(params): Query<DayParams>,
+) -> Result<axum::Json<Vec<SlotView>>, ApiError> {
+    let date = required_date(params.date.as_deref())?;
+    let slots = state.bookings.slots(date).await?;
+    Ok(axum::Json(
+        slots
+            .into_iter()
+            .map(|s| SlotView {
+                start: s.start,
+                capacity: s.capacity,
+                booked: s.booked,
+                available: s.available,
+            })
+            .collect(),
+    ))
+}
+
+/// A page of a day's schedule.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulePage {
+    /// Bookings in slot order.
+    pub items: Vec<BookingSummaryView>,
+    /// Cursor of the next page, absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A day's bookings in slot order (lab, doctor, admin): one Query on the day index.
+#[utoipa::path(
+    get,
+    path = "/v1/schedule",
+    tag = "lab",
+    security(("bearer" = [])),
+    params(DayParams),
+    responses(
+        (status = 200, description = "the day's bookings", body = SchedulePage),
+        (status = 400, description = "bad parameter or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role may not see the schedule", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "missing or invalid date", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn schedule(
+    State(state): State<AppState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<DayParams>,
+) -> Result<axum::Json<SchedulePage>, ApiError> {
+    caller.require(&[Role::Lab, Role::Doctor, Role::Admin])?;
+    let date = required_date(params.date.as_deref())?;
+    let limit = limit_param(params.limit, 100)?;
+    let scope = format!("{}?date={}", uri.path(), params.date.as_deref().unwrap_or_default());
+    let start = params
+        .cursor
+        .as_deref()
+        .map(|c| state.cursors.decode(&scope, c))
+        .transpose()?;
+    let page = state.bookings.schedule(date, limit, start.as_ref()).await?;
+    Ok(axum::Json(SchedulePage {
+        items: page.items.into_iter().map(BookingSummaryView::from).collect(),
+        next_cursor: page.next.map(|k| state.cursors.encode(&scope, &k)),
+    }))
+}
+
+/// A page.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// Cursor from the previous page.
+    #[param(max_length = 2048)]
+    pub cursor: Option<String>,
+}
+
+/// A result awaiting review.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorklistItem {
+    /// Patient.
+    pub patient_id: Uuid,
+    /// Booking.
+    pub booking_id: Uuid,
+    /// Test.
+    pub test_id: Uuid,
+    /// Test type code.
+    #[schema(example = "CBC")]
+    pub test_type_code: String,
+    /// Whether any value is critical.
+    pub critical: bool,
+    /// When the result was recorded.
+    pub recorded_at: String,
+}
+
+/// A page of the worklist.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorklistPage {
+    /// Critical first, then oldest first.
+    pub items: Vec<WorklistItem>,
+    /// Cursor of the next page, absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Results awaiting a doctor's review, critical first, then oldest first (doctor, admin): one Query on the
+/// sparse index.
+#[utoipa::path(
+    get,
+    path = "/v1/worklist",
+    tag = "results",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "a page of the worklist", body = WorklistPage),
+        (status = 400, description = "bad parameter or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role may not see the worklist", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid limit", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn worklist(
+    State(state): State<AppState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<PageParams>,
+) -> Result<axum::Json<WorklistPage>, ApiError> {
+    caller.require(&[Role::Doctor, Role::Admin])?;
+    let limit = limit_param(params.limit, 20)?;
+    let scope = uri.path();
+    let start = params
+        .cursor
+        .as_deref()
+        .map(|c| state.cursors.decode(scope, c))
+        .transpose()?;
+    let page = state.results.worklist(limit, start.as_ref()).await?;
+    Ok(axum::Json(WorklistPage {
+        items: page
+            .items
+            .into_iter()
+            .map(|e| WorklistItem {
+                patient_id: e.patient_id,
+                booking_id: e.booking_id,
+                test_id: e.test_id,
+                test_type_code: e.test_type_code,
+                critical: e.critical,
+                recorded_at: e.recorded_at,
+            })
+            .collect(),
+        next_cursor: page.next.map(|k| state.cursors.encode(scope, &k)),
+    }))
+}
+
+/// A date range.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RangeParams {
+    /// First day (inclusive), `YYYY-MM-DD`.
+    #[param(format = Date, example = "2026-12-01")]
+    pub from: Option<String>,
+    /// Last day (inclusive), `YYYY-MM-DD`; at most 24 months after `from`.
+    #[param(format = Date, example = "2026-12-31")]
+    pub to: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// Cursor from the previous page.
+    #[param(max_length = 2048)]
+    pub cursor: Option<String>,
+}
+
+/// A booked test of one type.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TypedTestView {
+    /// Patient.
+    pub patient_id: Uuid,
+    /// Booking.
+    pub booking_id: Uuid,
+    /// Test.
+    pub test_id: Uuid,
+    /// Slot start.
+    pub slot_start: String,
+    /// Test type code.
+    pub test_type_code: String,
+    /// Catalog version booked.
+    pub test_type_version: u32,
+    /// State.
+    pub status: TestStatus,
+}
+
+/// A page of booked tests.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TypedTestPage {
+    /// Tests in slot order within a month; months in order.
+    pub items: Vec<TypedTestView>,
+    /// Cursor of the next page, absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Booked tests of one type between two days (lab, doctor, admin). Each page is one Query on one month's
+/// partition of the tests-by-type index; a range over several months continues month by month through the
+/// cursor (a page may then hold fewer items than `limit`).
+#[utoipa::path(
+    get,
+    path = "/v1/test-types/{code}/tests",
+    tag = "lab",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "test type code", example = "CBC"), RangeParams),
+    responses(
+        (status = 200, description = "a page of booked tests", body = TypedTestPage),
+        (status = 400, description = "bad parameter or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role may not see this", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "missing or invalid range", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn tests_by_type(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<RangeParams>,
+) -> Result<axum::Json<TypedTestPage>, ApiError> {
+    caller.require(&[Role::Lab, Role::Doctor, Role::Admin])?;
+    let from = date_param("from", params.from.as_deref())?.ok_or_else(|| ApiError::invalid("from", "is required"))?;
+    let to = date_param("to", params.to.as_deref())?.ok_or_else(|| ApiError::invalid("to", "is required"))?;
+    let limit = limit_param(params.limit, 20)?;
+    // The cursor carries a month of this range: bind it to the range as well as the path.
+    let scope = format!("{}?from={from}&to={to}", uri.path());
+    let start = params
+        .cursor
+        .as_deref()
+        .map(|c| state.cursors.decode(&scope, c))
+        .transpose()?;
+    let page = state
+        .bookings
+        .tests_by_type(&code, from, to, limit, start.as_ref())
+        .await?;
+    Ok(axum::Json(TypedTestPage {
+        items: page
+            .items
+            .into_iter()
+            .map(|t| TypedTestView {
+                patient_id: t.patient_id,
+                booking_id: t.booking_id,
+                test_id: t.test.id,
+                slot_start: t.slot_start,
+                test_type_code: t.test.test_type_code,
+                test_type_version: t.test.test_type_version,
+                status: t.test.status,
+            })
+            .collect(),
+        next_cursor: page.next.map(|k| state.cursors.encode(&scope, &k)),
+    }))
+}

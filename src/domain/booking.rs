@@ -1,0 +1,525 @@
+//! Slots, bookings, booked tests, results and notes: the types and the rules that need no I/O.
+
+use serde::{Deserialize, Serialize};
+use time::{
+    Date, Duration, OffsetDateTime, PrimitiveDateTime, UtcOffset, format_description::FormatItem,
+    macros::format_description,
+};
+use uuid::Uuid;
+
+use super::test_type::{Analyte, Flag, TestType};
+use crate::config::OpeningHours;
+
+/// `2026-12-01T07:15:00Z`: slot starts, second precision, fixed width.
+const SLOT: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+/// `2026-12-01`.
+pub const DATE: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
+
+/// Formats a slot start.
+pub fn format_slot(at: OffsetDateTime) -> String {
+    at.to_offset(UtcOffset::UTC).format(SLOT).expect("a UTC time formats")
+}
+
+/// Formats a date.
+pub fn format_date(date: Date) -> String {
+    date.format(DATE).expect("a date formats")
+}
+
+/// Parses `YYYY-MM-DD`.
+pub fn parse_date(text: &str) -> Option<Date> {
+    Date::parse(text, DATE).ok()
+}
+
+/// Parses an RFC 3339 instant (any offset).
+pub fn parse_instant(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// The booking grid: slot length, capacity and opening hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotGrid {
+    /// Slot length in minutes; divides a day.
+    pub minutes: u32,
+    /// Patients per slot.
+    pub capacity: u32,
+    /// Opening hours (UTC).
+    pub hours: OpeningHours,
+}
+
+/// Why a slot cannot be booked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SlotError {
+    /// Not a start time of the grid.
+    #[error("is not a slot start (slots start every {0} minutes)")]
+    OffGrid(u32),
+    /// Outside opening hours.
+    #[error("is outside opening hours")]
+    Closed,
+    /// Already started.
+    #[error("is in the past")]
+    Past,
+}
+
+impl SlotGrid {
+    /// Every slot start of `date`, in order.
+    pub fn slots(&self, date: Date) -> Vec<OffsetDateTime> {
+        let step = Duration::minutes(self.minutes.into());
+        let mut at = PrimitiveDateTime::new(date, self.hours.open).assume_utc();
+        let close = PrimitiveDateTime::new(date, self.hours.close).assume_utc();
+        let mut slots = Vec::new();
+        while at + step <= close {
+            slots.push(at);
+            at += step;
+        }
+        slots
+    }
+
+    /// Checks that `start` is a bookable slot at `now`.
+    ///
+    /// # Errors
+    /// [`SlotError`] when it is off the grid, outside opening hours or in the past.
+    pub fn check(&self, start: OffsetDateTime, now: OffsetDateTime) -> Result<(), SlotError> {
+        let start = start.to_offset(UtcOffset::UTC);
+        let minute_of_day = u32::from(start.hour()) * 60 + u32::from(start.minute());
+        if start.second() != 0 || start.nanosecond() != 0 || minute_of_day % self.minutes != 0 {
+            return Err(SlotError::OffGrid(self.minutes));
+        }
+        let end = start.time() + Duration::minutes(self.minutes.into());
+        let ends_next_day = end < start.time();
+        if start.time() < self.hours.open || ends_next_day || end > self.hours.close {
+            return Err(SlotError::Closed);
+        }
+        if start <= now {
+            return Err(SlotError::Past);
+        }
+        Ok(())
+    }
+}
+
+/// State of a booking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BookingStatus {
+    /// Holds a place in its slot.
+    Booked,
+    /// Cancelled; its place was given back.
+    Cancelled,
+}
+
+/// State of one booked test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TestStatus {
+    /// Booked, no result yet.
+    Ordered,
+    /// A result is recorded and awaits review.
+    Resulted,
+    /// A doctor reviewed the current result.
+    Reviewed,
+    /// The booking was cancelled.
+    Cancelled,
+}
+
+/// One test in a booking, pinned to the catalog version it was booked with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookedTest {
+    /// Test id.
+    pub id: Uuid,
+    /// Test type code.
+    pub test_type_code: String,
+    /// Test type version booked.
+    pub test_type_version: u32,
+    /// Test type name at that version.
+    pub name: String,
+    /// State.
+    pub status: TestStatus,
+}
+
+/// A booked test as lists show it (without its state, which lives on the test).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestRef {
+    /// Test id.
+    pub id: Uuid,
+    /// Test type code.
+    #[schema(example = "CBC")]
+    pub test_type_code: String,
+    /// Test type version booked.
+    #[schema(example = 1)]
+    pub test_type_version: u32,
+    /// Test type name at that version.
+    #[schema(example = "Complete blood count")]
+    pub name: String,
+}
+
+/// A booking as lists show it: the booking item alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookingSummary {
+    /// Booking id.
+    pub id: Uuid,
+    /// Patient.
+    pub patient_id: Uuid,
+    /// Slot start.
+    pub slot_start: String,
+    /// State.
+    pub status: BookingStatus,
+    /// Booked tests.
+    pub tests: Vec<TestRef>,
+    /// Booker's note.
+    pub note: Option<String>,
+    /// Version.
+    pub version: u64,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+/// A booked test with where it belongs, as the lab's tests-by-type view shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduledTest {
+    /// Patient.
+    pub patient_id: Uuid,
+    /// Booking.
+    pub booking_id: Uuid,
+    /// Slot start.
+    pub slot_start: String,
+    /// The test.
+    pub test: BookedTest,
+}
+
+/// A result waiting for review, as the worklist shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorklistEntry {
+    /// Patient.
+    pub patient_id: Uuid,
+    /// Booking.
+    pub booking_id: Uuid,
+    /// Test.
+    pub test_id: Uuid,
+    /// Test type code.
+    pub test_type_code: String,
+    /// Whether any value is critical.
+    pub critical: bool,
+    /// When the result was recorded.
+    pub recorded_at: String,
+}
+
+/// A booking: a patient, a slot, several tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Booking {
+    /// Booking id.
+    pub id: Uuid,
+    /// Patient.
+    pub patient_id: Uuid,
+    /// Slot start, formatted by [`format_slot`].
+    pub slot_start: String,
+    /// State.
+    pub status: BookingStatus,
+    /// Booked tests.
+    pub tests: Vec<BookedTest>,
+    /// Free-text note from the booker.
+    pub note: Option<String>,
+    /// Optimistic-concurrency version; the ETag.
+    pub version: u64,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+/// State of a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultStatus {
+    /// Recorded, not yet reviewed.
+    Preliminary,
+    /// Reviewed by a doctor.
+    Final,
+    /// Changed after a review (reviewed again or not: see `review`).
+    Amended,
+}
+
+/// One measured value with its flag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultValue {
+    /// Analyte code.
+    #[schema(example = "HGB")]
+    pub analyte: String,
+    /// Value.
+    #[schema(example = 13.5)]
+    pub value: f64,
+    /// UCUM unit (the analyte's).
+    #[schema(example = "g/dL")]
+    pub unit: String,
+    /// Comparison with the analyte's ranges.
+    pub flag: Flag,
+}
+
+/// A doctor's sign-off of a result revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    /// Reviewing doctor (token subject).
+    pub reviewer_id: String,
+    /// When.
+    pub reviewed_at: String,
+    /// The doctor's conclusion.
+    pub conclusion: String,
+}
+
+/// A test's result (one revision of it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabResult {
+    /// State.
+    pub status: ResultStatus,
+    /// Revision: 1 for the first recording, +1 for each amendment after a review.
+    pub revision: u32,
+    /// Optimistic-concurrency version (every change); the ETag.
+    pub version: u64,
+    /// Measured values.
+    pub values: Vec<ResultValue>,
+    /// Whether any value is critical (LL or HH).
+    pub critical: bool,
+    /// When the specimen was analysed.
+    pub performed_at: String,
+    /// Lab comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// When this revision was recorded.
+    pub recorded_at: String,
+    /// Who recorded it.
+    pub recorded_by: String,
+    /// The doctor's review of this revision, once there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+}
+
+impl LabResult {
+    /// Whether the result waits for a doctor.
+    pub fn awaits_review(&self) -> bool {
+        self.review.is_none()
+    }
+}
+
+/// A value as the lab sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawValue {
+    /// Analyte code.
+    pub analyte: String,
+    /// Value.
+    pub value: f64,
+    /// Unit.
+    pub unit: String,
+}
+
+/// Why a value does not fit the booked test type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueError {
+    /// Index in `values`.
+    pub index: usize,
+    /// Field (`analyte`, `unit`, `value`).
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Checks `values` against the analytes of `test_type` and flags each.
+///
+/// # Errors
+/// Every value that names an unknown or repeated analyte, uses another unit, or is not finite.
+pub fn flag_values(test_type: &TestType, values: &[RawValue]) -> Result<(Vec<ResultValue>, bool), Vec<ValueError>> {
+    let mut errors = Vec::new();
+    let mut flagged = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (index, raw) in values.iter().enumerate() {
+        let analyte: Option<&Analyte> = test_type.definition.analytes.iter().find(|a| a.code == raw.analyte);
+        let Some(analyte) = analyte else {
+            let known: Vec<&str> = test_type.definition.analytes.iter().map(|a| a.code.as_str()).collect();
+            errors.push(ValueError {
+                index,
+                field: "analyte",
+                message: format!(
+                    "`{}` is not an analyte of {} version {} (one of: {})",
+                    raw.analyte,
+                    test_type.definition.code,
+                    test_type.version,
+                    known.join(", ")
+                ),
+            });
+            continue;
+        };
+        if !seen.insert(raw.analyte.as_str()) {
+            errors.push(ValueError {
+                index,
+                field: "analyte",
+                message: format!("`{}` appears twice", raw.analyte),
+            });
+        }
+        if raw.unit != analyte.unit {
+            errors.push(ValueError {
+                index,
+                field: "unit",
+                message: format!("must be `{}` (UCUM)", analyte.unit),
+            });
+        }
+        if !raw.value.is_finite() {
+            errors.push(ValueError {
+                index,
+                field: "value",
+                message: "must be a finite number".into(),
+            });
+        }
+        flagged.push(ResultValue {
+            analyte: raw.analyte.clone(),
+            value: raw.value,
+            unit: raw.unit.clone(),
+            flag: analyte.flag(raw.value),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let critical = flagged.iter().any(|v| matches!(v.flag, Flag::LL | Flag::HH));
+    Ok((flagged, critical))
+}
+
+/// A doctor's note on a test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Note {
+    /// Note id (UUID v7: notes sort by time).
+    pub id: Uuid,
+    /// Author (token subject).
+    pub author_id: String,
+    /// Text.
+    pub text: String,
+    /// When.
+    pub created_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use time::{
+        Time,
+        macros::{date, datetime},
+    };
+
+    use super::*;
+    use crate::domain::test_type::{Range, TestTypeDefinition};
+
+    fn hm(hour: u8, minute: u8) -> Time {
+        Time::from_hms(hour, minute, 0).expect("valid time")
+    }
+
+    fn grid() -> SlotGrid {
+        SlotGrid {
+            minutes: 15,
+            capacity: 4,
+            hours: OpeningHours {
+                open: hm(7, 0),
+                close: hm(18, 0),
+            },
+        }
+    }
+
+    #[test]
+    fn a_day_has_44_quarter_hour_slots_from_seven_to_six() {
+        let slots = grid().slots(date!(2026 - 12 - 01));
+        assert_eq!(slots.len(), 44);
+        assert_eq!(format_slot(slots[0]), "2026-12-01T07:00:00Z");
+        assert_eq!(format_slot(*slots.last().unwrap()), "2026-12-01T17:45:00Z");
+    }
+
+    #[test]
+    fn slots_off_the_grid_outside_hours_or_past_are_refused() {
+        let now = datetime!(2026-11-28 07:00 UTC);
+        let g = grid();
+        assert_eq!(g.check(datetime!(2026-12-01 07:15 UTC), now), Ok(()));
+        assert_eq!(
+            g.check(datetime!(2026-12-01 08:15 +01:00), now),
+            Ok(()),
+            "any offset, same instant"
+        );
+        assert_eq!(
+            g.check(datetime!(2026-12-01 07:10 UTC), now),
+            Err(SlotError::OffGrid(15))
+        );
+        assert_eq!(
+            g.check(datetime!(2026-12-01 07:15:30 UTC), now),
+            Err(SlotError::OffGrid(15))
+        );
+        assert_eq!(g.check(datetime!(2026-12-01 06:45 UTC), now), Err(SlotError::Closed));
+        assert_eq!(g.check(datetime!(2026-12-01 18:00 UTC), now), Err(SlotError::Closed));
+        assert_eq!(g.check(datetime!(2026-12-01 17:45 UTC), now), Ok(()));
+        assert_eq!(g.check(datetime!(2026-11-27 09:00 UTC), now), Err(SlotError::Past));
+    }
+
+    fn cbc() -> TestType {
+        TestType {
+            version: 3,
+            definition: TestTypeDefinition {
+                code: "CBC".into(),
+                name: "CBC".into(),
+                category: "hematology".into(),
+                loinc: "58410-2".into(),
+                specimen: "blood".into(),
+                preparation: None,
+                duration_minutes: 10,
+                price_cents: 100,
+                currency: "EUR".into(),
+                active: true,
+                analytes: vec![Analyte {
+                    code: "HGB".into(),
+                    name: "Hemoglobin".into(),
+                    loinc: "718-7".into(),
+                    unit: "g/dL".into(),
+                    reference_range: Range {
+                        low: Some(12.0),
+                        high: Some(17.5),
+                    },
+                    critical_range: Some(Range {
+                        low: Some(7.0),
+                        high: Some(20.0),
+                    }),
+                }],
+            },
+            created_at: "t".into(),
+        }
+    }
+
+    fn raw(analyte: &str, value: f64, unit: &str) -> RawValue {
+        RawValue {
+            analyte: analyte.into(),
+            value,
+            unit: unit.into(),
+        }
+    }
+
+    #[test]
+    fn values_are_flagged_and_a_critical_one_marks_the_result() {
+        let (values, critical) = flag_values(&cbc(), &[raw("HGB", 13.0, "g/dL")]).unwrap();
+        assert_eq!((values[0].flag, critical), (Flag::N, false));
+        let (values, critical) = flag_values(&cbc(), &[raw("HGB", 6.5, "g/dL")]).unwrap();
+        assert_eq!((values[0].flag, critical), (Flag::LL, true));
+    }
+
+    #[test]
+    fn unknown_analytes_wrong_units_and_repeats_are_named() {
+        let errors = flag_values(
+            &cbc(),
+            &[
+                raw("XYZ", 1.0, "g/dL"),
+                raw("HGB", 13.0, "g/L"),
+                raw("HGB", 13.0, "g/dL"),
+            ],
+        )
+        .unwrap_err();
+        let fields: Vec<(usize, &str)> = errors.iter().map(|e| (e.index, e.field)).collect();
+        assert_eq!(fields, [(0, "analyte"), (1, "unit"), (2, "analyte")]);
+        assert!(errors[0].message.contains("CBC version 3"), "{}", errors[0].message);
+    }
+}

@@ -1,0 +1,242 @@
+//! Recording results, doctors' notes and reviews, and the review worklist.
+//!
+//! A result is flagged against the test type version the test was booked with. Before review, recording
+//! again replaces the current revision; after review, it is an amendment (revision + 1, back on the
+//! worklist) and every revision stays readable. Each change is one transaction conditioned on the version
+//! the caller saw, so no update is lost.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{FieldError, ServiceError, catalog::Catalog};
+use crate::{
+    domain::{
+        booking::{LabResult, Note, RawValue, ResultStatus, Review, TestStatus, WorklistEntry, flag_values},
+        timefmt,
+    },
+    store::{
+        Page, PageKey, Store,
+        bookings::{RESULT_CURRENT, RESULT_TEST},
+        items::TestAddress,
+    },
+};
+
+/// A result as the lab sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultInput {
+    /// Values.
+    pub values: Vec<RawValue>,
+    /// When the specimen was analysed.
+    pub performed_at: OffsetDateTime,
+    /// Lab comment.
+    pub comment: Option<String>,
+}
+
+/// Result, note and review use cases.
+#[derive(Debug, Clone)]
+pub struct Results {
+    store: Store,
+    catalog: Catalog,
+}
+
+impl Results {
+    /// Results over `store`, flagging with `catalog`.
+    pub fn new(store: Store, catalog: Catalog) -> Self {
+        Self { store, catalog }
+    }
+
+    /// Records (or replaces, or amends) a test's result. `expected_version` is the If-Match of the caller:
+    /// required once a result exists, refused before.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] for an unknown booking or test, [`ServiceError::Invalid`] for values that
+    /// do not fit the booked test type version, [`ServiceError::Conflict`] `booking-cancelled`,
+    /// [`ServiceError::VersionMismatch`] for a stale or missing If-Match.
+    pub async fn record(
+        &self,
+        recorder: &str,
+        at: TestAddress,
+        expected_version: Option<u64>,
+        input: ResultInput,
+    ) -> Result<LabResult, ServiceError> {
+        let tree = self
+            .store
+            .booking_tree(at.patient_id, at.booking_id)
+            .await?
+            .ok_or(ServiceError::NotFound("booking"))?;
+        let test = tree
+            .booking
+            .tests
+            .iter()
+            .find(|t| t.id == at.test_id)
+            .ok_or(ServiceError::NotFound("test"))?;
+        if test.status == TestStatus::Cancelled {
+            return Err(ServiceError::conflict(
+                "booking-cancelled",
+                "the booking is cancelled; no result can be recorded",
+            ));
+        }
+        let test_type = self
+            .catalog
+            .version(&test.test_type_code, test.test_type_version)
+            .await?;
+        let (values, critical) = flag_values(&test_type, &input.values).map_err(|errors| {
+            ServiceError::Invalid(
+                errors
+                    .into_iter()
+                    .map(|e| FieldError::new(format!("values[{}].{}", e.index, e.field), e.message))
+                    .collect(),
+            )
+        })?;
+        let current = tree.results.get(&at.test_id);
+        let (revision, status, version) = match (current, expected_version) {
+            (None, None) => (1, ResultStatus::Preliminary, 1),
+            (None, Some(_)) => return Err(ServiceError::VersionMismatch),
+            (Some(_), None) => return Err(ServiceError::PreconditionRequired),
+            (Some(cur), Some(v)) if cur.version != v => return Err(ServiceError::VersionMismatch),
+            // Not reviewed yet: replace this revision.
+            (Some(cur), Some(_)) if cur.awaits_review() => (cur.revision, cur.status, cur.version + 1),
+            // Reviewed: amend, keeping the reviewed revision.
+            (Some(cur), Some(_)) => (cur.revision + 1, ResultStatus::Amended, cur.version + 1),
+        };
+        let result = LabResult {
+            status,
+            revision,
+            version,
+            values,
+            critical,
+            performed_at: crate::domain::booking::format_slot(input.performed_at),
+            comment: input.comment,
+            recorded_at: timefmt::now(),
+            recorded_by: recorder.to_owned(),
+            review: None,
+        };
+        match self
+            .store
+            .save_result(at, &test.test_type_code, &result, current.map(|c| c.version))
+            .await
+        {
+            Ok(()) => Ok(result),
+            Err(e) if e.cancel_reason(RESULT_CURRENT).is_some() => Err(ServiceError::VersionMismatch),
+            Err(e) if e.cancel_reason(RESULT_TEST).is_some() => Err(ServiceError::conflict(
+                "booking-cancelled",
+                "the booking was cancelled meanwhile",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A test's current result (GetItem).
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] when there is none.
+    pub async fn current(&self, at: TestAddress) -> Result<LabResult, ServiceError> {
+        self.store
+            .current_result(at)
+            .await?
+            .map(|item| item.result)
+            .ok_or(ServiceError::NotFound("result"))
+    }
+
+    /// Every revision of a test's result, oldest first (one Query).
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] when there is none.
+    pub async fn history(&self, at: TestAddress) -> Result<Vec<LabResult>, ServiceError> {
+        let history = self.store.result_history(at).await?;
+        if history.is_empty() {
+            return Err(ServiceError::NotFound("result"));
+        }
+        Ok(history)
+    }
+
+    /// Adds a doctor's note to a test (one transaction: the test must exist).
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] when the test does not exist.
+    pub async fn add_note(&self, author: &str, at: TestAddress, text: String) -> Result<Note, ServiceError> {
+        let note = Note {
+            id: Uuid::now_v7(),
+            author_id: author.to_owned(),
+            text,
+            created_at: timefmt::now(),
+        };
+        match self.store.add_note(at, &note).await {
+            Ok(()) => Ok(note),
+            Err(e) if e.cancel_reason(0).is_some() => Err(ServiceError::NotFound("test")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Signs off the current result at `expected_version`: `final` (or stays `amended`), test `reviewed`, off
+    /// the worklist, in one transaction conditioned on that version.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`], [`ServiceError::Conflict`] `no-result` or `already-reviewed`,
+    /// [`ServiceError::VersionMismatch`] when a newer revision arrived.
+    pub async fn review(
+        &self,
+        reviewer: &str,
+        at: TestAddress,
+        expected_version: u64,
+        conclusion: String,
+    ) -> Result<LabResult, ServiceError> {
+        let tree = self
+            .store
+            .booking_tree(at.patient_id, at.booking_id)
+            .await?
+            .ok_or(ServiceError::NotFound("booking"))?;
+        let test = tree
+            .booking
+            .tests
+            .iter()
+            .find(|t| t.id == at.test_id)
+            .ok_or(ServiceError::NotFound("test"))?;
+        let Some(current) = tree.results.get(&at.test_id) else {
+            return Err(ServiceError::conflict(
+                "no-result",
+                "no result has been recorded for this test yet",
+            ));
+        };
+        if current.version != expected_version {
+            return Err(ServiceError::VersionMismatch);
+        }
+        if !current.awaits_review() {
+            return Err(ServiceError::conflict(
+                "already-reviewed",
+                "this revision has been reviewed already",
+            ));
+        }
+        let reviewed = LabResult {
+            status: if current.status == ResultStatus::Preliminary {
+                ResultStatus::Final
+            } else {
+                ResultStatus::Amended
+            },
+            version: current.version + 1,
+            review: Some(Review {
+                reviewer_id: reviewer.to_owned(),
+                reviewed_at: timefmt::now(),
+                conclusion,
+            }),
+            ..current.clone()
+        };
+        match self
+            .store
+            .save_result(at, &test.test_type_code, &reviewed, Some(current.version))
+            .await
+        {
+            Ok(()) => Ok(reviewed),
+            Err(e) if e.cancel_reason(RESULT_CURRENT).is_some() => Err(ServiceError::VersionMismatch),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A page of results awaiting review, critical first then oldest first (one Query on the sparse index).
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn worklist(&self, limit: i32, start: Option<&PageKey>) -> Result<Page<WorklistEntry>, ServiceError> {
+        Ok(self.store.worklist(limit, start).await?)
+    }
+}

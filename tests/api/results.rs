@@ -1,0 +1,354 @@
+//! Results, flags, amendments, notes, reviews and the worklist.
+
+use medbook::auth::Role;
+use reqwest::{Method, Response};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, assert_problem, day, slot, spawn_app, usage};
+
+/// A booked CBC: (patient, booking id, test id, base URL of the test).
+async fn booked_cbc(app: &TestApp, hhmm: &str) -> (Uuid, String, String, String) {
+    let patient = app.create_patient().await;
+    let booking = app.booked(patient, &slot(&day(30), hhmm), &["CBC"]).await;
+    let (b, t) = (
+        booking["id"].as_str().unwrap().to_owned(),
+        booking["tests"][0]["id"].as_str().unwrap().to_owned(),
+    );
+    let base = format!("/v1/patients/{patient}/bookings/{b}/tests/{t}");
+    (patient, b, t, base)
+}
+
+fn values(hgb: f64) -> Value {
+    json!({"values": [
+        {"analyte": "HGB", "value": hgb, "unit": "g/dL"},
+        {"analyte": "WBC", "value": 30.1, "unit": "10*3/uL"},
+        {"analyte": "PLT", "value": 150, "unit": "10*3/uL"},
+        {"analyte": "HCT", "value": 60, "unit": "%"}
+    ], "performedAt": "2026-12-01T08:00:00Z"})
+}
+
+async fn put(app: &TestApp, base: &str, body: &Value, if_match: Option<String>) -> Response {
+    let mut rb = app
+        .request(Method::PUT, &format!("{base}/result"), Some(&app.staff(Role::Lab)))
+        .json(body);
+    if let Some(v) = if_match {
+        rb = rb.header("if-match", v);
+    }
+    rb.send().await.unwrap()
+}
+
+async fn review(app: &TestApp, base: &str, if_match: &str) -> Response {
+    app.request(Method::POST, &format!("{base}/review"), Some(&app.staff(Role::Doctor)))
+        .header("if-match", if_match)
+        .json(&json!({"conclusion": "Discussed with the patient."}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_result_is_flagged_reviewed_and_only_then_shown_to_the_patient() {
+    let app = spawn_app().await;
+    let (patient, _, test_id, base) = booked_cbc(&app, "07:30").await;
+    let me = app.token(Role::Patient, &patient.to_string());
+    let doctor = app.staff(Role::Doctor);
+
+    let res = put(&app, &base, &values(7.0), None).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(usage(&res).0, 2, "read the booking tree, then one transaction");
+    assert_eq!(res.headers()["etag"], "\"1\"");
+    let result: Value = res.json().await.unwrap();
+    assert_eq!(result["status"], "preliminary");
+    let flags: Vec<&str> = result["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["flag"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        flags,
+        ["L", "HH", "N", "H"],
+        "7.0 is on the critical bound (L), 30.1 above it (HH)"
+    );
+    assert_eq!(result["critical"], true);
+
+    let mine: Value = app.get(&format!("{base}/result"), &me).await.json().await.unwrap();
+    assert_eq!(mine["valuesWithheld"], true);
+    assert!(mine.get("values").is_none() && mine.get("critical").is_none(), "{mine}");
+    let tree: Value = app
+        .get(&base[..base.find("/tests/").unwrap()], &me)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tree["tests"][0]["status"], "resulted");
+    assert!(tree["tests"][0]["result"].get("values").is_none());
+
+    let worklist = app.get("/v1/worklist", &doctor).await;
+    assert_eq!(usage(&worklist).0, 1);
+    let worklist: Value = worklist.json().await.unwrap();
+    assert_eq!(worklist["items"][0]["testId"], test_id);
+    assert_eq!(worklist["items"][0]["critical"], true);
+
+    let res = review(&app, &base, "\"1\"").await;
+    assert_eq!(res.status(), 200);
+    let reviewed: Value = res.json().await.unwrap();
+    assert_eq!(reviewed["status"], "final");
+    assert_eq!(reviewed["review"]["reviewerId"], "doctor-1");
+    assert_problem(review(&app, &base, "\"2\"").await, 409, "already-reviewed").await;
+
+    let mine: Value = app.get(&format!("{base}/result"), &me).await.json().await.unwrap();
+    assert_eq!(mine["valuesWithheld"], false);
+    assert_eq!(mine["values"][0]["value"], 7.0);
+    let worklist: Value = app.get("/v1/worklist", &doctor).await.json().await.unwrap();
+    assert_eq!(worklist["items"], json!([]), "the sparse index dropped it");
+    let tree: Value = app
+        .get(&base[..base.find("/tests/").unwrap()], &me)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tree["tests"][0]["status"], "reviewed");
+}
+
+#[tokio::test]
+async fn replacing_before_review_keeps_one_revision_and_amending_after_review_keeps_both() {
+    let app = spawn_app().await;
+    let (patient, _, _, base) = booked_cbc(&app, "07:45").await;
+    put(&app, &base, &values(13.0), None).await;
+
+    assert_problem(
+        put(&app, &base, &values(13.1), None).await,
+        428,
+        "precondition-required",
+    )
+    .await;
+    assert_problem(
+        put(&app, &base, &values(13.1), Some("\"9\"".into())).await,
+        412,
+        "precondition-failed",
+    )
+    .await;
+    let replaced = put(&app, &base, &values(13.1), Some("\"1\"".into())).await;
+    assert_eq!(replaced.status(), 200);
+    let replaced: Value = replaced.json().await.unwrap();
+    assert_eq!(
+        (replaced["revision"].as_u64(), replaced["version"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_problem(review(&app, &base, "\"1\"").await, 412, "precondition-failed").await;
+    assert_eq!(review(&app, &base, "\"2\"").await.status(), 200);
+
+    let amended = put(&app, &base, &values(12.5), Some("\"3\"".into())).await;
+    assert_eq!(amended.status(), 200);
+    let amended: Value = amended.json().await.unwrap();
+    assert_eq!(amended["status"], "amended");
+    assert_eq!(amended["revision"], 2);
+    assert!(amended.get("review").is_none());
+    let worklist: Value = app
+        .get("/v1/worklist", &app.staff(Role::Doctor))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(worklist["items"].as_array().unwrap().len(), 1, "back on the worklist");
+
+    let history = app.get(&format!("{base}/result/history"), &app.staff(Role::Lab)).await;
+    assert_eq!(usage(&history).0, 1);
+    let history: Value = history.json().await.unwrap();
+    let items = history["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{history}");
+    assert_eq!(
+        (items[0]["revision"].as_u64(), items[0]["status"].as_str()),
+        (Some(1), Some("final"))
+    );
+    assert_eq!(items[0]["values"][0]["value"], 13.1);
+    assert_eq!(
+        (items[1]["revision"].as_u64(), items[1]["status"].as_str()),
+        (Some(2), Some("amended"))
+    );
+
+    let res = review(&app, &base, "\"4\"").await;
+    let re_reviewed: Value = res.json().await.unwrap();
+    assert_eq!(
+        re_reviewed["status"], "amended",
+        "an amendment stays amended, with the review recorded"
+    );
+    assert!(re_reviewed["review"].is_object());
+
+    // The patient sees reviewed revisions' values in the history.
+    let me = app.token(Role::Patient, &patient.to_string());
+    let mine: Value = app
+        .get(&format!("{base}/result/history"), &me)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        mine["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["valuesWithheld"] == false)
+    );
+}
+
+#[tokio::test]
+async fn values_that_do_not_fit_the_booked_test_type_are_422_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let (_, _, _, base) = booked_cbc(&app, "08:15").await;
+    let body = json!({"values": [
+        {"analyte": "GLU", "value": 90, "unit": "mg/dL"},
+        {"analyte": "HGB", "value": 13, "unit": "g/L"}
+    ], "performedAt": "2026-12-01T08:00:00Z"});
+    let problem = assert_problem(put(&app, &base, &body, None).await, 422, "validation").await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["values[0].analyte", "values[1].unit"], "{problem}");
+    assert!(problem["errors"][1]["message"].as_str().unwrap().contains("g/dL"));
+    assert_problem(
+        put(&app, &base, &json!({"values": [], "performedAt": "x"}), None).await,
+        422,
+        "validation",
+    )
+    .await;
+    assert_problem(
+        app.get(&format!("{base}/result"), &app.staff(Role::Lab)).await,
+        404,
+        "not-found",
+    )
+    .await;
+    assert_problem(review(&app, &base, "\"1\"").await, 409, "no-result").await;
+}
+
+#[tokio::test]
+async fn doctors_notes_join_the_booking_tree() {
+    let app = spawn_app().await;
+    let (patient, booking, _, base) = booked_cbc(&app, "08:30").await;
+    let doctor = app.staff(Role::Doctor);
+    let note = |token: String, text: &str| {
+        app.request(Method::POST, &format!("{base}/notes"), Some(&token))
+            .json(&json!({"text": text}))
+            .send()
+    };
+    let res = note(doctor.clone(), "Fasting sample, please.").await.unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(usage(&res).0, 1);
+    let created: Value = res.json().await.unwrap();
+    assert_eq!(created["authorId"], "doctor-1");
+    note(doctor.clone(), "Second note.").await.unwrap();
+    assert_problem(note(doctor.clone(), "").await.unwrap(), 422, "validation").await;
+    assert_problem(
+        note(doctor.clone(), &"x".repeat(4001)).await.unwrap(),
+        422,
+        "validation",
+    )
+    .await;
+    assert_problem(note(app.staff(Role::Lab), "hi").await.unwrap(), 403, "forbidden").await;
+    let ghost = format!(
+        "/v1/patients/{patient}/bookings/{booking}/tests/{}/notes",
+        Uuid::now_v7()
+    );
+    let res = app
+        .request(Method::POST, &ghost, Some(&doctor))
+        .json(&json!({"text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not-found").await;
+
+    let tree: Value = app
+        .get(&format!("/v1/patients/{patient}/bookings/{booking}"), &doctor)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let notes = tree["tests"][0]["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 2);
+    assert_eq!(notes[0]["text"], "Fasting sample, please.", "oldest first");
+}
+
+#[tokio::test]
+async fn the_worklist_lists_critical_results_first_then_oldest_first() {
+    let app = spawn_app().await;
+    let (_, _, normal_old, a) = booked_cbc(&app, "09:00").await;
+    let (_, _, critical, b) = booked_cbc(&app, "09:15").await;
+    let (_, _, normal_new, c) = booked_cbc(&app, "09:30").await;
+    let normal =
+        json!({"values": [{"analyte": "HGB", "value": 13, "unit": "g/dL"}], "performedAt": "2026-12-01T08:00:00Z"});
+    let low =
+        json!({"values": [{"analyte": "HGB", "value": 6.9, "unit": "g/dL"}], "performedAt": "2026-12-01T08:00:00Z"});
+    put(&app, &a, &normal, None).await;
+    put(&app, &b, &low, None).await;
+    put(&app, &c, &normal, None).await;
+    let doctor = app.staff(Role::Doctor);
+    let first: Value = app.get("/v1/worklist?limit=2", &doctor).await.json().await.unwrap();
+    let order: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["testId"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, [critical.as_str(), normal_old.as_str()]);
+    let next = first["nextCursor"].as_str().unwrap();
+    let second = app.get(&format!("/v1/worklist?limit=2&cursor={next}"), &doctor).await;
+    assert_eq!(usage(&second).0, 1);
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(second["items"][0]["testId"], normal_new);
+}
+
+#[tokio::test]
+async fn a_hundred_racing_if_match_pairs_each_have_one_winner_and_lose_nothing() {
+    let app = spawn_app().await;
+    let patient = app.create_patient().await;
+    let (_, _, _, base) = booked_cbc(&app, "10:15").await;
+    put(&app, &base, &values(13.0), None).await;
+    let lab = app.staff(Role::Lab);
+    let patient_url = format!("{}/v1/patients/{patient}", app.base);
+    let result_url = format!("{}{base}/result", app.base);
+    for round in 1..=100u64 {
+        let send = |i: u64| {
+            let (http, token) = (app.http.clone(), lab.clone());
+            let (patient_url, result_url) = (patient_url.clone(), result_url.clone());
+            tokio::spawn(async move {
+                let name = http
+                    .patch(patient_url)
+                    .bearer_auth(&token)
+                    .header("if-match", format!("\"{round}\""))
+                    .json(&json!({"givenName": format!("Round {round} writer {i}")}))
+                    .send();
+                let mut body = values(12.0 + (round % 5) as f64);
+                body["comment"] = json!(format!("round {round} writer {i}"));
+                let result = http
+                    .put(result_url)
+                    .bearer_auth(&token)
+                    .header("if-match", format!("\"{round}\""))
+                    .json(&body)
+                    .send();
+                let (name, result) = tokio::join!(name, result);
+                (name.unwrap().status().as_u16(), result.unwrap().status().as_u16())
+            })
+        };
+        let (a, b) = (send(0), send(1));
+        let ((pa, ra), (pb, rb)) = (a.await.unwrap(), b.await.unwrap());
+        let mut patch = [pa, pb];
+        patch.sort();
+        let mut put = [ra, rb];
+        put.sort();
+        assert_eq!((patch, put), ([200, 412], [200, 412]), "round {round}");
+    }
+    let stored: Value = app
+        .get(&format!("/v1/patients/{patient}"), &lab)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["version"], 101, "every winner's change landed");
+    let result: Value = app.get(&format!("{base}/result"), &lab).await.json().await.unwrap();
+    assert_eq!(result["version"], 101);
+}
