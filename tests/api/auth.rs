@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{TEST_SECRET, TestApp, assert_problem, spawn_app};
+use crate::helpers::{TEST_SECRET, TestApp, assert_problem, day, slot, spawn_app};
 
 fn signed(claims: serde_json::Value, secret: &[u8]) -> String {
     jsonwebtoken::encode(
@@ -123,26 +123,46 @@ async fn a_patient_sees_only_their_own_record_and_others_look_absent() {
     assert_problem(res, 404, "not-found").await;
 }
 
-/// One row per endpoint: which roles get in (a status other than 401/403/404 from the access rule).
+/// One row per endpoint: which roles get in (any status but 401/403 from the access rule).
 struct Row {
     method: Method,
     path: &'static str,
     allowed: &'static [Role],
-    /// Whether a patient on their own resource counts as the patient role.
-    own_patient: bool,
 }
 
-async fn call(app: &TestApp, row: &Row, token: &str, patient: Uuid) -> u16 {
-    let path = row.path.replace("{patientId}", &patient.to_string());
+/// Ids the paths of the matrix refer to.
+struct Ids {
+    patient: Uuid,
+    booking: String,
+    test: String,
+    day: String,
+}
+
+async fn call(app: &TestApp, row: &Row, token: &str, ids: &Ids) -> u16 {
+    let path = row
+        .path
+        .replace("{patientId}", &ids.patient.to_string())
+        .replace("{bookingId}", &ids.booking)
+        .replace("{testId}", &ids.test)
+        .replace("{day}", &ids.day);
+    // A stale If-Match keeps allowed calls from changing anything the next role relies on.
     let mut rb = app
         .request(row.method.clone(), &path, Some(token))
-        .header("if-match", "\"999\"");
+        .header("if-match", "\"999\"")
+        .header("idempotency-key", Uuid::now_v7().to_string());
     rb = match (row.method.clone(), row.path) {
         (Method::POST, "/v1/patients") => rb.json(&json!({
             "givenName": "A", "familyName": "B", "birthDate": "2000-01-01", "sex": "other"
         })),
-        (Method::POST, "/v1/test-types") | (Method::PUT, _) => rb.json(&json!({"not": "valid"})),
+        (Method::POST, "/v1/test-types") | (Method::PUT, "/v1/test-types/CBC") => rb.json(&json!({"not": "valid"})),
         (Method::PATCH, _) => rb.json(&json!({"givenName": "C"})),
+        (Method::POST, p) if p.ends_with("/bookings") => {
+            rb.json(&json!({"slotStart": slot(&ids.day, "16:00"), "tests": ["CRP"]}))
+        }
+        (Method::PUT, _) => rb.json(&json!({"values": [{"analyte": "HGB", "value": 13, "unit": "g/dL"}],
+                                              "performedAt": "2026-12-01T08:00:00Z"})),
+        (Method::POST, p) if p.ends_with("/notes") => rb.json(&json!({"text": "note"})),
+        (Method::POST, p) if p.ends_with("/review") => rb.json(&json!({"conclusion": "ok"})),
         _ => rb,
     };
     rb.send().await.unwrap().status().as_u16()
@@ -151,65 +171,159 @@ async fn call(app: &TestApp, row: &Row, token: &str, patient: Uuid) -> u16 {
 #[tokio::test]
 async fn the_role_matrix_of_every_endpoint_holds() {
     use Role::*;
+    const ALL: &[Role] = &[Patient, Lab, Doctor, Admin];
     let app = spawn_app().await;
     let patient = app.create_patient().await;
+    let day = day(60);
+    let booking = app.booked(patient, &slot(&day, "07:00"), &["CBC"]).await;
+    let ids = Ids {
+        patient,
+        booking: booking["id"].as_str().unwrap().to_owned(),
+        test: booking["tests"][0]["id"].as_str().unwrap().to_owned(),
+        day: day.clone(),
+    };
+    let test = "/v1/patients/{patientId}/bookings/{bookingId}/tests/{testId}";
+    let res = app
+        .request(Method::PUT, &format!("{}/result", test.replace("{patientId}", &patient.to_string()).replace("{bookingId}", &ids.booking).replace("{testId}", &ids.test)), Some(&app.staff(Lab)))
+        .json(&json!({"values": [{"analyte": "HGB", "value": 13, "unit": "g/dL"}], "performedAt": "2026-12-01T08:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+
     let rows = [
         Row {
             method: Method::GET,
             path: "/v1/test-types",
-            allowed: &[Patient, Lab, Doctor, Admin],
-            own_patient: false,
+            allowed: ALL,
         },
         Row {
             method: Method::GET,
             path: "/v1/test-types/CBC",
-            allowed: &[Patient, Lab, Doctor, Admin],
-            own_patient: false,
+            allowed: ALL,
         },
         Row {
             method: Method::GET,
             path: "/v1/test-types/CBC/versions/1",
-            allowed: &[Patient, Lab, Doctor, Admin],
-            own_patient: false,
+            allowed: ALL,
         },
         Row {
             method: Method::POST,
             path: "/v1/test-types",
             allowed: &[Admin],
-            own_patient: false,
         },
         Row {
             method: Method::PUT,
             path: "/v1/test-types/CBC",
             allowed: &[Admin],
-            own_patient: false,
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/test-types/CBC/tests?from={day}&to={day}",
+            allowed: &[Lab, Doctor, Admin],
         },
         Row {
             method: Method::POST,
             path: "/v1/patients",
             allowed: &[Lab, Admin],
-            own_patient: false,
         },
         Row {
             method: Method::GET,
             path: "/v1/patients/{patientId}",
-            allowed: &[Patient, Lab, Doctor, Admin],
-            own_patient: true,
+            allowed: ALL,
         },
         Row {
             method: Method::PATCH,
             path: "/v1/patients/{patientId}",
             allowed: &[Patient, Lab, Admin],
-            own_patient: true,
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/slots?date={day}",
+            allowed: ALL,
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/schedule?date={day}",
+            allowed: &[Lab, Doctor, Admin],
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/worklist",
+            allowed: &[Doctor, Admin],
+        },
+        Row {
+            method: Method::POST,
+            path: "/v1/patients/{patientId}/bookings",
+            allowed: &[Patient, Lab, Admin],
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/patients/{patientId}/bookings",
+            allowed: ALL,
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/patients/{patientId}/bookings/{bookingId}",
+            allowed: ALL,
+        },
+        Row {
+            method: Method::POST,
+            path: "/v1/patients/{patientId}/bookings/{bookingId}/cancel",
+            allowed: &[Patient, Lab, Admin],
+        },
+        Row {
+            method: Method::PUT,
+            path: "/v1/patients/{patientId}/bookings/{bookingId}/tests/{testId}/result",
+            allowed: &[Lab, Admin],
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/patients/{patientId}/bookings/{bookingId}/tests/{testId}/result",
+            allowed: ALL,
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/patients/{patientId}/bookings/{bookingId}/tests/{testId}/result/history",
+            allowed: ALL,
+        },
+        Row {
+            method: Method::POST,
+            path: "/v1/patients/{patientId}/bookings/{bookingId}/tests/{testId}/notes",
+            allowed: &[Doctor],
+        },
+        Row {
+            method: Method::POST,
+            path: "/v1/patients/{patientId}/bookings/{bookingId}/tests/{testId}/review",
+            allowed: &[Doctor],
         },
     ];
+    let spec = medbook::api::openapi();
+    let documented: usize = spec
+        .paths
+        .paths
+        .values()
+        .map(|item| {
+            [&item.get, &item.put, &item.post, &item.patch, &item.delete]
+                .iter()
+                .filter(|op| op.is_some())
+                .count()
+        })
+        .sum();
+    // Two probes (/health/live, /health/ready) are public and outside the matrix.
+    assert_eq!(
+        rows.len() + 2,
+        documented,
+        "every documented operation has a row in the role matrix"
+    );
+
     for row in &rows {
         for role in [Patient, Lab, Doctor, Admin] {
             let token = match role {
                 Patient => app.token(Patient, &patient.to_string()),
                 other => app.staff(other),
             };
-            let status = call(&app, row, &token, patient).await;
+            let status = call(&app, row, &token, &ids).await;
             let denied = matches!(status, 401 | 403);
             assert_eq!(
                 !denied,
@@ -222,16 +336,38 @@ async fn the_role_matrix_of_every_endpoint_holds() {
                 assert_eq!(status, 403, "{role} {} {}", row.method, row.path);
             }
         }
-        if row.own_patient {
-            // Another patient's token on this patient's URL: hidden, whatever the role rule says.
+        if row.path.contains("{patientId}") {
+            // Another patient's token on this patient's URLs: hidden, whatever the role rule says.
             let stranger = app.token(Patient, &Uuid::now_v7().to_string());
             assert_eq!(
-                call(&app, row, &stranger, patient).await,
+                call(&app, row, &stranger, &ids).await,
                 404,
-                "{} {}",
+                "stranger {} {}",
                 row.method,
                 row.path
             );
         }
+        let anonymous = app
+            .request(
+                row.method.clone(),
+                &row.path
+                    .replace("{patientId}", &patient.to_string())
+                    .replace("{bookingId}", &ids.booking)
+                    .replace("{testId}", &ids.test)
+                    .replace("{day}", &day),
+                None,
+            )
+            .send()
+            .await
+            .unwrap();
+        let public =
+            row.method == Method::GET && row.path.starts_with("/v1/test-types") && !row.path.contains("/tests?");
+        assert_eq!(
+            anonymous.status() == 401,
+            !public,
+            "anonymous {} {}",
+            row.method,
+            row.path
+        );
     }
 }

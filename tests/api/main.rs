@@ -14,3 +14,4 @@ mod openapi;
 mod patients;
 mod results;
 mod test_types;
+mod usage;
