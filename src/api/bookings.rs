@@ -59,6 +59,7 @@ pub struct CreateBookingBody {
 /// A booked test.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = crate::examples::test_view)]
 pub struct TestView {
     /// Test id.
     pub id: Uuid,
@@ -84,6 +85,7 @@ pub struct TestView {
 /// A booking.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = crate::examples::booking_view)]
 pub struct BookingView {
     /// Booking id.
     pub id: Uuid,
@@ -160,6 +162,7 @@ impl BookingView {
 /// A booking in a list (its tests without their states).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = crate::examples::booking_summary)]
 pub struct BookingSummaryView {
     /// Booking id.
     pub id: Uuid,
@@ -201,6 +204,7 @@ impl From<BookingSummary> for BookingSummaryView {
 /// A page of bookings.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = crate::examples::booking_page)]
 pub struct BookingPage {
     /// Bookings in slot order.
     pub items: Vec<BookingSummaryView>,

@@ -60,6 +60,7 @@ pub struct Problem {
 
 /// One invalid field.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = crate::examples::problem_field)]
 pub struct ProblemField {
     /// JSON path of the field (or the header or parameter name).
     pub field: String,

@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// One slot of a day.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = crate::examples::slot)]
 pub struct SlotView {
     /// Slot start.
     #[schema(example = "2026-12-01T07:15:00Z")]
@@ -98,6 +99,7 @@ async fn slots(
 /// A page of a day's schedule.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = crate::examples::schedule_page)]
 pub struct SchedulePage {
     /// Bookings in slot order.
     pub items: Vec<BookingSummaryView>,
@@ -157,6 +159,7 @@ pub struct PageParams {
 /// A result awaiting review.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = crate::examples::worklist_item)]
 pub struct WorklistItem {
     /// Patient.
     pub patient_id: Uuid,
@@ -176,6 +179,7 @@ pub struct WorklistItem {
 /// A page of the worklist.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = crate::examples::worklist_page)]
 pub struct WorklistPage {
     /// Critical first, then oldest first.
     pub items: Vec<WorklistItem>,
@@ -252,6 +256,7 @@ pub struct RangeParams {
 /// A booked test of one type.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = crate::examples::typed_test)]
 pub struct TypedTestView {
     /// Patient.
     pub patient_id: Uuid,
@@ -272,6 +277,7 @@ pub struct TypedTestView {
 /// A page of booked tests.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = crate::examples::typed_test_page)]
 pub struct TypedTestPage {
     /// Tests in slot order within a month; months in order.
     pub items: Vec<TypedTestView>,

@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A test's result as a caller may see it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = crate::examples::result_view)]
 pub struct ResultView {
     /// `preliminary` (not reviewed), `final` (reviewed), `amended` (changed after a review).
     pub status: ResultStatus,
@@ -88,6 +89,7 @@ impl ResultView {
 
 /// Every revision of a result, oldest first.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = crate::examples::result_history)]
 pub struct ResultHistory {
     /// Revisions, oldest first.
     pub items: Vec<ResultView>,
@@ -96,6 +98,7 @@ pub struct ResultHistory {
 /// One value as the lab sends it.
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = crate::examples::value_body)]
 pub struct ValueBody {
     /// Analyte code of the booked test type version.
     #[garde(length(min = 1, max = 32))]

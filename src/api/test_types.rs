@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The active catalog.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = crate::examples::test_type_list)]
 pub struct TestTypeList {
     /// Active test types, ordered by code.
     pub items: Vec<TestType>,

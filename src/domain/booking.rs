@@ -139,6 +139,7 @@ pub struct BookedTest {
 /// A booked test as lists show it (without its state, which lives on the test).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = crate::examples::test_ref)]
 pub struct TestRef {
     /// Test id.
     pub id: Uuid,
@@ -244,6 +245,7 @@ pub enum ResultStatus {
 /// One measured value with its flag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = crate::examples::result_value)]
 pub struct ResultValue {
     /// Analyte code.
     #[schema(example = "HGB")]
@@ -261,6 +263,7 @@ pub struct ResultValue {
 /// A doctor's sign-off of a result revision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = crate::examples::review)]
 pub struct Review {
     /// Reviewing doctor (token subject).
     pub reviewer_id: String,
@@ -390,6 +393,7 @@ pub fn flag_values(test_type: &TestType, values: &[RawValue]) -> Result<(Vec<Res
 /// A doctor's note on a test.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = crate::examples::note)]
 pub struct Note {
     /// Note id (UUID v7: notes sort by time).
     pub id: Uuid,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// An inclusive numeric range. A missing bound is open (`high` only: "up to"; `low` only: "at least").
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = crate::examples::range)]
 pub struct Range {
     /// Lowest value inside the range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,6 +32,7 @@ impl Range {
 /// One measured quantity of a test, with its unit and ranges.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = crate::examples::analyte)]
 pub struct Analyte {
     /// Short code, unique within its test type.
     #[garde(pattern(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"))]
@@ -72,6 +74,7 @@ fn ordered(range: &Range, _: &()) -> garde::Result {
 /// A test type as defined by the lab: what is measured, how, and what it costs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = crate::examples::test_type_definition)]
 pub struct TestTypeDefinition {
     /// Catalog code (upper case), the test type's identity.
     #[garde(pattern(r"^[A-Z0-9][A-Z0-9_-]{1,31}$"))]
@@ -135,6 +138,7 @@ fn unique_analytes(analytes: &[Analyte], _: &()) -> garde::Result {
 /// One version of a test type, as stored and served.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = crate::examples::test_type)]
 pub struct TestType {
     /// Version number, from 1; bookings point at the version they booked.
     #[schema(example = 1)]

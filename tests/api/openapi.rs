@@ -38,3 +38,16 @@ async fn the_committed_openapi_spec_matches_the_code() {
     assert_eq!(served["info"]["license"]["name"], "MIT OR Apache-2.0");
     assert!(served["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+#[test]
+fn every_object_schema_has_an_example() {
+    let spec = serde_json::to_value(medbook::api::openapi()).unwrap();
+    let missing: Vec<&String> = spec["components"]["schemas"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, schema)| schema.get("enum").is_none() && schema.get("example").is_none())
+        .map(|(name, _)| name)
+        .collect();
+    assert!(missing.is_empty(), "schemas without an example: {missing:?}");
+}

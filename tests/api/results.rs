@@ -73,6 +73,10 @@ async fn a_result_is_flagged_reviewed_and_only_then_shown_to_the_patient() {
     );
     assert_eq!(result["critical"], true);
 
+    let cancel = format!("{}/cancel", &base[..base.find("/tests/").unwrap()]);
+    let res = app.request(Method::POST, &cancel, Some(&me)).send().await.unwrap();
+    assert_problem(res, 409, "results-recorded").await;
+
     let mine: Value = app.get(&format!("{base}/result"), &me).await.json().await.unwrap();
     assert_eq!(mine["valuesWithheld"], true);
     assert!(mine.get("values").is_none() && mine.get("critical").is_none(), "{mine}");

@@ -1,0 +1,143 @@
+//! Examples for the OpenAPI document, shared by the schemas that nest each other (kept outside `domain` and
+//! `api` so both can point at them).
+
+use serde_json::{Value, json};
+
+const PATIENT: &str = "01a2211b-c410-77bd-aaa8-8ebafa84bbb9";
+const BOOKING: &str = "01a2211b-c460-76bf-9070-8e02374c400f";
+const TEST: &str = "01a2211b-c460-76bf-9070-8e0014ee55c8";
+
+/// A range.
+pub fn range() -> Value {
+    json!({"low": 12.0, "high": 17.5})
+}
+
+/// An analyte.
+pub fn analyte() -> Value {
+    json!({"code": "HGB", "name": "Hemoglobin", "loinc": "718-7", "unit": "g/dL",
+           "referenceRange": range(), "criticalRange": {"low": 7.0, "high": 20.0}})
+}
+
+/// A test type definition.
+pub fn test_type_definition() -> Value {
+    json!({"code": "CBC", "name": "Complete blood count", "category": "hematology", "loinc": "58410-2",
+           "specimen": "venous blood (EDTA)", "durationMinutes": 10, "priceCents": 1800, "currency": "EUR",
+           "active": true, "analytes": [analyte()]})
+}
+
+/// A test type version.
+pub fn test_type() -> Value {
+    let mut v = test_type_definition();
+    v["version"] = json!(1);
+    v["createdAt"] = json!("2026-11-28T07:00:00.000Z");
+    v
+}
+
+/// The catalog.
+pub fn test_type_list() -> Value {
+    json!({"items": [test_type()]})
+}
+
+/// A problem's field.
+pub fn problem_field() -> Value {
+    json!({"field": "birthDate", "message": "must not be in the future"})
+}
+
+/// A flagged value.
+pub fn result_value() -> Value {
+    json!({"analyte": "HGB", "value": 11.2, "unit": "g/dL", "flag": "L"})
+}
+
+/// A value as sent.
+pub fn value_body() -> Value {
+    json!({"analyte": "HGB", "value": 11.2, "unit": "g/dL"})
+}
+
+/// A review.
+pub fn review() -> Value {
+    json!({"reviewerId": "dr-house", "reviewedAt": "2026-12-05T10:00:00.000Z",
+           "conclusion": "Mild anaemia; iron studies advised."})
+}
+
+/// A reviewed result.
+pub fn result_view() -> Value {
+    json!({"status": "final", "revision": 1, "version": 2, "values": [result_value()], "critical": false,
+           "valuesWithheld": false, "performedAt": "2026-12-05T09:00:00Z", "recordedAt": "2026-12-05T09:05:00.000Z",
+           "recordedBy": "lab-1", "review": review()})
+}
+
+/// A result history.
+pub fn result_history() -> Value {
+    json!({"items": [result_view()]})
+}
+
+/// A note.
+pub fn note() -> Value {
+    json!({"id": "01a2211c-0a10-7a4e-8f00-1c2d3e4f5a6b", "authorId": "dr-house", "text": "Fasting sample next time.",
+           "createdAt": "2026-12-05T10:01:00.000Z"})
+}
+
+/// A booked test in a list.
+pub fn test_ref() -> Value {
+    json!({"id": TEST, "testTypeCode": "CBC", "testTypeVersion": 1, "name": "Complete blood count"})
+}
+
+/// A booked test with its result and notes.
+pub fn test_view() -> Value {
+    let mut v = test_ref();
+    v["status"] = json!("reviewed");
+    v["result"] = result_view();
+    v["notes"] = json!([note()]);
+    v
+}
+
+/// A booking tree.
+pub fn booking_view() -> Value {
+    json!({"id": BOOKING, "patientId": PATIENT, "slotStart": "2026-12-05T07:15:00Z", "status": "booked",
+           "tests": [test_view()], "note": "first visit", "version": 1,
+           "createdAt": "2026-11-28T07:43:17.700Z", "updatedAt": "2026-11-28T07:43:17.700Z"})
+}
+
+/// A booking in a list.
+pub fn booking_summary() -> Value {
+    json!({"id": BOOKING, "patientId": PATIENT, "slotStart": "2026-12-05T07:15:00Z", "status": "booked",
+           "tests": [test_ref()], "note": "first visit", "version": 1,
+           "createdAt": "2026-11-28T07:43:17.700Z", "updatedAt": "2026-11-28T07:43:17.700Z"})
+}
+
+/// A page of bookings.
+pub fn booking_page() -> Value {
+    json!({"items": [booking_summary()], "nextCursor": "eyJQSyI6IlBBVElFTlQjLi4uIn0.c2lnbmF0dXJl"})
+}
+
+/// A slot.
+pub fn slot() -> Value {
+    json!({"start": "2026-12-05T07:15:00Z", "capacity": 4, "booked": 1, "available": 3})
+}
+
+/// A worklist entry.
+pub fn worklist_item() -> Value {
+    json!({"patientId": PATIENT, "bookingId": BOOKING, "testId": TEST, "testTypeCode": "CBC", "critical": true,
+           "recordedAt": "2026-12-05T09:05:00.000Z"})
+}
+
+/// A page of the worklist.
+pub fn worklist_page() -> Value {
+    json!({"items": [worklist_item()], "nextCursor": null})
+}
+
+/// A booked test of one type.
+pub fn typed_test() -> Value {
+    json!({"patientId": PATIENT, "bookingId": BOOKING, "testId": TEST, "slotStart": "2026-12-05T07:15:00Z",
+           "testTypeCode": "CBC", "testTypeVersion": 1, "status": "ordered"})
+}
+
+/// A page of booked tests of one type.
+pub fn typed_test_page() -> Value {
+    json!({"items": [typed_test()], "nextCursor": null})
+}
+
+/// A page of a day's schedule.
+pub fn schedule_page() -> Value {
+    json!({"items": [booking_summary()], "nextCursor": null})
+}
