@@ -3,7 +3,7 @@
 //! Every variable is documented in README.md. A bad value is a [`ConfigError`] naming the variable; `main`
 //! prints it on one line and exits with code 2.
 
-use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use base64::Engine as _;
 use time::Time;
@@ -100,6 +100,24 @@ pub struct Settings {
     pub slot_capacity: u32,
     /// Opening hours, UTC (`MEDBOOK_OPENING_HOURS`).
     pub opening_hours: OpeningHours,
+    /// Largest accepted request body (`MEDBOOK_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// Time a request may take before it is answered 503 (`MEDBOOK_REQUEST_TIMEOUT_MS`).
+    pub request_timeout: Duration,
+    /// Sustained requests per second per client (`MEDBOOK_RATE_PER_SEC`).
+    pub rate_per_sec: u32,
+    /// Requests a client may send at once above the sustained rate (`MEDBOOK_RATE_BURST`).
+    pub rate_burst: u32,
+    /// Origins allowed by CORS; empty: no CORS headers (`MEDBOOK_CORS_ORIGINS`).
+    pub cors_origins: Vec<String>,
+    /// DynamoDB attempts per call, first included (`MEDBOOK_DYNAMODB_MAX_ATTEMPTS`).
+    pub dynamodb_max_attempts: u32,
+    /// Time one DynamoDB call may take over all its attempts (`MEDBOOK_DYNAMODB_TIMEOUT_MS`).
+    pub dynamodb_timeout: Duration,
+    /// Days audit events are kept (`MEDBOOK_AUDIT_RETENTION_DAYS`).
+    pub audit_retention_days: u32,
+    /// Longest wait for in-flight requests on shutdown (`MEDBOOK_SHUTDOWN_GRACE_S`).
+    pub shutdown_grace: Duration,
 }
 
 /// A configuration value that cannot be used.
@@ -212,7 +230,83 @@ impl Settings {
             })?,
         };
 
+        let max_body_bytes: usize = parse_or(&get, "MEDBOOK_MAX_BODY_BYTES", 64 * 1024)?;
+        if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(ConfigError::new(
+                "MEDBOOK_MAX_BODY_BYTES",
+                "must be between 1024 and 16777216",
+            ));
+        }
+        let request_timeout_ms: u64 = parse_or(&get, "MEDBOOK_REQUEST_TIMEOUT_MS", 10_000)?;
+        if !(100..=300_000).contains(&request_timeout_ms) {
+            return Err(ConfigError::new(
+                "MEDBOOK_REQUEST_TIMEOUT_MS",
+                "must be between 100 and 300000",
+            ));
+        }
+        let rate_per_sec: u32 = parse_or(&get, "MEDBOOK_RATE_PER_SEC", 50)?;
+        let rate_burst: u32 = parse_or(&get, "MEDBOOK_RATE_BURST", 100)?;
+        if !(1..=1_000_000).contains(&rate_per_sec) {
+            return Err(ConfigError::new(
+                "MEDBOOK_RATE_PER_SEC",
+                "must be between 1 and 1000000",
+            ));
+        }
+        if !(1..=1_000_000).contains(&rate_burst) {
+            return Err(ConfigError::new("MEDBOOK_RATE_BURST", "must be between 1 and 1000000"));
+        }
+        let cors_origins: Vec<String> = get("MEDBOOK_CORS_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(bad) = cors_origins.iter().find(|o| {
+            !(o.starts_with("http://") || o.starts_with("https://")) || axum::http::HeaderValue::from_str(o).is_err()
+        }) {
+            return Err(ConfigError::new(
+                "MEDBOOK_CORS_ORIGINS",
+                format!("`{bad}` is not an http(s) origin"),
+            ));
+        }
+        let dynamodb_max_attempts: u32 = parse_or(&get, "MEDBOOK_DYNAMODB_MAX_ATTEMPTS", 3)?;
+        if !(1..=10).contains(&dynamodb_max_attempts) {
+            return Err(ConfigError::new(
+                "MEDBOOK_DYNAMODB_MAX_ATTEMPTS",
+                "must be between 1 and 10",
+            ));
+        }
+        let dynamodb_timeout_ms: u64 = parse_or(&get, "MEDBOOK_DYNAMODB_TIMEOUT_MS", 5_000)?;
+        if !(50..=60_000).contains(&dynamodb_timeout_ms) {
+            return Err(ConfigError::new(
+                "MEDBOOK_DYNAMODB_TIMEOUT_MS",
+                "must be between 50 and 60000",
+            ));
+        }
+        let audit_retention_days: u32 = parse_or(&get, "MEDBOOK_AUDIT_RETENTION_DAYS", 2555)?;
+        if !(1..=36_500).contains(&audit_retention_days) {
+            return Err(ConfigError::new(
+                "MEDBOOK_AUDIT_RETENTION_DAYS",
+                "must be between 1 and 36500",
+            ));
+        }
+        let shutdown_grace_s: u64 = parse_or(&get, "MEDBOOK_SHUTDOWN_GRACE_S", 20)?;
+        if shutdown_grace_s > 600 {
+            return Err(ConfigError::new("MEDBOOK_SHUTDOWN_GRACE_S", "must be at most 600"));
+        }
+
         Ok(Self {
+            max_body_bytes,
+            request_timeout: Duration::from_millis(request_timeout_ms),
+            rate_per_sec,
+            rate_burst,
+            cors_origins,
+            dynamodb_max_attempts,
+            dynamodb_timeout: Duration::from_millis(dynamodb_timeout_ms),
+            audit_retention_days,
+            shutdown_grace: Duration::from_secs(shutdown_grace_s),
             addr,
             store,
             data_dir,
@@ -338,6 +432,17 @@ mod tests {
         assert_eq!((s.slot_minutes, s.slot_capacity), (15, 4));
         assert_eq!(s.opening_hours.open, Time::from_hms(7, 0, 0).unwrap());
         assert_eq!(s.opening_hours.close, Time::from_hms(18, 0, 0).unwrap());
+        assert_eq!((s.max_body_bytes, s.request_timeout), (65_536, Duration::from_secs(10)));
+        assert_eq!((s.rate_per_sec, s.rate_burst), (50, 100));
+        assert!(s.cors_origins.is_empty());
+        assert_eq!(
+            (s.dynamodb_max_attempts, s.dynamodb_timeout),
+            (3, Duration::from_secs(5))
+        );
+        assert_eq!(
+            (s.audit_retention_days, s.shutdown_grace),
+            (2555, Duration::from_secs(20))
+        );
     }
 
     #[test]
@@ -352,6 +457,15 @@ mod tests {
             ("MEDBOOK_SLOT_MINUTES", "7"),
             ("MEDBOOK_SLOT_CAPACITY", "0"),
             ("MEDBOOK_OPENING_HOURS", "18:00-07:00"),
+            ("MEDBOOK_MAX_BODY_BYTES", "10"),
+            ("MEDBOOK_REQUEST_TIMEOUT_MS", "0"),
+            ("MEDBOOK_RATE_PER_SEC", "0"),
+            ("MEDBOOK_RATE_BURST", "x"),
+            ("MEDBOOK_CORS_ORIGINS", "evil.example"),
+            ("MEDBOOK_DYNAMODB_MAX_ATTEMPTS", "0"),
+            ("MEDBOOK_DYNAMODB_TIMEOUT_MS", "1"),
+            ("MEDBOOK_AUDIT_RETENTION_DAYS", "0"),
+            ("MEDBOOK_SHUTDOWN_GRACE_S", "9999"),
         ] {
             let err = settings(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{err}");

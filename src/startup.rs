@@ -58,7 +58,10 @@ impl std::fmt::Debug for Application {
 /// When the embedded engine cannot start, or this build has none.
 pub async fn open_store(settings: &Settings) -> Result<(Store, Option<EngineHandle>), StartupError> {
     match settings.store {
-        StoreKind::Aws => Ok((Store::new(client::aws_client().await, settings.table.clone()), None)),
+        StoreKind::Aws => Ok((
+            Store::new(client::aws_client(&settings.into()).await, settings.table.clone()),
+            None,
+        )),
         #[cfg(feature = "embedded")]
         StoreKind::Embedded => {
             let path = settings.data_dir.join("medbook.db");
@@ -70,7 +73,10 @@ pub async fn open_store(settings: &Settings) -> Result<(Store, Option<EngineHand
                 endpoint = engine.endpoint(),
                 "using the embedded local DynamoDB engine (dynoxide on SQLite): for development only; set MEDBOOK_STORE=aws for Amazon DynamoDB"
             );
-            let store = Store::new(client::local_client(engine.endpoint()), settings.table.clone());
+            let store = Store::new(
+                client::local_client(engine.endpoint(), &settings.into()),
+                settings.table.clone(),
+            );
             Ok((store, Some(engine)))
         }
         #[cfg(not(feature = "embedded"))]
@@ -148,7 +154,7 @@ impl Application {
             .map_err(|e| StartupError::Bind(settings.addr, e))?;
         Ok(Self {
             listener,
-            router: api::router(state),
+            router: api::router(state, &(&settings).into()),
             #[cfg(feature = "embedded")]
             engine: None,
         })

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod lab;
+pub mod layers;
 pub mod patients;
 pub mod results;
 pub mod test_types;
@@ -15,16 +16,18 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    extract::{MatchedPath, Request},
-    http::{HeaderName, HeaderValue, header},
+    extract::{DefaultBodyLimit, MatchedPath, Request},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
 use tower_http::{
     catch_panic::CatchPanicLayer,
     compression::CompressionLayer,
+    cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     sensitive_headers::SetSensitiveRequestHeadersLayer,
+    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 use utoipa::{
@@ -112,18 +115,81 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().split_for_parts().1
 }
 
+/// Limits the HTTP layer enforces.
+#[derive(Debug, Clone)]
+pub struct HttpPolicy {
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Time a request may take before a 503.
+    pub request_timeout: Duration,
+    /// Sustained requests per second per client.
+    pub rate_per_sec: u32,
+    /// Burst per client.
+    pub rate_burst: u32,
+    /// CORS origins; empty: no CORS.
+    pub cors_origins: Vec<String>,
+}
+
+impl From<&crate::config::Settings> for HttpPolicy {
+    fn from(s: &crate::config::Settings) -> Self {
+        Self {
+            max_body_bytes: s.max_body_bytes,
+            request_timeout: s.request_timeout,
+            rate_per_sec: s.rate_per_sec,
+            rate_burst: s.rate_burst,
+            cors_origins: s.cors_origins.clone(),
+        }
+    }
+}
+
 /// The whole HTTP application: routes, Swagger UI at `/docs`, the spec at `/openapi.json`, and middleware.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
     let (routes, spec) = api_router().split_for_parts();
+    let tokens = state.tokens.clone();
     let routes = routes
         .fallback(|| async { error::ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(record_usage))
         .with_state(state);
-    Router::new()
+    let mut app = Router::new()
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .merge(routes)
         .layer(CompressionLayer::new())
+        .layer(DefaultBodyLimit::max(policy.max_body_bytes))
+        .layer(layers::rate_limit(tokens, policy.rate_per_sec, policy.rate_burst))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            policy.request_timeout,
+        ));
+    if !policy.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = policy
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    header::IF_MATCH,
+                    HeaderName::from_static("idempotency-key"),
+                    REQUEST_ID,
+                ])
+                .expose_headers([
+                    header::ETAG,
+                    header::LOCATION,
+                    header::RETRY_AFTER,
+                    DYNAMODB_USAGE,
+                    REQUEST_ID,
+                ])
+                .max_age(Duration::from_secs(600)),
+        );
+    }
+    app.layer(middleware::from_fn(layers::security_headers))
+        .layer(middleware::map_response(layers::problem_for_bare_errors))
         .layer(CatchPanicLayer::custom(|_| {
             error::ApiError::Internal("handler panicked".into()).into_response()
         }))

@@ -34,8 +34,12 @@ pub struct TestTypeList {
     pub items: Vec<TestType>,
 }
 
+/// The catalog holds no patient data: shared caches may keep it as long as this process does.
+const CATALOG_CACHE_CONTROL: &str = "public, max-age=30";
+
 fn with_etag(test_type: &TestType) -> HeaderMap {
     let mut headers = HeaderMap::new();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(CATALOG_CACHE_CONTROL));
     if let Ok(v) = HeaderValue::from_str(&etag(test_type.version.into())) {
         headers.insert(header::ETAG, v);
     }
@@ -52,10 +56,12 @@ fn with_etag(test_type: &TestType) -> HeaderMap {
         (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn list_test_types(State(state): State<AppState>) -> Result<axum::Json<TestTypeList>, ApiError> {
-    Ok(axum::Json(TestTypeList {
-        items: state.catalog.active().await?,
-    }))
+async fn list_test_types(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let items = state.catalog.active().await?;
+    Ok((
+        [(header::CACHE_CONTROL, CATALOG_CACHE_CONTROL)],
+        axum::Json(TestTypeList { items }),
+    ))
 }
 
 /// A test type's current version.

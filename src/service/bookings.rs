@@ -213,27 +213,19 @@ impl Bookings {
             .await
         {
             Ok(()) => Ok(booking),
-            Err(e) if e.cancel_reason(BOOK_IDEMPOTENCY).is_some() || matches!(e, StoreError::TokenReused) => {
+            Err(e) if e.condition_failed(BOOK_IDEMPOTENCY) || matches!(e, StoreError::TokenReused) => {
                 self.replay(idempotency).await
             }
-            Err(e) if e.cancel_reason(BOOK_SLOT).is_some() => {
-                // A repeat of a request that succeeded before the slot filled must get its first answer.
-                match self
-                    .store
-                    .idempotency_record(&idempotency.caller, &idempotency.key)
-                    .await?
-                {
-                    Some(record) => replayed(record, idempotency),
-                    None => Err(ServiceError::conflict(
-                        "slot-full",
-                        format!(
-                            "slot {} has no free place; pick another from GET /v1/slots",
-                            booking.slot_start
-                        ),
-                    )),
-                }
-            }
-            Err(e) if e.cancel_reason(BOOK_PATIENT).is_some() => Err(ServiceError::NotFound("patient")),
+            // Checked after the idempotency key: a repeat of a request that succeeded before the slot filled
+            // fails both conditions and must get its first answer, not a 409.
+            Err(e) if e.condition_failed(BOOK_SLOT) => Err(ServiceError::conflict(
+                "slot-full",
+                format!(
+                    "slot {} has no free place; pick another from GET /v1/slots",
+                    booking.slot_start
+                ),
+            )),
+            Err(e) if e.condition_failed(BOOK_PATIENT) => Err(ServiceError::NotFound("patient")),
             Err(e) => Err(e.into()),
         }
     }
@@ -348,11 +340,11 @@ impl Bookings {
             Ok(()) => Ok(cancelled),
             Err(e)
                 if idempotency.is_some()
-                    && (e.cancel_reason(BOOK_IDEMPOTENCY).is_some() || matches!(e, StoreError::TokenReused)) =>
+                    && (e.condition_failed(BOOK_IDEMPOTENCY) || matches!(e, StoreError::TokenReused)) =>
             {
                 self.replay(idempotency.expect("checked")).await
             }
-            Err(e) if e.cancel_reason(CANCEL_BOOKING).is_some() => {
+            Err(e) if e.condition_failed(CANCEL_BOOKING) => {
                 // Changed between our read and our write: cancelled or updated by someone else.
                 if expected_version.is_some() {
                     Err(ServiceError::VersionMismatch)

@@ -132,7 +132,7 @@ impl Catalog {
         };
         match self.store.put_test_type_version(&test_type).await {
             Ok(()) => {}
-            Err(e) if e.cancel_reason(0) == Some("ConditionalCheckFailed") => {
+            Err(e) if e.condition_failed(0) => {
                 return Err(ServiceError::conflict(
                     "already-exists",
                     format!(
@@ -176,7 +176,7 @@ impl Catalog {
         };
         match self.store.put_test_type_version(&test_type).await {
             Ok(()) => {}
-            Err(e) if e.cancel_reason(0) == Some("ConditionalCheckFailed") || e.cancel_reason(1).is_some() => {
+            Err(e) if e.condition_failed(0) || e.condition_failed(1) => {
                 // Distinguish "gone" from "moved on" only on this rare path.
                 self.invalidate();
                 return match self.store.get_test_type(code).await? {

@@ -117,8 +117,8 @@ impl Results {
             .await
         {
             Ok(()) => Ok(result),
-            Err(e) if e.cancel_reason(RESULT_CURRENT).is_some() => Err(ServiceError::VersionMismatch),
-            Err(e) if e.cancel_reason(RESULT_TEST).is_some() => Err(ServiceError::conflict(
+            Err(e) if e.condition_failed(RESULT_CURRENT) => Err(ServiceError::VersionMismatch),
+            Err(e) if e.condition_failed(RESULT_TEST) => Err(ServiceError::conflict(
                 "booking-cancelled",
                 "the booking was cancelled meanwhile",
             )),
@@ -163,7 +163,7 @@ impl Results {
         };
         match self.store.add_note(at, &note).await {
             Ok(()) => Ok(note),
-            Err(e) if e.cancel_reason(0).is_some() => Err(ServiceError::NotFound("test")),
+            Err(e) if e.condition_failed(0) => Err(ServiceError::NotFound("test")),
             Err(e) => Err(e.into()),
         }
     }
@@ -227,7 +227,7 @@ impl Results {
             .await
         {
             Ok(()) => Ok(reviewed),
-            Err(e) if e.cancel_reason(RESULT_CURRENT).is_some() => Err(ServiceError::VersionMismatch),
+            Err(e) if e.condition_failed(RESULT_CURRENT) => Err(ServiceError::VersionMismatch),
             Err(e) => Err(e.into()),
         }
     }

@@ -224,7 +224,7 @@ impl Store {
                 match self.put_test_type_version(&test_type).await {
                     Ok(()) => {}
                     // Present already: created by an earlier, interrupted run of this migration, or by an admin.
-                    Err(e) if e.cancel_reason(0) == Some("ConditionalCheckFailed") => {}
+                    Err(e) if e.condition_failed(0) => {}
                     Err(e) => return Err(e.into()),
                 }
             }

@@ -108,22 +108,30 @@ impl StoreError {
         }
     }
 
-    /// The reason codes of a transaction cancellation.
+    /// The reason codes of a transaction cancellation. DynamoDB evaluates every action and gives a reason for
+    /// each one that failed, so callers can tell conditions apart without another read. A conflict with
+    /// another transaction or throttling is not the caller's fault: it becomes [`StoreError::Unavailable`].
     pub(crate) fn canceled(reasons: &[CancellationReason]) -> Self {
-        Self::TransactionCanceled(
-            reasons
-                .iter()
-                .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
-                .collect(),
-        )
+        let codes: Vec<Option<String>> = reasons
+            .iter()
+            .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
+            .collect();
+        let retryable = |c: &str| {
+            matches!(
+                c,
+                "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+            )
+        };
+        if codes.iter().flatten().any(|c| retryable(c)) {
+            return Self::Unavailable(format!("transaction cancelled: {codes:?}"));
+        }
+        Self::TransactionCanceled(codes)
     }
 
-    /// The reason code of the `index`-th action of a cancelled transaction.
-    pub fn cancel_reason(&self, index: usize) -> Option<&str> {
-        match self {
-            Self::TransactionCanceled(reasons) => reasons.get(index).and_then(|r| r.as_deref()),
-            _ => None,
-        }
+    /// Whether the `index`-th action of a cancelled transaction failed its condition.
+    pub fn condition_failed(&self, index: usize) -> bool {
+        matches!(self, Self::TransactionCanceled(reasons)
+            if reasons.get(index).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed"))
     }
 }
 

@@ -512,3 +512,17 @@ async fn bookings_list_in_slot_order_with_filters_and_tamper_proof_cursors() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn repeating_a_booking_after_its_slot_filled_returns_the_first_answer_not_409() {
+    let app = spawn_app_with(&[("MEDBOOK_SLOT_CAPACITY", "1")]).await;
+    let (a, b) = (app.create_patient().await, app.create_patient().await);
+    let start = slot(&day(37), "13:00");
+    let first = app.book(a, &start, &["TSH"], "only-place").await;
+    assert_eq!(first.status(), 201);
+    let first = first.text().await.unwrap();
+    assert_problem(app.book(b, &start, &["TSH"], "too-late").await, 409, "slot-full").await;
+    let repeat = app.book(a, &start, &["TSH"], "only-place").await;
+    assert_eq!(repeat.status(), 201, "the key's record wins over the full slot");
+    assert_eq!(repeat.text().await.unwrap(), first);
+}

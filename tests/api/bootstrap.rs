@@ -12,7 +12,7 @@ use medbook::{
 use crate::helpers::{engine_endpoint, table_name};
 
 fn client() -> aws_sdk_dynamodb::Client {
-    local_client(engine_endpoint())
+    local_client(engine_endpoint(), &Default::default())
 }
 
 async fn describe(table: &str) -> TableDescription {

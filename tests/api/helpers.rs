@@ -11,7 +11,11 @@ use medbook::{
     auth::{Role, TokenKeys},
     config::{Secret, Settings},
     startup::Application,
-    store::{Store, client::local_client, engine::EmbeddedEngine},
+    store::{
+        Store,
+        client::{ClientOptions, local_client},
+        engine::EmbeddedEngine,
+    },
 };
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
@@ -53,7 +57,7 @@ pub fn table_name() -> String {
 
 /// A store on a fresh table of the shared engine (not bootstrapped).
 pub fn fresh_store() -> Store {
-    Store::new(local_client(engine_endpoint()), table_name())
+    Store::new(local_client(engine_endpoint(), &Default::default()), table_name())
 }
 
 /// Settings for a test app on `table`, with `extra` variables on top.
@@ -63,6 +67,9 @@ pub fn settings(table: &str, extra: &[(&str, &str)]) -> Settings {
         ("MEDBOOK_STORE".into(), "aws".into()),
         ("MEDBOOK_TABLE".into(), table.into()),
         ("MEDBOOK_JWT_SECRET".into(), TEST_SECRET.into()),
+        // Tests fire bursts from one subject; the rate limit has its own test.
+        ("MEDBOOK_RATE_PER_SEC".into(), "100000".into()),
+        ("MEDBOOK_RATE_BURST".into(), "100000".into()),
     ]);
     for (k, v) in extra {
         vars.insert((*k).into(), (*v).into());
@@ -89,9 +96,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts an app with extra settings.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    spawn_app_on(engine_endpoint(), extra).await
+}
+
+/// Starts an app that reaches the engine through `endpoint` (a proxy, say), with extra settings.
+pub async fn spawn_app_on(endpoint: &str, extra: &[(&str, &str)]) -> TestApp {
     let table = table_name();
     let settings = settings(&table, extra);
-    let app = Application::build_with_client(settings, local_client(engine_endpoint()))
+    let client = local_client(endpoint, &ClientOptions::from(&settings));
+    let app = Application::build_with_client(settings, client)
         .await
         .expect("app builds");
     let addr: SocketAddr = app.local_addr().expect("bound");
@@ -103,7 +116,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
             .build()
             .expect("client"),
         tokens: TokenKeys::new(&Secret::new(TEST_SECRET.as_bytes().to_vec())),
-        store: Store::new(local_client(engine_endpoint()), table),
+        store: Store::new(local_client(engine_endpoint(), &Default::default()), table),
     }
 }
 

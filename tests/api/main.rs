@@ -6,12 +6,25 @@ mod bookings;
 mod bootstrap;
 mod cli;
 mod code_rules;
+mod faults;
 mod health;
 mod helpers;
 mod lab;
+mod limits;
 mod migrations;
 mod openapi;
 mod patients;
+mod proxy;
 mod results;
 mod test_types;
 mod usage;
+
+/// A valid definition of a test type whose code (CBC) exists already.
+pub fn test_types_definition() -> serde_json::Value {
+    serde_json::json!({
+        "code": "CBC", "name": "Again", "category": "chemistry", "loinc": "2276-4", "specimen": "serum",
+        "durationMinutes": 5, "priceCents": 1700, "currency": "EUR",
+        "analytes": [{"code": "FERR", "name": "Ferritin", "loinc": "2276-4", "unit": "ng/mL",
+                      "referenceRange": {"low": 24, "high": 336}}]
+    })
+}
