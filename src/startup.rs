@@ -11,7 +11,9 @@ use crate::{
     auth::TokenKeys,
     config::{ConfigError, Settings, StoreKind},
     domain::booking::SlotGrid,
-    service::{bookings::Bookings, catalog::Catalog, health::Health, patients::Patients, results::Results},
+    service::{
+        audit::AuditTrail, bookings::Bookings, catalog::Catalog, health::Health, patients::Patients, results::Results,
+    },
     store::{Store, bootstrap::BootstrapError, client, migrate},
 };
 
@@ -124,6 +126,7 @@ impl Application {
     }
 
     async fn build_with_store(settings: Settings, store: Store) -> Result<Self, StartupError> {
+        let store = store.with_audit_retention(settings.audit_retention_days);
         let secret = settings.resolve_jwt_secret()?;
         store.bootstrap(settings.capacity).await?;
         let applied = store.migrate(&migrate::embedded()).await?;
@@ -145,6 +148,7 @@ impl Application {
             results: Results::new(store.clone(), catalog.clone()),
             catalog,
             patients: Patients::new(store.clone()),
+            audit: AuditTrail::new(store.clone()),
             health: Health::new(store),
             tokens: Arc::new(TokenKeys::new(&secret)),
             cursors: Arc::new(CursorKey::new(&secret)),

@@ -3,7 +3,7 @@
 use axum::{
     extract::{OriginalUri, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::IntoResponse,
+    response::{IntoResponse, Response},
 };
 use garde::Validate;
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{
     AppState,
+    audit::{AuditContext, mark_recorded},
     error::{ApiError, Problem},
     extract::{IfMatch, Json, Path, Query, etag},
     results::ResultView,
@@ -316,10 +317,11 @@ fn booking_headers(booking: &BookingView, location: bool) -> HeaderMap {
 async fn create_booking(
     State(state): State<AppState>,
     caller: Caller,
+    audit: AuditContext,
     Path(patient_id): Path<Uuid>,
     headers: HeaderMap,
     body: Result<Json<CreateBookingBody>, ApiError>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require_patient_access(patient_id, &[Role::Patient, Role::Lab, Role::Admin])?;
     let key = idempotency_key(&headers, true)?.expect("required");
     let Json(body) = body?;
@@ -340,20 +342,16 @@ async fn create_booking(
             body.note.as_deref().unwrap_or("\u{0}").as_bytes(),
         ],
     );
-    let booking = state
-        .bookings
-        .create(
-            patient_id,
-            &fingerprint,
-            NewBooking {
-                slot_start,
-                tests: body.tests,
-                note: body.note,
-            },
-        )
-        .await?;
-    let view = BookingView::plain(booking);
-    Ok((StatusCode::CREATED, booking_headers(&view, true), axum::Json(view)))
+    let new = NewBooking {
+        slot_start,
+        tests: body.tests,
+        note: body.note,
+    };
+    let draft = audit.draft(&caller, StatusCode::CREATED);
+    let booked = state.bookings.create(patient_id, &fingerprint, new, &draft).await?;
+    let view = BookingView::plain(booked.booking);
+    let response = (StatusCode::CREATED, booking_headers(&view, true), axum::Json(view)).into_response();
+    Ok(mark_recorded(response, !booked.replayed))
 }
 
 /// A patient's bookings in slot order (the patient themself, lab, doctor, admin); one Query on the LSI per
@@ -452,10 +450,11 @@ async fn get_booking(
 async fn cancel_booking(
     State(state): State<AppState>,
     caller: Caller,
+    audit: AuditContext,
     Path((patient_id, booking_id)): Path<(Uuid, Uuid)>,
     headers: HeaderMap,
     if_match: Result<IfMatch, ApiError>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require_patient_access(patient_id, &[Role::Patient, Role::Lab, Role::Admin])?;
     let expected = match if_match {
         Ok(IfMatch(v)) => Some(v),
@@ -465,10 +464,12 @@ async fn cancel_booking(
     let path = format!("/v1/patients/{patient_id}/bookings/{booking_id}/cancel");
     let fingerprint = idempotency_key(&headers, false)?
         .map(|key| IdempotencyKey::new(&caller_scope(&caller), &key, &[b"POST", path.as_bytes()]));
-    let booking = state
+    let draft = audit.draft(&caller, StatusCode::OK);
+    let booked = state
         .bookings
-        .cancel(patient_id, booking_id, expected, fingerprint.as_ref())
+        .cancel(patient_id, booking_id, expected, fingerprint.as_ref(), &draft)
         .await?;
-    let view = BookingView::plain(booking);
-    Ok((booking_headers(&view, false), axum::Json(view)))
+    let view = BookingView::plain(booked.booking);
+    let response = (booking_headers(&view, false), axum::Json(view)).into_response();
+    Ok(mark_recorded(response, !booked.replayed))
 }

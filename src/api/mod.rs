@@ -1,6 +1,7 @@
 //! HTTP API: one module per resource, each with its own `router()`; request and response types carry
 //! utoipa schemas, so the OpenAPI document is generated from the handlers themselves.
 
+pub mod audit;
 pub mod bookings;
 pub mod cursor;
 pub mod error;
@@ -39,7 +40,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     auth::TokenKeys,
-    service::{bookings::Bookings, catalog::Catalog, health::Health, patients::Patients, results::Results},
+    service::{
+        audit::AuditTrail, bookings::Bookings, catalog::Catalog, health::Health, patients::Patients, results::Results,
+    },
     store::usage,
 };
 
@@ -59,6 +62,8 @@ pub struct AppState {
     pub bookings: Bookings,
     /// Results, notes, reviews, the worklist.
     pub results: Results,
+    /// The audit trail.
+    pub audit: AuditTrail,
     /// Readiness.
     pub health: Health,
     /// Token verification.
@@ -107,6 +112,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(bookings::router())
         .merge(results::router())
         .merge(lab::router())
+        .merge(audit::router())
         .merge(health::router())
 }
 
@@ -149,6 +155,10 @@ pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
     let routes = routes
         .fallback(|| async { error::ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            audit::audit_patient_requests,
+        ))
         .layer(middleware::from_fn(record_usage))
         .with_state(state);
     let mut app = Router::new()

@@ -1,6 +1,7 @@
 //! `/v1/patients`: patient records.
 
 use axum::{
+    Extension,
     extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::IntoResponse,
@@ -12,6 +13,7 @@ use uuid::Uuid;
 
 use super::{
     AppState,
+    audit::{AuditContext, AuditRecorded},
     error::{ApiError, Problem},
     extract::{IfMatch, Json, Path, etag},
 };
@@ -213,6 +215,7 @@ fn patient_headers(patient: &PatientResponse, location: bool) -> HeaderMap {
 async fn create_patient(
     State(state): State<AppState>,
     caller: Caller,
+    audit: AuditContext,
     body: Result<Json<CreatePatient>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(&[Role::Admin, Role::Lab])?;
@@ -222,18 +225,22 @@ async fn create_patient(
         (Ok(()), Ok(birth_date)) => {
             let patient = state
                 .patients
-                .create(NewPatient {
-                    given_name: body.given_name,
-                    family_name: body.family_name,
-                    birth_date,
-                    sex: body.sex,
-                    email: body.email,
-                    phone: body.phone,
-                })
+                .create(
+                    NewPatient {
+                        given_name: body.given_name,
+                        family_name: body.family_name,
+                        birth_date,
+                        sex: body.sex,
+                        email: body.email,
+                        phone: body.phone,
+                    },
+                    &audit.draft(&caller, StatusCode::CREATED),
+                )
                 .await?;
             let response = PatientResponse::from(patient);
             Ok((
                 StatusCode::CREATED,
+                Extension(AuditRecorded),
                 patient_headers(&response, true),
                 axum::Json(response),
             ))
@@ -293,6 +300,7 @@ async fn get_patient(
 async fn patch_patient(
     State(state): State<AppState>,
     caller: Caller,
+    audit: AuditContext,
     Path(patient_id): Path<Uuid>,
     if_match: Result<IfMatch, ApiError>,
     body: Result<Json<PatchPatientBody>, ApiError>,
@@ -318,6 +326,11 @@ async fn patch_patient(
         email: body.email,
         phone: body.phone,
     };
-    let response = PatientResponse::from(state.patients.patch(patient_id, expected, patch).await?);
-    Ok((patient_headers(&response, false), axum::Json(response)))
+    let draft = audit.draft(&caller, StatusCode::OK);
+    let response = PatientResponse::from(state.patients.patch(patient_id, expected, patch, &draft).await?);
+    Ok((
+        Extension(AuditRecorded),
+        patient_headers(&response, false),
+        axum::Json(response),
+    ))
 }

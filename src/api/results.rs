@@ -1,6 +1,7 @@
 //! `…/bookings/{bookingId}/tests/{testId}/…`: results, notes and reviews.
 
 use axum::{
+    Extension,
     extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::IntoResponse,
@@ -12,6 +13,7 @@ use uuid::Uuid;
 
 use super::{
     AppState,
+    audit::{AuditContext, AuditRecorded},
     error::{ApiError, Problem},
     extract::{IfMatch, Json, Path, etag},
 };
@@ -212,6 +214,7 @@ const READERS: &[Role] = &[Role::Patient, Role::Lab, Role::Doctor, Role::Admin];
 async fn record_result(
     State(state): State<AppState>,
     caller: Caller,
+    audit: AuditContext,
     Path((patient_id, booking_id, test_id)): Path<(Uuid, Uuid, Uuid)>,
     if_match: Result<IfMatch, ApiError>,
     body: Result<Json<RecordResultBody>, ApiError>,
@@ -239,17 +242,25 @@ async fn record_result(
         performed_at,
         comment: body.comment,
     };
-    let result = state
-        .results
-        .record(&caller.sub, address(patient_id, booking_id, test_id), expected, input)
-        .await?;
     let status = if expected.is_none() {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
+    let draft = audit.draft(&caller, status);
+    let result = state
+        .results
+        .record(
+            &caller.sub,
+            address(patient_id, booking_id, test_id),
+            expected,
+            input,
+            &draft,
+        )
+        .await?;
     Ok((
         status,
+        Extension(AuditRecorded),
         with_etag(result.version),
         axum::Json(ResultView::for_caller(result, &caller)),
     ))
@@ -344,17 +355,19 @@ async fn result_history(
 async fn add_note(
     State(state): State<AppState>,
     caller: Caller,
+    audit: AuditContext,
     Path((patient_id, booking_id, test_id)): Path<(Uuid, Uuid, Uuid)>,
     body: Result<Json<NoteBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_patient_access(patient_id, &[Role::Doctor])?;
     let Json(body) = body?;
     validate(&body)?;
+    let draft = audit.draft(&caller, StatusCode::CREATED);
     let note = state
         .results
-        .add_note(&caller.sub, address(patient_id, booking_id, test_id), body.text)
+        .add_note(&caller.sub, address(patient_id, booking_id, test_id), body.text, &draft)
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(note)))
+    Ok((StatusCode::CREATED, Extension(AuditRecorded), axum::Json(note)))
 }
 
 /// Signs off the current result (doctor, If-Match required: the version the doctor saw). The result becomes
@@ -387,6 +400,7 @@ async fn add_note(
 async fn review_result(
     State(state): State<AppState>,
     caller: Caller,
+    audit: AuditContext,
     Path((patient_id, booking_id, test_id)): Path<(Uuid, Uuid, Uuid)>,
     if_match: Result<IfMatch, ApiError>,
     body: Result<Json<ReviewBody>, ApiError>,
@@ -395,16 +409,14 @@ async fn review_result(
     let IfMatch(expected) = if_match?;
     let Json(body) = body?;
     validate(&body)?;
+    let draft = audit.draft(&caller, StatusCode::OK);
+    let at = address(patient_id, booking_id, test_id);
     let result = state
         .results
-        .review(
-            &caller.sub,
-            address(patient_id, booking_id, test_id),
-            expected,
-            body.conclusion,
-        )
+        .review(&caller.sub, at, expected, body.conclusion, &draft)
         .await?;
     Ok((
+        Extension(AuditRecorded),
         with_etag(result.version),
         axum::Json(ResultView::for_caller(result, &caller)),
     ))

@@ -1,5 +1,6 @@
 //! Pure domain types and rules: no I/O, no SDK, no HTTP.
 
+pub mod audit;
 pub mod booking;
 pub mod patient;
 pub mod test_type;

@@ -93,4 +93,56 @@ impl Patient {
             updated_at: now.to_owned(),
         }
     }
+
+    /// This patient with `patch` applied and the version moved on.
+    pub fn patched(&self, patch: PatientPatch, now: &str) -> Self {
+        Self {
+            id: self.id,
+            given_name: patch.given_name.unwrap_or_else(|| self.given_name.clone()),
+            family_name: patch.family_name.unwrap_or_else(|| self.family_name.clone()),
+            birth_date: patch.birth_date.unwrap_or(self.birth_date),
+            sex: patch.sex.unwrap_or(self.sex),
+            email: patch.email.unwrap_or_else(|| self.email.clone()),
+            phone: patch.phone.unwrap_or_else(|| self.phone.clone()),
+            version: self.version + 1,
+            created_at: self.created_at.clone(),
+            updated_at: now.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::date;
+
+    use super::*;
+
+    #[test]
+    fn a_patch_changes_only_what_it_names_and_bumps_the_version() {
+        let p = Patient::create(
+            NewPatient {
+                given_name: "Ada".into(),
+                family_name: "Lovelace".into(),
+                birth_date: date!(1815 - 12 - 10),
+                sex: Sex::Female,
+                email: Some("ada@example.org".into()),
+                phone: None,
+            },
+            "t0",
+        );
+        let q = p.patched(
+            PatientPatch {
+                family_name: Some("King".into()),
+                email: Some(None),
+                ..Default::default()
+            },
+            "t1",
+        );
+        assert_eq!((q.given_name.as_str(), q.family_name.as_str()), ("Ada", "King"));
+        assert_eq!(q.email, None);
+        assert_eq!(
+            (q.version, q.created_at.as_str(), q.updated_at.as_str()),
+            (2, "t0", "t1")
+        );
+    }
 }

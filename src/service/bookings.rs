@@ -10,9 +10,10 @@ use sha2::{Digest, Sha256};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{FieldError, ServiceError, catalog::Catalog};
+use super::{FieldError, ServiceError, audit::months_between, catalog::Catalog};
 use crate::{
     domain::{
+        audit::AuditDraft,
         booking::{
             BookedTest, Booking, BookingStatus, BookingSummary, ScheduledTest, SlotGrid, TestStatus, format_date,
             format_slot,
@@ -42,6 +43,15 @@ pub struct SlotAvailability {
     pub booked: u32,
     /// Places free.
     pub available: u32,
+}
+
+/// A booking as a create or cancel left it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Booked {
+    /// The booking.
+    pub booking: Booking,
+    /// True when this answers a repeated Idempotency-Key from its record: nothing was written this time.
+    pub replayed: bool,
 }
 
 /// A booking request.
@@ -151,7 +161,8 @@ impl Bookings {
         patient_id: Uuid,
         idempotency: &IdempotencyKey,
         new: NewBooking,
-    ) -> Result<Booking, ServiceError> {
+        audit: &AuditDraft,
+    ) -> Result<Booked, ServiceError> {
         let mut errors = Vec::new();
         if let Err(e) = self.grid.check(new.slot_start, OffsetDateTime::now_utc()) {
             errors.push(FieldError::new("slotStart", e.to_string()));
@@ -209,10 +220,18 @@ impl Bookings {
         };
         match self
             .store
-            .create_booking(&booking, self.grid.capacity, &idempotency.write())
+            .create_booking(
+                &booking,
+                self.grid.capacity,
+                &idempotency.write(),
+                &audit.event(patient_id),
+            )
             .await
         {
-            Ok(()) => Ok(booking),
+            Ok(()) => Ok(Booked {
+                booking,
+                replayed: false,
+            }),
             Err(e) if e.condition_failed(BOOK_IDEMPOTENCY) || matches!(e, StoreError::TokenReused) => {
                 self.replay(idempotency).await
             }
@@ -232,7 +251,7 @@ impl Bookings {
 
     /// The first answer to an idempotency key, read back. On Amazon DynamoDB the winning transaction may
     /// still be in flight for a moment, so a missing record is read again briefly.
-    async fn replay(&self, idempotency: &IdempotencyKey) -> Result<Booking, ServiceError> {
+    async fn replay(&self, idempotency: &IdempotencyKey) -> Result<Booked, ServiceError> {
         for attempt in 0..5u64 {
             if let Some(record) = self
                 .store
@@ -291,7 +310,8 @@ impl Bookings {
         booking_id: Uuid,
         expected_version: Option<u64>,
         idempotency: Option<&IdempotencyKey>,
-    ) -> Result<Booking, ServiceError> {
+        audit: &AuditDraft,
+    ) -> Result<Booked, ServiceError> {
         let tree = self.tree(patient_id, booking_id).await?;
         let booking = tree.booking;
         if booking.status == BookingStatus::Cancelled {
@@ -334,10 +354,14 @@ impl Bookings {
                 &cancelled,
                 booking.version,
                 idempotency.map(IdempotencyKey::write).as_ref(),
+                &audit.event(patient_id),
             )
             .await
         {
-            Ok(()) => Ok(cancelled),
+            Ok(()) => Ok(Booked {
+                booking: cancelled,
+                replayed: false,
+            }),
             Err(e)
                 if idempotency.is_some()
                     && (e.condition_failed(BOOK_IDEMPOTENCY) || matches!(e, StoreError::TokenReused)) =>
@@ -441,21 +465,7 @@ impl Bookings {
 /// Page-key entry naming the month partition a tests-by-type page continues in.
 const MONTH_KEY: &str = "_month";
 
-fn months_between(from: Date, to: Date) -> Vec<String> {
-    let mut months = Vec::new();
-    let (mut year, mut month) = (from.year(), u8::from(from.month()));
-    while (year, month) <= (to.year(), u8::from(to.month())) {
-        months.push(format!("{year:04}-{month:02}"));
-        if month == 12 {
-            (year, month) = (year + 1, 1);
-        } else {
-            month += 1;
-        }
-    }
-    months
-}
-
-fn replayed(record: IdempotencyItem, key: &IdempotencyKey) -> Result<Booking, ServiceError> {
+fn replayed(record: IdempotencyItem, key: &IdempotencyKey) -> Result<Booked, ServiceError> {
     if record.request_hash != key.request_hash {
         return Err(ServiceError::Invalid(vec![FieldError::new(
             "Idempotency-Key",
@@ -467,7 +477,10 @@ fn replayed(record: IdempotencyItem, key: &IdempotencyKey) -> Result<Booking, Se
         BookingStatus::Booked => TestStatus::Ordered,
         BookingStatus::Cancelled => TestStatus::Cancelled,
     };
-    Ok(record.booking.into_booking(|_| None, tests))
+    Ok(Booked {
+        booking: record.booking.into_booking(|_| None, tests),
+        replayed: true,
+    })
 }
 
 #[cfg(test)]

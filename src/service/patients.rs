@@ -5,10 +5,11 @@ use uuid::Uuid;
 use super::ServiceError;
 use crate::{
     domain::{
+        audit::AuditDraft,
         patient::{NewPatient, Patient, PatientPatch},
         timefmt,
     },
-    store::{Store, patients::PatchOutcome},
+    store::Store,
 };
 
 /// Patient use cases.
@@ -27,9 +28,9 @@ impl Patients {
     ///
     /// # Errors
     /// When the engine fails.
-    pub async fn create(&self, new: NewPatient) -> Result<Patient, ServiceError> {
+    pub async fn create(&self, new: NewPatient, audit: &AuditDraft) -> Result<Patient, ServiceError> {
         let patient = Patient::create(new, &timefmt::now());
-        self.store.create_patient(&patient).await?;
+        self.store.create_patient(&patient, &audit.event(patient.id)).await?;
         Ok(patient)
     }
 
@@ -44,19 +45,28 @@ impl Patients {
             .ok_or(ServiceError::NotFound("patient"))
     }
 
-    /// Changes a patient whose version is still `expected_version` (one conditional UpdateItem).
+    /// Changes a patient whose version is still `expected_version`: one read, then the new version and its
+    /// audit event in one transaction conditioned on that version (so a concurrent change is a 412, never
+    /// lost).
     ///
     /// # Errors
     /// [`ServiceError::VersionMismatch`] when it changed since, [`ServiceError::NotFound`] when there is none.
-    pub async fn patch(&self, id: Uuid, expected_version: u64, patch: PatientPatch) -> Result<Patient, ServiceError> {
-        match self
-            .store
-            .patch_patient(id, expected_version, &patch, &timefmt::now())
-            .await?
-        {
-            PatchOutcome::Updated(patient) => Ok(patient),
-            PatchOutcome::Stale => Err(ServiceError::VersionMismatch),
-            PatchOutcome::Missing => Err(ServiceError::NotFound("patient")),
+    pub async fn patch(
+        &self,
+        id: Uuid,
+        expected_version: u64,
+        patch: PatientPatch,
+        audit: &AuditDraft,
+    ) -> Result<Patient, ServiceError> {
+        let current = self.get(id).await?;
+        if current.version != expected_version {
+            return Err(ServiceError::VersionMismatch);
+        }
+        let patched = current.patched(patch, &timefmt::now());
+        match self.store.replace_patient(&patched, &audit.event(id)).await {
+            Ok(()) => Ok(patched),
+            Err(e) if e.condition_failed(0) => Err(ServiceError::VersionMismatch),
+            Err(e) => Err(e.into()),
         }
     }
 }

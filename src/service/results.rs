@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{FieldError, ServiceError, catalog::Catalog};
 use crate::{
     domain::{
+        audit::AuditDraft,
         booking::{LabResult, Note, RawValue, ResultStatus, Review, TestStatus, WorklistEntry, flag_values},
         timefmt,
     },
@@ -58,6 +59,7 @@ impl Results {
         at: TestAddress,
         expected_version: Option<u64>,
         input: ResultInput,
+        audit: &AuditDraft,
     ) -> Result<LabResult, ServiceError> {
         let tree = self
             .store
@@ -113,7 +115,13 @@ impl Results {
         };
         match self
             .store
-            .save_result(at, &test.test_type_code, &result, current.map(|c| c.version))
+            .save_result(
+                at,
+                &test.test_type_code,
+                &result,
+                current.map(|c| c.version),
+                &audit.event(at.patient_id),
+            )
             .await
         {
             Ok(()) => Ok(result),
@@ -154,14 +162,20 @@ impl Results {
     ///
     /// # Errors
     /// [`ServiceError::NotFound`] when the test does not exist.
-    pub async fn add_note(&self, author: &str, at: TestAddress, text: String) -> Result<Note, ServiceError> {
+    pub async fn add_note(
+        &self,
+        author: &str,
+        at: TestAddress,
+        text: String,
+        audit: &AuditDraft,
+    ) -> Result<Note, ServiceError> {
         let note = Note {
             id: Uuid::now_v7(),
             author_id: author.to_owned(),
             text,
             created_at: timefmt::now(),
         };
-        match self.store.add_note(at, &note).await {
+        match self.store.add_note(at, &note, &audit.event(at.patient_id)).await {
             Ok(()) => Ok(note),
             Err(e) if e.condition_failed(0) => Err(ServiceError::NotFound("test")),
             Err(e) => Err(e.into()),
@@ -180,6 +194,7 @@ impl Results {
         at: TestAddress,
         expected_version: u64,
         conclusion: String,
+        audit: &AuditDraft,
     ) -> Result<LabResult, ServiceError> {
         let tree = self
             .store
@@ -223,7 +238,13 @@ impl Results {
         };
         match self
             .store
-            .save_result(at, &test.test_type_code, &reviewed, Some(current.version))
+            .save_result(
+                at,
+                &test.test_type_code,
+                &reviewed,
+                Some(current.version),
+                &audit.event(at.patient_id),
+            )
             .await
         {
             Ok(()) => Ok(reviewed),

@@ -16,6 +16,7 @@ use super::{
     },
     key, keys, n, s, to_item,
 };
+use crate::domain::audit::AuditEvent;
 use crate::domain::booking::{
     Booking, BookingStatus, BookingSummary, LabResult, Note, ScheduledTest, TestStatus, WorklistEntry,
 };
@@ -89,6 +90,7 @@ impl Store {
         booking: &Booking,
         capacity: u32,
         idempotency: &IdempotencyWrite,
+        audit: &AuditEvent,
     ) -> Result<(), StoreError> {
         let date = &booking.slot_start[..10];
         let booking_item = BookingItem::from(booking);
@@ -130,6 +132,7 @@ impl Store {
                 None,
             ));
         }
+        actions.push(self.tx_audit(audit)?);
         self.transact(actions, Some(idempotency.token.clone())).await
     }
 
@@ -263,6 +266,7 @@ impl Store {
         cancelled: &Booking,
         expected_version: u64,
         idempotency: Option<&IdempotencyWrite>,
+        audit: &AuditEvent,
     ) -> Result<(), StoreError> {
         let patient_pk = keys::patient_pk(cancelled.patient_id);
         let mut actions = vec![
@@ -324,6 +328,7 @@ impl Store {
                 vec![(":cancelled", s("cancelled")), (":ordered", s("ordered"))],
             ));
         }
+        actions.push(self.tx_audit(audit)?);
         self.transact(actions, idempotency.map(|r| r.token.clone())).await
     }
 
@@ -339,6 +344,7 @@ impl Store {
         test_type_code: &str,
         result: &LabResult,
         expected_version: Option<u64>,
+        audit: &AuditEvent,
     ) -> Result<(), StoreError> {
         let current = to_item(&ResultItem::new(at, test_type_code, result))?;
         let current = match expected_version {
@@ -367,6 +373,7 @@ impl Store {
                 &[("#status", "status")],
                 vec![(":status", s(status)), (":cancelled", s("cancelled"))],
             ),
+            self.tx_audit(audit)?,
         ];
         self.transact(actions, None).await
     }
@@ -421,7 +428,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::TransactionCanceled`] (action 0) when the test does not exist; engine failures.
-    pub async fn add_note(&self, at: TestAddress, note: &Note) -> Result<(), StoreError> {
+    pub async fn add_note(&self, at: TestAddress, note: &Note, audit: &AuditEvent) -> Result<(), StoreError> {
         let pk = keys::patient_pk(at.patient_id);
         let item = NoteItem {
             pk: pk.clone(),
@@ -436,6 +443,7 @@ impl Store {
                 "attribute_exists(PK)",
             ),
             self.tx_put(to_item(&item)?, Some("attribute_not_exists(PK)"), None),
+            self.tx_audit(audit)?,
         ];
         self.transact(actions, None).await
     }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{StoreError, keys};
 use crate::domain::{
+    audit::AuditEvent,
     booking::{BookedTest, Booking, BookingStatus, BookingSummary, LabResult, Note, TestRef, TestStatus},
     patient::{Patient, Sex},
     test_type::{TestType, TestTypeDefinition},
@@ -39,6 +40,8 @@ pub mod entity {
     pub const NOTE: &str = "Note";
     /// An idempotency record.
     pub const IDEMPOTENCY: &str = "Idempotency";
+    /// An audit event.
+    pub const AUDIT: &str = "AuditEvent";
 }
 
 /// A patient's profile: `PATIENT#<id>` / `PROFILE`.
@@ -438,6 +441,28 @@ mod tests {
     }
 
     #[test]
+    fn an_audit_item_lives_in_its_patients_month_and_expires_after_the_retention() {
+        let draft = crate::domain::audit::AuditDraft {
+            actor: crate::domain::audit::Actor {
+                sub: "lab-1".into(),
+                role: "lab".into(),
+            },
+            action: "GET /v1/patients/{patientId}".into(),
+            resource: "/v1/patients/x".into(),
+            outcome: 200,
+            request_id: "r".into(),
+        };
+        let patient = Uuid::now_v7();
+        let event = draft.event(patient);
+        let item = round_trip(&AuditItem::new(&event, 10));
+        assert_eq!(item["PK"].as_s().unwrap(), &keys::audit_pk(patient, &event.at[..7]));
+        let expires: i64 = item["expiresAt"].as_n().unwrap().parse().unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        assert!((now + 10 * 86_400 - expires).abs() < 5);
+        assert_eq!(from_item::<AuditItem>(item).unwrap().into_event(), event);
+    }
+
+    #[test]
     fn migration_items_round_trip() {
         round_trip(&MigrationItem {
             pk: keys::MIGRATIONS_PK.into(),
@@ -790,4 +815,51 @@ pub struct IdempotencyItem {
     pub booking: BookingItem,
     /// Epoch seconds; TTL.
     pub expires_at: i64,
+}
+
+/// An audit event: `AUDIT#<patientId>#<YYYY-MM>` / `<at>#<id>`, deleted by TTL after the retention period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditItem {
+    /// `AUDIT#<patientId>#<YYYY-MM>`.
+    #[serde(rename = "PK")]
+    pub pk: String,
+    /// `<at>#<eventId>`.
+    #[serde(rename = "SK")]
+    pub sk: String,
+    /// [`entity::AUDIT`].
+    pub entity: String,
+    /// Whose data.
+    pub patient_id: Uuid,
+    /// The event.
+    pub event: AuditEvent,
+    /// Epoch seconds; TTL.
+    pub expires_at: i64,
+}
+
+impl AuditItem {
+    /// The item for `event`, kept `retention_days`.
+    pub fn new(event: &AuditEvent, retention_days: u32) -> Self {
+        let expires_at = time::OffsetDateTime::now_utc().unix_timestamp() + i64::from(retention_days) * 86_400;
+        Self {
+            pk: keys::audit_pk(event.patient_id, &event.at[..7]),
+            sk: keys::audit_sk(&event.at, event.id),
+            entity: entity::AUDIT.to_owned(),
+            patient_id: event.patient_id,
+            // The patient is the item's own attribute; the nested event does not repeat it.
+            event: AuditEvent {
+                patient_id: Uuid::nil(),
+                ..event.clone()
+            },
+            expires_at,
+        }
+    }
+
+    /// The event, with its patient.
+    pub fn into_event(self) -> AuditEvent {
+        AuditEvent {
+            patient_id: self.patient_id,
+            ..self.event
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! with [`keys`], and converts items with the persistence structs of [`items`]. Every call asks for consumed
 //! capacity and records it with [`usage`], so a request can report what it cost.
 
+pub mod audit;
 pub mod bookings;
 pub mod bootstrap;
 pub mod catalog;
@@ -43,6 +44,7 @@ pub type Item = HashMap<String, AttributeValue>;
 pub struct Store {
     client: Client,
     table: Arc<str>,
+    audit_retention_days: u32,
 }
 
 impl fmt::Debug for Store {
@@ -141,16 +143,19 @@ impl Store {
         Self {
             client,
             table: table.into(),
+            audit_retention_days: 2555,
         }
+    }
+
+    /// This store, keeping audit events `days` days (TTL).
+    pub fn with_audit_retention(mut self, days: u32) -> Self {
+        self.audit_retention_days = days;
+        self
     }
 
     /// The table name.
     pub fn table(&self) -> &str {
         &self.table
-    }
-
-    pub(crate) fn client(&self) -> &Client {
-        &self.client
     }
 
     /// GetItem by primary key.

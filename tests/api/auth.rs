@@ -239,6 +239,11 @@ async fn the_role_matrix_of_every_endpoint_holds() {
         },
         Row {
             method: Method::GET,
+            path: "/v1/patients/{patientId}/audit",
+            allowed: &[Patient, Admin],
+        },
+        Row {
+            method: Method::GET,
             path: "/v1/slots?date={day}",
             allowed: ALL,
         },

@@ -57,7 +57,11 @@ async fn create_get_and_patch_a_patient_with_etags() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(usage(&res).0, 1, "one conditional UpdateItem");
+    assert_eq!(
+        usage(&res).0,
+        2,
+        "read the version, then the change and its audit event in one transaction"
+    );
     assert_eq!(res.headers()["etag"], "\"2\"");
     let patched: Value = res.json().await.unwrap();
     assert_eq!(patched["familyName"], "King");

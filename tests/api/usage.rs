@@ -55,7 +55,7 @@ async fn every_endpoint_makes_no_more_dynamodb_calls_than_its_floor() {
     );
     measure!(
         "PATCH /v1/patients/{id}",
-        1,
+        2,
         app.request(Method::PATCH, &format!("/v1/patients/{p}"), Some(&lab))
             .header("if-match", "\"1\"")
             .json(&json!({"familyName": "King"}))
@@ -151,6 +151,11 @@ async fn every_endpoint_makes_no_more_dynamodb_calls_than_its_floor() {
             &format!("/v1/patients/{p}/bookings/{}/cancel", other["id"].as_str().unwrap()),
             Some(&lab)
         )
+    );
+    measure!(
+        "GET …/audit (page)",
+        1,
+        app.request(Method::GET, &format!("/v1/patients/{p}/audit"), Some(&admin))
     );
     // Catalog writes last: they invalidate the cache the booking above relied on.
     let definition = json!({"code": "FE", "name": "Iron", "category": "chemistry", "loinc": "2498-4",

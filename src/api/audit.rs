@@ -1,0 +1,217 @@
+//! Auditing every request on a patient's data, and `GET /v1/patients/{patientId}/audit`.
+//!
+//! A change that succeeds writes its event inside its own transaction (the handler builds an
+//! [`AuditDraft`] with [`AuditContext`] and marks the response [`AuditRecorded`]). Every other authenticated
+//! request under `/v1/patients/{patientId}` (reads, refused or failed changes) is recorded by
+//! [`audit_patient_requests`] after the response is decided, in the background: the caller's response
+//! never waits for it and never fails because of it.
+
+use axum::{
+    extract::{FromRequestParts, MatchedPath, OriginalUri, Request, State},
+    http::{Method, StatusCode, header, request::Parts},
+    middleware::Next,
+    response::Response,
+};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    AppState, REQUEST_ID,
+    bookings::{date_param, limit_param},
+    error::{ApiError, Problem},
+    extract::{Path, Query},
+};
+use crate::{
+    auth::{Caller, Role},
+    domain::audit::{Actor, AuditDraft, AuditEvent},
+};
+
+/// Audit routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(audit_trail))
+}
+
+/// Response marker: this request's audit event was written with its change.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditRecorded;
+
+/// Marks `response` as recorded with its change (when `recorded`), so the middleware does not record it
+/// again.
+pub fn mark_recorded(mut response: Response, recorded: bool) -> Response {
+    if recorded {
+        response.extensions_mut().insert(AuditRecorded);
+    }
+    response
+}
+
+/// What an audit event says about the request: action (method and route template), resource (path) and
+/// request id.
+#[derive(Debug, Clone)]
+pub struct AuditContext {
+    method: Method,
+    route: String,
+    path: String,
+    request_id: String,
+}
+
+impl AuditContext {
+    /// The draft of this request's event by `caller`, answering `outcome` if the change succeeds.
+    pub fn draft(&self, caller: &Caller, outcome: StatusCode) -> AuditDraft {
+        AuditDraft {
+            actor: Actor {
+                sub: caller.sub.clone(),
+                role: caller.role.to_string(),
+            },
+            action: format!("{} {}", self.method, self.route),
+            resource: self.path.clone(),
+            outcome: outcome.as_u16(),
+            request_id: self.request_id.clone(),
+        }
+    }
+
+    fn from_parts(parts: &Parts) -> Self {
+        Self {
+            method: parts.method.clone(),
+            route: parts
+                .extensions
+                .get::<MatchedPath>()
+                .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned()),
+            path: parts
+                .extensions
+                .get::<OriginalUri>()
+                .map_or_else(|| parts.uri.path().to_owned(), |u| u.path().to_owned()),
+            request_id: parts
+                .headers
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuditContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_parts(parts))
+    }
+}
+
+/// The patient a path under `/v1/patients/{patientId}` concerns.
+fn patient_of(path: &str) -> Option<Uuid> {
+    path.strip_prefix("/v1/patients/")?.split('/').next()?.parse().ok()
+}
+
+/// Records every authenticated request on a patient's data that its handler did not record with its change.
+pub async fn audit_patient_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let patient = patient_of(parts.uri.path());
+    let caller = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|token| state.tokens.verify(token.trim()).ok());
+    let context = AuditContext::from_parts(&parts);
+    let response = next.run(Request::from_parts(parts, body)).await;
+    if let (Some(patient), Some(caller)) = (patient, caller)
+        && response.extensions().get::<AuditRecorded>().is_none()
+    {
+        state
+            .audit
+            .record_detached(context.draft(&caller, response.status()).event(patient));
+    }
+    response
+}
+
+/// Audit query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// First day (inclusive), `YYYY-MM-DD`; default a year before `to`.
+    #[param(format = Date, example = "2026-11-01")]
+    pub from: Option<String>,
+    /// Last day (inclusive), `YYYY-MM-DD`; default today.
+    #[param(format = Date, example = "2026-11-30")]
+    pub to: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// Cursor from the previous page.
+    #[param(max_length = 2048)]
+    pub cursor: Option<String>,
+}
+
+/// A page of audit events.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"items": [], "nextCursor": null}))]
+pub struct AuditPage {
+    /// Events, newest first.
+    pub items: Vec<AuditEvent>,
+    /// Cursor of the next page, absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Who read or changed this patient's data (admin; the patient themself): newest first, one Query per
+/// page on one month's audit partition.
+#[utoipa::path(
+    get,
+    path = "/v1/patients/{patientId}/audit",
+    tag = "patients",
+    security(("bearer" = [])),
+    params(("patientId" = Uuid, Path, description = "patient id"), AuditParams),
+    responses(
+        (status = 200, description = "a page of audit events", body = AuditPage),
+        (status = 400, description = "bad parameter or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role may not read the audit trail", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not yours", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid range", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn audit_trail(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(patient_id): Path<Uuid>,
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<AuditParams>,
+) -> Result<axum::Json<AuditPage>, ApiError> {
+    caller.require_patient_access(patient_id, &[Role::Patient, Role::Admin])?;
+    let from = date_param("from", params.from.as_deref())?;
+    let to = date_param("to", params.to.as_deref())?;
+    let limit = limit_param(params.limit, 20)?;
+    let scope = format!(
+        "{}?from={}&to={}",
+        uri.path(),
+        params.from.as_deref().unwrap_or_default(),
+        params.to.as_deref().unwrap_or_default()
+    );
+    let start = params
+        .cursor
+        .as_deref()
+        .map(|c| state.cursors.decode(&scope, c))
+        .transpose()?;
+    let page = state.audit.page(patient_id, from, to, limit, start.as_ref()).await?;
+    Ok(axum::Json(AuditPage {
+        items: page.items,
+        next_cursor: page.next.map(|k| state.cursors.encode(&scope, &k)),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_patient_is_read_from_patient_paths_only() {
+        let id = Uuid::now_v7();
+        assert_eq!(patient_of(&format!("/v1/patients/{id}")), Some(id));
+        assert_eq!(patient_of(&format!("/v1/patients/{id}/bookings/x")), Some(id));
+        assert_eq!(patient_of("/v1/patients"), None);
+        assert_eq!(patient_of("/v1/patients/not-an-id"), None);
+        assert_eq!(patient_of(&format!("/v1/schedule/{id}")), None);
+    }
+}
