@@ -1,10 +1,15 @@
 //! Building the application: settings → engine and client → table and migrations → state → router → bound
 //! listener. Binding to port 0 lets tests ask for the real port afterwards.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{
+    future::{Future, IntoFuture},
+    net::SocketAddr,
+    sync::Arc,
+    time::Duration,
+};
 
 use aws_sdk_dynamodb::Client;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
     api::{self, AppState, cursor::CursorKey},
@@ -41,6 +46,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    health: Health,
+    grace: Duration,
     #[cfg(feature = "embedded")]
     engine: Option<crate::store::engine::EmbeddedEngine>,
 }
@@ -143,13 +150,14 @@ impl Application {
             capacity: settings.slot_capacity,
             hours: settings.opening_hours,
         };
+        let health = Health::new(store.clone());
         let state = AppState {
             bookings: Bookings::new(store.clone(), catalog.clone(), grid),
             results: Results::new(store.clone(), catalog.clone()),
             catalog,
             patients: Patients::new(store.clone()),
             audit: AuditTrail::new(store.clone()),
-            health: Health::new(store),
+            health: health.clone(),
             tokens: Arc::new(TokenKeys::new(&secret)),
             cursors: Arc::new(CursorKey::new(&secret)),
         };
@@ -159,6 +167,8 @@ impl Application {
         Ok(Self {
             listener,
             router: api::router(state, &(&settings).into()),
+            health,
+            grace: settings.shutdown_grace,
             #[cfg(feature = "embedded")]
             engine: None,
         })
@@ -185,13 +195,40 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        tracing::info!(addr = ?self.listener.local_addr().ok(), "medbook listening");
-        let result = axum::serve(
+        let addr = self.listener.local_addr()?;
+        tracing::info!(addr = %addr, "medbook listening");
+        let (stop, mut stopped) = watch::channel(false);
+        let (health, grace) = (self.health.clone(), self.grace);
+        tokio::spawn(async move {
+            shutdown.await;
+            // Readiness fails first, so load balancers stop sending, then the listener closes.
+            health.start_draining();
+            tracing::info!(
+                grace_s = grace.as_secs(),
+                "shutting down: readiness is 503, finishing in-flight requests"
+            );
+            tokio::time::sleep(DRAIN_DELAY.min(grace)).await;
+            let _ = stop.send(true);
+        });
+        let mut until_stopped = stopped.clone();
+        let server = axum::serve(
             self.listener,
             self.router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        .with_graceful_shutdown(async move {
+            let _ = until_stopped.wait_for(|s| *s).await;
+        })
+        .into_future();
+        let result = tokio::select! {
+            result = server => result,
+            () = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_s = grace.as_secs(), "shutdown grace elapsed: dropping requests still in flight");
+                Ok(())
+            }
+        };
         #[cfg(feature = "embedded")]
         if let Some(engine) = self.engine {
             engine.shutdown().await;
@@ -199,6 +236,9 @@ impl Application {
         result
     }
 }
+
+/// How long readiness reports 503 before the listener closes.
+const DRAIN_DELAY: Duration = Duration::from_millis(500);
 
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -219,5 +259,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-    tracing::info!("shutting down: finishing in-flight requests");
 }

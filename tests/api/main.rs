@@ -15,6 +15,7 @@ mod limits;
 mod migrations;
 mod openapi;
 mod patients;
+mod process;
 mod proxy;
 mod results;
 mod test_types;
