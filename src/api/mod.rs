@@ -105,6 +105,50 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Responses any operation can give because of middleware: the rate limit (429), the request timeout or
+/// an unavailable database (503), and, for operations with a body, the body limit (413).
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    error::PROBLEM_JSON,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("429".into())
+                    .or_insert_with(|| problem("too many requests from this client; see Retry-After").into());
+                responses
+                    .entry("503".into())
+                    .or_insert_with(|| problem("timed out, or the database is unavailable; see Retry-After").into());
+                if operation.request_body.is_some() {
+                    responses
+                        .entry("413".into())
+                        .or_insert_with(|| problem("request body over the limit").into());
+                }
+            }
+        }
+    }
+}
+
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(test_types::router())
@@ -116,9 +160,17 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(health::router())
 }
 
+/// The routes and the OpenAPI document generated from them.
+fn routes_and_spec() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut spec) = api_router().split_for_parts();
+    // Runs after the routes are in: a modifier on ApiDoc would see no paths yet.
+    CommonResponses.modify(&mut spec);
+    (routes, spec)
+}
+
 /// The generated OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    routes_and_spec().1
 }
 
 /// Limits the HTTP layer enforces.
@@ -150,7 +202,7 @@ impl From<&crate::config::Settings> for HttpPolicy {
 
 /// The whole HTTP application: routes, Swagger UI at `/docs`, the spec at `/openapi.json`, and middleware.
 pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
-    let (routes, spec) = api_router().split_for_parts();
+    let (routes, spec) = routes_and_spec();
     let tokens = state.tokens.clone();
     let routes = routes
         .fallback(|| async { error::ApiError::NotFound("route") })

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     auth::{Caller, Role},
-    domain::test_type::{TestType, TestTypeDefinition},
+    domain::test_type::{Analyte, TestType, TestTypeDefinition},
 };
 
 /// Catalog routes.
@@ -26,12 +26,67 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_test_type_version))
 }
 
+/// One version of a test type.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = crate::examples::test_type)]
+pub struct TestTypeView {
+    /// Version number, from 1; bookings point at the version they booked.
+    pub version: u32,
+    /// Catalog code.
+    pub code: String,
+    /// Display name.
+    pub name: String,
+    /// Category.
+    pub category: String,
+    /// LOINC code of the panel or test.
+    pub loinc: String,
+    /// Specimen collected.
+    pub specimen: String,
+    /// What the patient must do beforehand, if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preparation: Option<String>,
+    /// Minutes the collection takes.
+    pub duration_minutes: u32,
+    /// Price in minor units of `currency`.
+    pub price_cents: u32,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// Whether it can be booked.
+    pub active: bool,
+    /// What is measured.
+    pub analytes: Vec<Analyte>,
+    /// When this version was created.
+    pub created_at: String,
+}
+
+impl From<TestType> for TestTypeView {
+    fn from(t: TestType) -> Self {
+        let d = t.definition;
+        Self {
+            version: t.version,
+            code: d.code,
+            name: d.name,
+            category: d.category,
+            loinc: d.loinc,
+            specimen: d.specimen,
+            preparation: d.preparation,
+            duration_minutes: d.duration_minutes,
+            price_cents: d.price_cents,
+            currency: d.currency,
+            active: d.active,
+            analytes: d.analytes,
+            created_at: t.created_at,
+        }
+    }
+}
+
 /// The active catalog.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(example = crate::examples::test_type_list)]
 pub struct TestTypeList {
     /// Active test types, ordered by code.
-    pub items: Vec<TestType>,
+    pub items: Vec<TestTypeView>,
 }
 
 /// The catalog holds no patient data: shared caches may keep it as long as this process does.
@@ -60,7 +115,9 @@ async fn list_test_types(State(state): State<AppState>) -> Result<impl IntoRespo
     let items = state.catalog.active().await?;
     Ok((
         [(header::CACHE_CONTROL, CATALOG_CACHE_CONTROL)],
-        axum::Json(TestTypeList { items }),
+        axum::Json(TestTypeList {
+            items: items.into_iter().map(TestTypeView::from).collect(),
+        }),
     ))
 }
 
@@ -71,13 +128,13 @@ async fn list_test_types(State(state): State<AppState>) -> Result<impl IntoRespo
     tag = "test-types",
     params(("code" = String, Path, description = "test type code", example = "CBC")),
     responses(
-        (status = 200, description = "current version", body = TestType, headers(("ETag" = String, description = "the version"))),
+        (status = 200, description = "current version", body = TestTypeView, headers(("ETag" = String, description = "the version"))),
         (status = 404, description = "no such test type", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn get_test_type(State(state): State<AppState>, Path(code): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let test_type = state.catalog.current(&code).await?;
-    Ok((with_etag(&test_type), axum::Json(test_type)))
+    Ok((with_etag(&test_type), axum::Json(TestTypeView::from(test_type))))
 }
 
 /// One version of a test type; bookings point at the version they booked.
@@ -90,7 +147,7 @@ async fn get_test_type(State(state): State<AppState>, Path(code): Path<String>) 
         ("version" = u32, Path, description = "version number", example = 1),
     ),
     responses(
-        (status = 200, description = "that version", body = TestType),
+        (status = 200, description = "that version", body = TestTypeView),
         (status = 400, description = "malformed version", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such version", body = Problem, content_type = "application/problem+json"),
     )
@@ -100,7 +157,7 @@ async fn get_test_type_version(
     Path((code, version)): Path<(String, u32)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let test_type = state.catalog.version(&code, version).await?;
-    Ok((with_etag(&test_type), axum::Json(test_type)))
+    Ok((with_etag(&test_type), axum::Json(TestTypeView::from(test_type))))
 }
 
 /// Adds a test type at version 1 (admin).
@@ -111,7 +168,7 @@ async fn get_test_type_version(
     security(("bearer" = [])),
     request_body = TestTypeDefinition,
     responses(
-        (status = 201, description = "created", body = TestType, headers(("Location" = String), ("ETag" = String))),
+        (status = 201, description = "created", body = TestTypeView, headers(("Location" = String), ("ETag" = String))),
         (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
@@ -132,7 +189,7 @@ async fn create_test_type(
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/test-types/{}", test_type.definition.code)) {
         headers.insert(header::LOCATION, v);
     }
-    Ok((StatusCode::CREATED, headers, axum::Json(test_type)))
+    Ok((StatusCode::CREATED, headers, axum::Json(TestTypeView::from(test_type))))
 }
 
 /// Replaces a test type with a new version (admin, If-Match required). Earlier versions stay readable.
@@ -147,7 +204,7 @@ async fn create_test_type(
     ),
     request_body = TestTypeDefinition,
     responses(
-        (status = 200, description = "the new version", body = TestType, headers(("ETag" = String))),
+        (status = 200, description = "the new version", body = TestTypeView, headers(("ETag" = String))),
         (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
@@ -170,5 +227,5 @@ async fn replace_test_type(
     let Json(definition) = body?;
     let expected = u32::try_from(expected).map_err(|_| ApiError::PreconditionFailed)?;
     let test_type = state.catalog.replace(&code, expected, definition).await?;
-    Ok((with_etag(&test_type), axum::Json(test_type)))
+    Ok((with_etag(&test_type), axum::Json(TestTypeView::from(test_type))))
 }

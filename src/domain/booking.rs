@@ -369,11 +369,11 @@ pub fn flag_values(test_type: &TestType, values: &[RawValue]) -> Result<(Vec<Res
                 message: format!("must be `{}` (UCUM)", analyte.unit),
             });
         }
-        if !raw.value.is_finite() {
+        if !super::test_type::is_storable(raw.value) {
             errors.push(ValueError {
                 index,
                 field: "value",
-                message: "must be a finite number".into(),
+                message: "must be 0 or of magnitude 1e-15 to 1e15".into(),
             });
         }
         flagged.push(ResultValue {

@@ -19,13 +19,27 @@ pub struct Range {
     pub high: Option<f64>,
 }
 
+/// Largest magnitude of a measured value or range bound. Lab values are far below it; DynamoDB numbers
+/// cannot hold what `f64` can (at most 38 significant digits, magnitudes from 1e-130 to 1e125).
+pub const MAX_MAGNITUDE: f64 = 1e15;
+/// Smallest non-zero magnitude accepted.
+pub const MIN_MAGNITUDE: f64 = 1e-15;
+
+/// Whether `value` is a number medbook stores: finite, and zero or within
+/// [`MIN_MAGNITUDE`]..=[`MAX_MAGNITUDE`] in magnitude.
+pub fn is_storable(value: f64) -> bool {
+    value == 0.0 || (MIN_MAGNITUDE..=MAX_MAGNITUDE).contains(&value.abs())
+}
+
 impl Range {
     fn is_ordered(&self) -> bool {
-        match (self.low, self.high) {
-            (Some(l), Some(h)) => l.is_finite() && h.is_finite() && l <= h,
-            (Some(v), None) | (None, Some(v)) => v.is_finite(),
-            (None, None) => false,
-        }
+        let bounds_ok = self.low.is_none_or(is_storable) && self.high.is_none_or(is_storable);
+        bounds_ok
+            && match (self.low, self.high) {
+                (Some(l), Some(h)) => l <= h,
+                (Some(_), None) | (None, Some(_)) => true,
+                (None, None) => false,
+            }
     }
 }
 
@@ -67,7 +81,9 @@ fn ordered(range: &Range, _: &()) -> garde::Result {
     if range.is_ordered() {
         Ok(())
     } else {
-        Err(garde::Error::new("needs a finite low or high, and low <= high"))
+        Err(garde::Error::new(
+            "needs a low or a high, low <= high, each 0 or of magnitude 1e-15 to 1e15",
+        ))
     }
 }
 
@@ -136,18 +152,15 @@ fn unique_analytes(analytes: &[Analyte], _: &()) -> garde::Result {
 }
 
 /// One version of a test type, as stored and served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[schema(example = crate::examples::test_type)]
 pub struct TestType {
     /// Version number, from 1; bookings point at the version they booked.
-    #[schema(example = 1)]
     pub version: u32,
     /// The definition at this version.
     #[serde(flatten)]
     pub definition: TestTypeDefinition,
     /// When this version was created.
-    #[schema(example = "2026-11-28T07:00:00.000Z")]
     pub created_at: String,
 }
 

@@ -278,6 +278,14 @@ impl Bookings {
         limit: i32,
         start: Option<&PageKey>,
     ) -> Result<Page<BookingSummary>, ServiceError> {
+        if let (Some(from), Some(to)) = (from, to)
+            && to < from
+        {
+            return Err(ServiceError::Invalid(vec![FieldError::new(
+                "to",
+                "must not be before `from`",
+            )]));
+        }
         // LSI1SK is `<slotStart>#<id>`: a bare date sorts before every slot of that day, and `~` after.
         let lo = from.map_or_else(|| "0".to_owned(), format_date);
         let hi = to.map_or_else(|| "~".to_owned(), |d| format!("{}~", format_date(d)));
