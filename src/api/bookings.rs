@@ -48,13 +48,30 @@ pub struct CreateBookingBody {
     pub slot_start: String,
     /// Test type codes, 1 to 10, no duplicates.
     #[garde(length(min = 1, max = 10), inner(length(min = 1, max = 32)))]
-    #[schema(min_items = 1, max_items = 10, example = json!(["CBC"]))]
+    #[schema(schema_with = test_codes_schema)]
     pub tests: Vec<String>,
     /// A note for the lab.
     #[serde(default)]
     #[garde(inner(length(chars, max = 1000)))]
     #[schema(max_length = 1000)]
     pub note: Option<String>,
+}
+
+/// `tests`: 1 to 10 test type codes.
+fn test_codes_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(32))
+                .examples(["CBC"]),
+        )
+        .min_items(Some(1))
+        .max_items(Some(10))
+        .description(Some("Test type codes, 1 to 10, no duplicates."))
+        .build()
 }
 
 /// A booked test.

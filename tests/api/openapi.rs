@@ -51,3 +51,75 @@ fn every_object_schema_has_an_example() {
         .collect();
     assert!(missing.is_empty(), "schemas without an example: {missing:?}");
 }
+
+/// Every string and array a request body can carry is bounded in the spec, so clients and fuzzers know the
+/// limits the server enforces.
+#[test]
+fn every_request_body_string_and_array_is_bounded() {
+    let spec = serde_json::to_value(medbook::api::openapi()).unwrap();
+    let schemas = spec["components"]["schemas"].clone();
+    fn walk(
+        schema: &serde_json::Value,
+        schemas: &serde_json::Value,
+        path: String,
+        seen: &mut Vec<String>,
+        out: &mut Vec<String>,
+    ) {
+        let schema = match schema.get("$ref").and_then(|r| r.as_str()) {
+            Some(r) => {
+                let name = r.rsplit('/').next().unwrap().to_owned();
+                if seen.contains(&name) {
+                    return;
+                }
+                seen.push(name.clone());
+                &schemas[&name]
+            }
+            None => schema,
+        };
+        for key in ["allOf", "oneOf", "anyOf"] {
+            for sub in schema.get(key).and_then(|v| v.as_array()).into_iter().flatten() {
+                walk(sub, schemas, path.clone(), seen, out);
+            }
+        }
+        let types: Vec<&str> = match &schema["type"] {
+            serde_json::Value::String(t) => vec![t.as_str()],
+            serde_json::Value::Array(ts) => ts.iter().filter_map(|t| t.as_str()).collect(),
+            _ => vec![],
+        };
+        let has = |k: &str| schema.get(k).is_some();
+        if types.contains(&"string") && !(has("maxLength") || has("enum") || has("format") || has("pattern")) {
+            out.push(format!("unbounded string {path}"));
+        }
+        if types.contains(&"array") {
+            if !has("maxItems") {
+                out.push(format!("unbounded array {path}"));
+            }
+            walk(&schema["items"], schemas, format!("{path}[]"), seen, out);
+        }
+        for (name, property) in schema
+            .get("properties")
+            .and_then(|p| p.as_object())
+            .into_iter()
+            .flatten()
+        {
+            walk(property, schemas, format!("{path}.{name}"), seen, out);
+        }
+    }
+    let mut out = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if let Some(content) = operation.pointer("/requestBody/content").and_then(|c| c.as_object()) {
+                for media in content.values() {
+                    walk(
+                        &media["schema"],
+                        &schemas,
+                        format!("{method} {path}"),
+                        &mut Vec::new(),
+                        &mut out,
+                    );
+                }
+            }
+        }
+    }
+    assert!(out.is_empty(), "{out:#?}");
+}
