@@ -276,6 +276,26 @@ mod tests {
     }
 
     #[test]
+    fn a_token_naming_another_algorithm_is_rejected_even_when_signed_with_the_secret() {
+        use hmac::{Hmac, Mac};
+        let k = keys();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let now = jsonwebtoken::get_current_timestamp();
+        let payload = b64.encode(
+            serde_json::json!({"sub":"x","role":"admin","iss":"medbook","aud":"medbook","exp":now+60,"iat":now})
+                .to_string(),
+        );
+        // Key confusion: an RS256 (or HS512) header, HMAC-signed with the shared secret as if it were a key.
+        for alg in ["RS256", "HS512", "ES256"] {
+            let header = b64.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&[7u8; 32]).unwrap();
+            mac.update(format!("{header}.{payload}").as_bytes());
+            let token = format!("{header}.{payload}.{}", b64.encode(mac.finalize().into_bytes()));
+            assert!(k.verify(&token).is_err(), "{alg}");
+        }
+    }
+
+    #[test]
     fn a_patient_token_must_name_a_patient_id() {
         assert!(
             keys()
