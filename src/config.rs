@@ -118,6 +118,8 @@ pub struct Settings {
     pub audit_retention_days: u32,
     /// Longest wait for in-flight requests on shutdown (`MEDBOOK_SHUTDOWN_GRACE_S`).
     pub shutdown_grace: Duration,
+    /// Bearer token `/metrics` requires, if any (`MEDBOOK_METRICS_TOKEN`).
+    pub metrics_token: Option<Secret>,
 }
 
 /// A configuration value that cannot be used.
@@ -297,7 +299,10 @@ impl Settings {
             return Err(ConfigError::new("MEDBOOK_SHUTDOWN_GRACE_S", "must be at most 600"));
         }
 
+        let metrics_token = get("MEDBOOK_METRICS_TOKEN").map(Secret::new);
+
         Ok(Self {
+            metrics_token,
             max_body_bytes,
             request_timeout: Duration::from_millis(request_timeout_ms),
             rate_per_sec,

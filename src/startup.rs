@@ -133,6 +133,8 @@ impl Application {
     }
 
     async fn build_with_store(settings: Settings, store: Store) -> Result<Self, StartupError> {
+        // Install the recorder before the first DynamoDB call, so bootstrap and migrations are counted too.
+        let _ = crate::telemetry::metrics();
         let store = store.with_audit_retention(settings.audit_retention_days);
         let secret = settings.resolve_jwt_secret()?;
         store.bootstrap(settings.capacity).await?;

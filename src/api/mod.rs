@@ -186,6 +186,8 @@ pub struct HttpPolicy {
     pub rate_burst: u32,
     /// CORS origins; empty: no CORS.
     pub cors_origins: Vec<String>,
+    /// Bearer token `/metrics` requires, if any.
+    pub metrics_token: Option<crate::config::Secret>,
 }
 
 impl From<&crate::config::Settings> for HttpPolicy {
@@ -196,6 +198,7 @@ impl From<&crate::config::Settings> for HttpPolicy {
             rate_per_sec: s.rate_per_sec,
             rate_burst: s.rate_burst,
             cors_origins: s.cors_origins.clone(),
+            metrics_token: s.metrics_token.clone(),
         }
     }
 }
@@ -213,7 +216,12 @@ pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
         ))
         .layer(middleware::from_fn(record_usage))
         .with_state(state);
+    let metrics_token = policy.metrics_token.clone();
     let mut app = Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move |headers: axum::http::HeaderMap| metrics(headers, metrics_token.clone())),
+        )
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .merge(routes)
         .layer(CompressionLayer::new())
@@ -287,9 +295,42 @@ pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-/// Adds `Dynamodb-Usage: calls=<n>, rcu=<r>, wcu=<w>` to every response.
+/// `GET /metrics`: Prometheus text. With `MEDBOOK_METRICS_TOKEN` set, only for `Authorization: Bearer <it>`.
+async fn metrics(headers: axum::http::HeaderMap, token: Option<crate::config::Secret>) -> Response {
+    if let Some(token) = token {
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !constant_time_eq(sent.as_bytes(), token.expose()) {
+            return error::ApiError::Unauthorized.into_response();
+        }
+    }
+    let handle = crate::telemetry::metrics();
+    handle.run_upkeep();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Adds `Dynamodb-Usage: calls=<n>, rcu=<r>, wcu=<w>` to every response, and records the request in the
+/// metrics (`medbook_http_requests_total{method,route,status}`, `medbook_http_request_duration_seconds`).
 async fn record_usage(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().to_string();
+    let started = std::time::Instant::now();
     let (mut response, usage) = usage::measure(next.run(req)).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("medbook_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("medbook_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&usage.header_value()) {
         response.headers_mut().insert(DYNAMODB_USAGE, value);
     }

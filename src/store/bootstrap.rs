@@ -12,6 +12,8 @@ use aws_sdk_dynamodb::types::{
     TableDescription, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
+use tracing::Instrument;
+
 use super::{Store, StoreError, keys};
 use crate::config::CapacityMode;
 
@@ -123,14 +125,15 @@ impl Store {
     }
 
     async fn describe(&self) -> Result<Option<TableDescription>, StoreError> {
-        super::usage::call();
-        match self
+        let call = super::usage::Call::start("DescribeTable", &self.table, None);
+        let sent = self
             .client
             .describe_table()
             .table_name(self.table.as_ref())
             .send()
-            .await
-        {
+            .instrument(call.span())
+            .await;
+        let result = match sent {
             Ok(out) => Ok(out.table),
             Err(e)
                 if e.as_service_error()
@@ -139,7 +142,9 @@ impl Store {
                 Ok(None)
             }
             Err(e) => Err(StoreError::from_sdk(e)),
-        }
+        };
+        call.finish(super::usage::Kind::Read, Vec::new(), result.as_ref().err());
+        result
     }
 
     async fn create_table(&self, capacity: CapacityMode) -> Result<(), StoreError> {

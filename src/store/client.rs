@@ -6,7 +6,11 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, retry::RetryConfig, timeout::TimeoutConfig};
 use aws_sdk_dynamodb::{
     Client,
-    config::{Credentials, Region},
+    config::{ConfigBag, Credentials, Intercept, Region, RuntimeComponents},
+};
+use aws_smithy_runtime_api::{
+    box_error::BoxError,
+    client::{interceptors::context::FinalizerInterceptorContextRef, orchestrator::Metadata},
 };
 
 use crate::config::Settings;
@@ -59,6 +63,39 @@ impl ClientOptions {
     }
 }
 
+/// Counts every attempt the SDK makes (`medbook_dynamodb_attempts_total{operation}`; attempts minus
+/// `medbook_dynamodb_requests_total` are the retries) and every attempt DynamoDB throttled
+/// (`medbook_dynamodb_throttled_attempts_total{operation}`), retried or not.
+#[derive(Debug, Clone, Copy)]
+struct AttemptMetrics;
+
+impl Intercept for AttemptMetrics {
+    fn name(&self) -> &'static str {
+        "medbook-attempt-metrics"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg.load::<Metadata>().map_or("unknown", Metadata::name).to_owned();
+        metrics::counter!("medbook_dynamodb_attempts_total", "operation" => operation.clone()).increment(1);
+        let throttled = context.response().is_some_and(|response| {
+            response.status().as_u16() == 400
+                && response.body().bytes().is_some_and(|body| {
+                    let body = String::from_utf8_lossy(body);
+                    body.contains("ThrottlingException") || body.contains("ProvisionedThroughputExceeded")
+                })
+        });
+        if throttled {
+            metrics::counter!("medbook_dynamodb_throttled_attempts_total", "operation" => operation).increment(1);
+        }
+        Ok(())
+    }
+}
+
 /// A client configured by the standard AWS chain (`AWS_REGION`, `AWS_ENDPOINT_URL_DYNAMODB`, profiles,
 /// credentials).
 pub async fn aws_client(options: &ClientOptions) -> Client {
@@ -67,7 +104,11 @@ pub async fn aws_client(options: &ClientOptions) -> Client {
         .retry_config(options.retry_config())
         .load()
         .await;
-    Client::new(&config)
+    Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(AttemptMetrics)
+            .build(),
+    )
 }
 
 /// A client for an engine at `endpoint` on this machine, with static dummy credentials and a fixed region so
@@ -80,6 +121,7 @@ pub fn local_client(endpoint: &str, options: &ClientOptions) -> Client {
         .endpoint_url(endpoint)
         .timeout_config(options.timeout_config())
         .retry_config(options.retry_config())
+        .interceptor(AttemptMetrics)
         .build();
     Client::from_conf(config)
 }

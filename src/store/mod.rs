@@ -34,7 +34,8 @@ use aws_sdk_dynamodb::{
     },
 };
 use serde::{Serialize, de::DeserializeOwned};
-use usage::Kind;
+use tracing::Instrument;
+use usage::{Call, Kind};
 
 /// A DynamoDB item as the SDK sees it.
 pub type Item = HashMap<String, AttributeValue>;
@@ -124,6 +125,10 @@ impl StoreError {
                 "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
             )
         };
+        for code in codes.iter().flatten() {
+            metrics::counter!("medbook_dynamodb_transaction_cancellations_total", "reason" => code.clone())
+                .increment(1);
+        }
         if codes.iter().flatten().any(|c| retryable(c)) {
             return Self::Unavailable(format!("transaction cancelled: {codes:?}"));
         }
@@ -160,18 +165,27 @@ impl Store {
 
     /// GetItem by primary key.
     pub(crate) async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
-        usage::call();
-        let out = self
+        let call = Call::start("GetItem", &self.table, None);
+        let result = self
             .client
             .get_item()
             .table_name(self.table.as_ref())
             .set_key(Some(key(pk, sk)))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
+            .instrument(call.span())
             .await
-            .map_err(StoreError::from_sdk)?;
-        usage::consumed(Kind::Read, out.consumed_capacity());
-        Ok(out.item)
+            .map_err(StoreError::from_sdk);
+        match result {
+            Ok(out) => {
+                call.finish(Kind::Read, out.consumed_capacity().into_iter().collect(), None);
+                Ok(out.item)
+            }
+            Err(e) => {
+                call.finish(Kind::Read, Vec::new(), Some(&e));
+                Err(e)
+            }
+        }
     }
 
     /// A Query builder on this table that reports consumed capacity per index; send it with [`Store::query`].
@@ -184,10 +198,18 @@ impl Store {
 
     /// Sends one Query and records its cost.
     pub(crate) async fn query(&self, query: QueryFluentBuilder) -> Result<QueryOutput, StoreError> {
-        usage::call();
-        let out = query.send().await.map_err(StoreError::from_sdk)?;
-        usage::consumed(Kind::Read, out.consumed_capacity());
-        Ok(out)
+        let call = Call::start("Query", &self.table, query.get_index_name().as_deref());
+        let result = query.send().instrument(call.span()).await.map_err(StoreError::from_sdk);
+        match result {
+            Ok(out) => {
+                call.finish(Kind::Read, out.consumed_capacity().into_iter().collect(), None);
+                Ok(out)
+            }
+            Err(e) => {
+                call.finish(Kind::Read, Vec::new(), Some(&e));
+                Err(e)
+            }
+        }
     }
 
     /// PutItem with an optional condition (values given by the caller on the builder).
@@ -201,23 +223,40 @@ impl Store {
 
     /// Sends one PutItem and records its cost.
     pub(crate) async fn put(&self, put: PutItemFluentBuilder) -> Result<(), StoreError> {
-        usage::call();
-        let out = put.send().await.map_err(StoreError::from_sdk)?;
-        usage::consumed(Kind::Write, out.consumed_capacity());
-        Ok(())
+        let call = Call::start("PutItem", &self.table, None);
+        let result = put.send().instrument(call.span()).await.map_err(StoreError::from_sdk);
+        match result {
+            Ok(out) => {
+                call.finish(Kind::Write, out.consumed_capacity().into_iter().collect(), None);
+                Ok(())
+            }
+            Err(e) => {
+                call.finish(Kind::Write, Vec::new(), Some(&e));
+                Err(e)
+            }
+        }
     }
 
     /// DeleteItem with an optional condition.
     pub(crate) async fn delete(&self, delete: DeleteItemFluentBuilder) -> Result<(), StoreError> {
-        usage::call();
-        let out = delete
+        let call = Call::start("DeleteItem", &self.table, None);
+        let result = delete
             .table_name(self.table.as_ref())
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
+            .instrument(call.span())
             .await
-            .map_err(StoreError::from_sdk)?;
-        usage::consumed(Kind::Write, out.consumed_capacity());
-        Ok(())
+            .map_err(StoreError::from_sdk);
+        match result {
+            Ok(out) => {
+                call.finish(Kind::Write, out.consumed_capacity().into_iter().collect(), None);
+                Ok(())
+            }
+            Err(e) => {
+                call.finish(Kind::Write, Vec::new(), Some(&e));
+                Err(e)
+            }
+        }
     }
 
     /// Sends one TransactWriteItems, all or nothing, and records its cost. `token` makes retries of the same
@@ -229,7 +268,7 @@ impl Store {
         actions: Vec<TransactWriteItem>,
         token: Option<String>,
     ) -> Result<(), StoreError> {
-        usage::call();
+        let call = Call::start("TransactWriteItems", &self.table, None);
         let result = self
             .client
             .transact_write_items()
@@ -237,19 +276,27 @@ impl Store {
             .set_client_request_token(token)
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
+            .instrument(call.span())
             .await;
+        let result = match result {
+            Ok(out) => Ok(out),
+            Err(e) => Err(match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                    StoreError::canceled(c.cancellation_reasons())
+                }
+                Some(TransactWriteItemsError::IdempotentParameterMismatchException(_)) => StoreError::TokenReused,
+                _ => StoreError::from_sdk(e),
+            }),
+        };
         match result {
             Ok(out) => {
-                usage::consumed(Kind::Write, out.consumed_capacity());
+                call.finish(Kind::Write, out.consumed_capacity().iter().collect(), None);
                 Ok(())
             }
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                    Err(StoreError::canceled(c.cancellation_reasons()))
-                }
-                Some(TransactWriteItemsError::IdempotentParameterMismatchException(_)) => Err(StoreError::TokenReused),
-                _ => Err(StoreError::from_sdk(e)),
-            },
+            Err(e) => {
+                call.finish(Kind::Write, Vec::new(), Some(&e));
+                Err(e)
+            }
         }
     }
 

@@ -12,6 +12,7 @@ mod health;
 mod helpers;
 mod lab;
 mod limits;
+mod metrics;
 mod migrations;
 mod openapi;
 mod patients;
