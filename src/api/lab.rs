@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::{
     AppState,
+    audit::AuditContext,
     bookings::{BookingSummaryView, date_param, limit_param},
     error::{ApiError, Problem},
     extract::{Path, Query},
@@ -23,6 +24,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(schedule))
         .routes(routes!(worklist))
         .routes(routes!(tests_by_type))
+}
+
+/// A lab view shows several patients' data at once: each patient on the page gets one audit event, written
+/// in the background like any read.
+fn record_views(state: &AppState, audit: &AuditContext, caller: &Caller, patients: impl Iterator<Item = Uuid>) {
+    let mut seen = std::collections::HashSet::new();
+    for patient in patients.filter(|p| seen.insert(*p)) {
+        state
+            .audit
+            .record_detached(audit.draft(caller, axum::http::StatusCode::OK).event(patient));
+    }
 }
 
 /// One slot of a day.
@@ -125,6 +137,7 @@ pub struct SchedulePage {
 async fn schedule(
     State(state): State<AppState>,
     caller: Caller,
+    audit: AuditContext,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<DayParams>,
 ) -> Result<axum::Json<SchedulePage>, ApiError> {
@@ -138,6 +151,7 @@ async fn schedule(
         .map(|c| state.cursors.decode(&scope, c))
         .transpose()?;
     let page = state.bookings.schedule(date, limit, start.as_ref()).await?;
+    record_views(&state, &audit, &caller, page.items.iter().map(|b| b.patient_id));
     Ok(axum::Json(SchedulePage {
         items: page.items.into_iter().map(BookingSummaryView::from).collect(),
         next_cursor: page.next.map(|k| state.cursors.encode(&scope, &k)),
@@ -206,6 +220,7 @@ pub struct WorklistPage {
 async fn worklist(
     State(state): State<AppState>,
     caller: Caller,
+    audit: AuditContext,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<PageParams>,
 ) -> Result<axum::Json<WorklistPage>, ApiError> {
@@ -218,6 +233,7 @@ async fn worklist(
         .map(|c| state.cursors.decode(scope, c))
         .transpose()?;
     let page = state.results.worklist(limit, start.as_ref()).await?;
+    record_views(&state, &audit, &caller, page.items.iter().map(|e| e.patient_id));
     Ok(axum::Json(WorklistPage {
         items: page
             .items
@@ -305,6 +321,7 @@ pub struct TypedTestPage {
 async fn tests_by_type(
     State(state): State<AppState>,
     caller: Caller,
+    audit: AuditContext,
     Path(code): Path<String>,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<RangeParams>,
@@ -324,6 +341,7 @@ async fn tests_by_type(
         .bookings
         .tests_by_type(&code, from, to, limit, start.as_ref())
         .await?;
+    record_views(&state, &audit, &caller, page.items.iter().map(|t| t.patient_id));
     Ok(axum::Json(TypedTestPage {
         items: page
             .items

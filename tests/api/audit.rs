@@ -156,6 +156,20 @@ async fn every_request_on_a_patients_data_leaves_exactly_one_event() {
                 .json(&json!({"text": "no"})),
         ),
         (
+            "GET /v1/schedule".into(),
+            200,
+            app.request(Method::GET, &format!("/v1/schedule?date={}", day(30)), Some(&lab)),
+        ),
+        (
+            "GET /v1/test-types/{code}/tests".into(),
+            200,
+            app.request(
+                Method::GET,
+                &format!("/v1/test-types/CBC/tests?from={0}&to={0}", day(30)),
+                Some(&doctor),
+            ),
+        ),
+        (
             "GET /v1/patients/{patientId}/audit".into(),
             200,
             app.request(Method::GET, &format!("/v1/patients/{p}/audit"), Some(&admin)),
