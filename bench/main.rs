@@ -356,6 +356,8 @@ struct Ctx {
     admin: String,
     doctor: String,
     counter: AtomicUsize,
+    /// The service side's last result version per worker (record result), kept across runs.
+    versions: Vec<std::sync::atomic::AtomicU64>,
 }
 
 /// One request through the service; returns the `Dynamodb-Usage` header.
@@ -420,10 +422,15 @@ async fn via_service(ctx: &Ctx, pattern: Pattern, worker: usize, version: &mut u
     usage
 }
 
-/// The same DynamoDB operations, issued directly.
+/// The same DynamoDB operations, issued directly. Reads also write their audit events in the background, as
+/// the service does (one PutItem; a worklist page, one BatchWriteItem for its patients).
 async fn via_sdk(ctx: &Ctx, pattern: Pattern, worker: usize, version: &mut u64) {
     let n = ctx.counter.fetch_add(1, Ordering::Relaxed);
     let (p, b) = ctx.seeded.bookings[n * 7919 % ctx.seeded.bookings.len()];
+    if matches!(pattern, Pattern::Detail | Pattern::List) {
+        let store = ctx.store.clone();
+        tokio::spawn(async move { store.put_audit(&draft().event(p)).await });
+    }
     match pattern {
         Pattern::Detail => {
             ctx.raw
@@ -453,7 +460,8 @@ async fn via_sdk(ctx: &Ctx, pattern: Pattern, worker: usize, version: &mut u64) 
                 .expect("Query");
         }
         Pattern::Worklist => {
-            ctx.raw
+            let out = ctx
+                .raw
                 .query()
                 .table_name(&ctx.table)
                 .index_name(keys::GSI_AWAITING_REVIEW)
@@ -464,6 +472,18 @@ async fn via_sdk(ctx: &Ctx, pattern: Pattern, worker: usize, version: &mut u64) 
                 .send()
                 .await
                 .expect("Query");
+            let events: Vec<_> = out
+                .items()
+                .iter()
+                .filter_map(|i| {
+                    i.get("patientId")
+                        .and_then(|v| v.as_s().ok())
+                        .and_then(|s| s.parse().ok())
+                })
+                .map(|patient| draft().event(patient))
+                .collect();
+            let store = ctx.store.clone();
+            tokio::spawn(async move { store.put_audits(&events).await });
         }
         // Writes go through the store's request builders: the same TransactWriteItems the service sends,
         // without HTTP, JSON, auth or the service's rules around it.
@@ -555,7 +575,7 @@ async fn load(
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut usage = String::new();
-            let mut version = 0u64;
+            let mut version = ctx.versions[worker].load(Ordering::Relaxed);
             while Instant::now() < deadline {
                 let started = Instant::now();
                 if service {
@@ -564,6 +584,9 @@ async fn load(
                     via_sdk(&ctx, pattern, worker, &mut version).await;
                 }
                 latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            if service {
+                ctx.versions[worker].store(version, Ordering::Relaxed);
             }
             (latencies, usage)
         }));
@@ -685,6 +708,7 @@ async fn main() {
             admin: admin.clone(),
             doctor: doctor.clone(),
             counter: AtomicUsize::new(0),
+            versions: (0..CONCURRENCY).map(|_| std::sync::atomic::AtomicU64::new(0)).collect(),
         });
         let peak = Arc::new(AtomicUsize::new(0));
         let mut rows = Vec::new();

@@ -36,6 +36,20 @@ impl AuditTrail {
         });
     }
 
+    /// Writes `events` in the background with BatchWriteItem: for a view that shows many patients at once.
+    pub fn record_many_detached(&self, events: Vec<AuditEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.put_audits(&events).await {
+                metrics::counter!("medbook_audit_write_failures_total").increment(events.len() as u64);
+                tracing::error!(error = %e, lost = events.len(), "audit events lost");
+            }
+        });
+    }
+
     /// A page of a patient's events between two days (inclusive), newest first. Each page is one Query on
     /// one month's partition; the page key carries the month.
     ///

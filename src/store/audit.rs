@@ -1,6 +1,7 @@
 //! The audit trail: one partition per patient and month, outside the patient's item collection.
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{Page, PageKey, Store, StoreError, from_item, items::AuditItem, keys, s, to_item};
@@ -15,6 +16,66 @@ impl Store {
     pub async fn put_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let item = to_item(&AuditItem::new(event, self.audit_retention_days))?;
         self.put(self.put_builder(item)).await
+    }
+
+    /// Writes several audit events with BatchWriteItem (25 a call), for a view that shows many patients.
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn put_audits(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        for chunk in events.chunks(25) {
+            let mut requests = chunk
+                .iter()
+                .map(|e| {
+                    let item = to_item(&AuditItem::new(e, self.audit_retention_days))?;
+                    let put = PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .expect("put request is complete");
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            for _ in 0..5 {
+                if requests.is_empty() {
+                    break;
+                }
+                let call = super::usage::Call::start("BatchWriteItem", &self.table, None);
+                let result = self
+                    .client
+                    .batch_write_item()
+                    .request_items(self.table.as_ref(), requests.clone())
+                    .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+                    .send()
+                    .instrument(call.span())
+                    .await
+                    .map_err(StoreError::from_sdk);
+                match result {
+                    Ok(out) => {
+                        call.finish(
+                            super::usage::Kind::Write,
+                            out.consumed_capacity().iter().collect(),
+                            None,
+                        );
+                        requests = out
+                            .unprocessed_items
+                            .and_then(|mut m| m.remove(self.table.as_ref()))
+                            .unwrap_or_default();
+                    }
+                    Err(e) => {
+                        call.finish(super::usage::Kind::Write, Vec::new(), Some(&e));
+                        return Err(e);
+                    }
+                }
+            }
+            if !requests.is_empty() {
+                return Err(StoreError::Unavailable(format!(
+                    "{} audit events left unprocessed",
+                    requests.len()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The Put action that writes an audit event inside the transaction of the change it records.
