@@ -32,6 +32,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(audit_trail))
 }
 
+/// A caller whose token this request already verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedCaller(pub Caller);
+
 /// Response marker: this request's audit event was written with its change.
 #[derive(Debug, Clone, Copy)]
 pub struct AuditRecorded;
@@ -115,6 +119,11 @@ pub async fn audit_patient_requests(State(state): State<AppState>, req: Request,
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .and_then(|token| state.tokens.verify(token.trim()).ok());
     let context = AuditContext::from_parts(&parts);
+    let mut parts = parts;
+    if let Some(caller) = &caller {
+        // The handler's `Caller` extractor takes it from here instead of verifying the token again.
+        parts.extensions.insert(VerifiedCaller(caller.clone()));
+    }
     let response = next.run(Request::from_parts(parts, body)).await;
     if let (Some(patient), Some(caller)) = (patient, caller)
         && response.extensions().get::<AuditRecorded>().is_none()
