@@ -214,7 +214,6 @@ pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
             state.clone(),
             audit::audit_patient_requests,
         ))
-        .layer(middleware::from_fn(record_usage))
         .with_state(state);
     let metrics_token = policy.metrics_token.clone();
     let mut app = Router::new()
@@ -230,7 +229,9 @@ pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             policy.request_timeout,
-        ));
+        ))
+        // Outside the limits, so a 429 or a timeout still says what it cost; every route, docs included.
+        .layer(middleware::from_fn(record_usage));
     if !policy.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = policy
             .cors_origins

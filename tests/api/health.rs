@@ -29,6 +29,11 @@ async fn probes_answer_and_request_ids_are_generated_or_echoed() {
 
     let docs = app.request(Method::GET, "/docs/", None).send().await.unwrap();
     assert_eq!(docs.status(), 200);
+    assert_eq!(
+        docs.headers()["dynamodb-usage"],
+        "calls=0, rcu=0, wcu=0",
+        "every response carries it"
+    );
     assert!(
         docs.text().await.unwrap().contains("swagger-ui"),
         "Swagger UI is served offline"
