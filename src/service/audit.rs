@@ -3,14 +3,11 @@
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{FieldError, ServiceError};
+use super::{ServiceError, month_paged, months_in_range};
 use crate::{
     domain::{audit::AuditEvent, booking::format_date},
     store::{Page, PageKey, Store},
 };
-
-/// Page-key entry naming the month partition an audit page continues in.
-const MONTH_KEY: &str = "_month";
 
 /// Audit use cases.
 #[derive(Debug, Clone)]
@@ -65,48 +62,15 @@ impl AuditTrail {
     ) -> Result<Page<AuditEvent>, ServiceError> {
         let to = to.unwrap_or_else(|| OffsetDateTime::now_utc().date());
         let from = from.unwrap_or_else(|| to.saturating_sub(time::Duration::days(365)));
-        if to < from {
-            return Err(ServiceError::Invalid(vec![FieldError::new(
-                "to",
-                "must not be before `from`",
-            )]));
-        }
-        let mut months = months_between(from, to);
-        if months.len() > 24 {
-            return Err(ServiceError::Invalid(vec![FieldError::new(
-                "from",
-                "the range may span at most 24 months",
-            )]));
-        }
+        let mut months = months_in_range(from, to)?;
         months.reverse();
-        let month = start
-            .and_then(|k| k.0.get(MONTH_KEY).cloned())
-            .unwrap_or_else(|| months[0].clone());
-        let Some(position) = months.iter().position(|m| *m == month) else {
-            return Err(ServiceError::Invalid(vec![FieldError::new(
-                "cursor",
-                "does not belong to this range",
-            )]));
-        };
-        let resume = start.filter(|k| k.0.len() > 1);
         let (lo, hi) = (format_date(from), format!("{}~", format_date(to)));
-        let page = self
-            .store
-            .audit_page(patient_id, &month, (&lo, &hi), limit, resume)
-            .await?;
-        let next = match page.next {
-            Some(mut key) => {
-                key.0.insert(MONTH_KEY.to_owned(), month);
-                Some(key)
-            }
-            None => months
-                .get(position + 1)
-                .map(|m| PageKey([(MONTH_KEY.to_owned(), m.clone())].into())),
-        };
-        Ok(Page {
-            items: page.items,
-            next,
+        month_paged(&months, start, |month, resume| async move {
+            self.store
+                .audit_page(patient_id, &month, (&lo, &hi), limit, resume.as_ref())
+                .await
         })
+        .await
     }
 }
 
@@ -123,4 +87,35 @@ pub fn months_between(from: Date, to: Date) -> Vec<String> {
         }
     }
     months
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::date;
+
+    use super::*;
+
+    #[test]
+    fn months_between_spans_year_ends() {
+        assert_eq!(
+            months_between(date!(2026 - 11 - 30), date!(2027 - 01 - 02)),
+            ["2026-11", "2026-12", "2027-01"]
+        );
+        assert_eq!(
+            months_between(date!(2026 - 11 - 01), date!(2026 - 11 - 30)),
+            ["2026-11"]
+        );
+    }
+
+    #[test]
+    fn a_range_must_run_forwards_and_span_at_most_24_months() {
+        assert!(months_in_range(date!(2026 - 11 - 02), date!(2026 - 11 - 01)).is_err());
+        assert!(months_in_range(date!(2026 - 01 - 01), date!(2028 - 01 - 01)).is_err());
+        assert_eq!(
+            months_in_range(date!(2026 - 01 - 01), date!(2027 - 12 - 31))
+                .unwrap()
+                .len(),
+            24
+        );
+    }
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{FieldError, ServiceError, audit::months_between, catalog::Catalog};
+use super::{FieldError, ServiceError, catalog::Catalog, month_paged, months_in_range};
 use crate::{
     domain::{
         audit::AuditDraft,
@@ -425,53 +425,16 @@ impl Bookings {
         limit: i32,
         start: Option<&PageKey>,
     ) -> Result<Page<ScheduledTest>, ServiceError> {
-        if to < from {
-            return Err(ServiceError::Invalid(vec![FieldError::new(
-                "to",
-                "must not be before `from`",
-            )]));
-        }
-        let months = months_between(from, to);
-        if months.len() > 24 {
-            return Err(ServiceError::Invalid(vec![FieldError::new(
-                "to",
-                "the range may span at most 24 months",
-            )]));
-        }
-        let month = start
-            .and_then(|k| k.0.get(MONTH_KEY).cloned())
-            .unwrap_or_else(|| months[0].clone());
-        let Some(position) = months.iter().position(|m| *m == month) else {
-            return Err(ServiceError::Invalid(vec![FieldError::new(
-                "cursor",
-                "does not belong to this range",
-            )]));
-        };
-        let resume = start.filter(|k| k.0.len() > 1);
-        let lo = format_date(from);
-        let hi = format!("{}~", format_date(to));
-        let page = self
-            .store
-            .tests_by_type(code, &month, (&lo, &hi), limit, resume)
-            .await?;
-        let next = match page.next {
-            Some(mut key) => {
-                key.0.insert(MONTH_KEY.to_owned(), month);
-                Some(key)
-            }
-            None => months
-                .get(position + 1)
-                .map(|m| PageKey([(MONTH_KEY.to_owned(), m.clone())].into())),
-        };
-        Ok(Page {
-            items: page.items,
-            next,
+        let months = months_in_range(from, to)?;
+        let (lo, hi) = (format_date(from), format!("{}~", format_date(to)));
+        month_paged(&months, start, |month, resume| async move {
+            self.store
+                .tests_by_type(code, &month, (&lo, &hi), limit, resume.as_ref())
+                .await
         })
+        .await
     }
 }
-
-/// Page-key entry naming the month partition a tests-by-type page continues in.
-const MONTH_KEY: &str = "_month";
 
 fn replayed(record: IdempotencyItem, key: &IdempotencyKey) -> Result<Booked, ServiceError> {
     if record.request_hash != key.request_hash {
@@ -496,18 +459,6 @@ mod tests {
     use time::macros::date;
 
     use super::*;
-
-    #[test]
-    fn months_between_spans_year_ends() {
-        assert_eq!(
-            months_between(date!(2026 - 11 - 30), date!(2027 - 01 - 02)),
-            ["2026-11", "2026-12", "2027-01"]
-        );
-        assert_eq!(
-            months_between(date!(2026 - 11 - 01), date!(2026 - 11 - 30)),
-            ["2026-11"]
-        );
-    }
 
     #[test]
     fn the_request_fingerprint_and_token_depend_on_caller_key_and_request() {

@@ -8,7 +8,79 @@ pub mod health;
 pub mod patients;
 pub mod results;
 
-use crate::store::StoreError;
+use std::future::Future;
+
+use time::Date;
+
+use crate::store::{Page, PageKey, StoreError};
+
+/// Page-key entry naming the month partition a month-paged list continues in.
+const MONTH_KEY: &str = "_month";
+
+/// Most months one ranged read may span.
+const MAX_MONTHS: usize = 24;
+
+/// The months (`YYYY-MM`) from `from` to `to`, in order.
+///
+/// # Errors
+/// [`ServiceError::Invalid`] when `to` is before `from` or the range spans more than 24 months.
+pub(crate) fn months_in_range(from: Date, to: Date) -> Result<Vec<String>, ServiceError> {
+    if to < from {
+        return Err(ServiceError::Invalid(vec![FieldError::new(
+            "to",
+            "must not be before `from`",
+        )]));
+    }
+    let months = audit::months_between(from, to);
+    if months.len() > MAX_MONTHS {
+        return Err(ServiceError::Invalid(vec![FieldError::new(
+            "to",
+            "the range may span at most 24 months",
+        )]));
+    }
+    Ok(months)
+}
+
+/// One page of a list kept in month partitions, read in the order of `months`: each page is one Query
+/// (`query(month, resume_key)`) on one month; the page key carries the month, so the next page continues
+/// there, and moves on to the next month when one is exhausted (a page can then hold fewer items than asked).
+///
+/// # Errors
+/// [`ServiceError::Invalid`] for a cursor of another range; engine failures.
+pub(crate) async fn month_paged<T, F, Fut>(
+    months: &[String],
+    start: Option<&PageKey>,
+    query: F,
+) -> Result<Page<T>, ServiceError>
+where
+    F: FnOnce(String, Option<PageKey>) -> Fut,
+    Fut: Future<Output = Result<Page<T>, StoreError>>,
+{
+    let month = start
+        .and_then(|k| k.0.get(MONTH_KEY).cloned())
+        .unwrap_or_else(|| months[0].clone());
+    let Some(position) = months.iter().position(|m| *m == month) else {
+        return Err(ServiceError::Invalid(vec![FieldError::new(
+            "cursor",
+            "does not belong to this range",
+        )]));
+    };
+    let resume = start.filter(|k| k.0.len() > 1).cloned();
+    let page = query(month.clone(), resume).await?;
+    let next = match page.next {
+        Some(mut key) => {
+            key.0.insert(MONTH_KEY.to_owned(), month);
+            Some(key)
+        }
+        None => months
+            .get(position + 1)
+            .map(|m| PageKey([(MONTH_KEY.to_owned(), m.clone())].into())),
+    };
+    Ok(Page {
+        items: page.items,
+        next,
+    })
+}
 
 /// One invalid field of an input.
 #[derive(Debug, Clone, PartialEq, Eq)]
