@@ -456,7 +456,6 @@ fn replayed(record: IdempotencyItem, key: &IdempotencyKey) -> Result<Booked, Ser
 
 #[cfg(test)]
 mod tests {
-    use time::macros::date;
 
     use super::*;
 
