@@ -732,12 +732,13 @@ async fn main() {
         let query_detail_ms = started.elapsed().as_secs_f64() * 1000.0 / 20.0;
         let peak = Arc::new(AtomicUsize::new(0));
         let mut rows = Vec::new();
+        // Reads first: the write patterns add bookings and results to the table.
         for pattern in [
             Pattern::Detail,
             Pattern::List,
+            Pattern::Worklist,
             Pattern::Create,
             Pattern::Record,
-            Pattern::Worklist,
         ] {
             let (mut svc, mut sdk) = (Vec::new(), Vec::new());
             let mut usage = String::new();
