@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{Page, PageKey, Store, StoreError, from_item, items::AuditItem, keys, s, to_item};
+use super::{Page, PageKey, Store, StoreError, items::AuditItem, keys, s, to_item};
 use crate::domain::audit::AuditEvent;
 
 impl Store {
@@ -97,29 +97,16 @@ impl Store {
         limit: i32,
         start: Option<&PageKey>,
     ) -> Result<Page<AuditEvent>, StoreError> {
-        let out = self
-            .query(
-                self.query_builder()
-                    .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
-                    .expression_attribute_names("#pk", keys::PK)
-                    .expression_attribute_names("#sk", keys::SK)
-                    .expression_attribute_values(":pk", s(keys::audit_pk(patient_id, month)))
-                    .expression_attribute_values(":lo", s(bounds.0))
-                    .expression_attribute_values(":hi", s(bounds.1))
-                    .scan_index_forward(false)
-                    .limit(limit)
-                    .set_exclusive_start_key(start.map(|k| k.to_item(&[keys::PK, keys::SK]))),
-            )
-            .await?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| from_item::<AuditItem>(item).map(AuditItem::into_event))
-            .collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            next: PageKey::from_item(out.last_evaluated_key),
-        })
+        let query = self
+            .query_builder()
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_values(":pk", s(keys::audit_pk(patient_id, month)))
+            .expression_attribute_values(":lo", s(bounds.0))
+            .expression_attribute_values(":hi", s(bounds.1))
+            .scan_index_forward(false);
+        self.query_page(query, limit, start, &[keys::PK, keys::SK], AuditItem::into_event)
+            .await
     }
 }

@@ -172,9 +172,7 @@ impl Store {
             .expression_attribute_names("#sk", keys::LSI1_SK)
             .expression_attribute_values(":pk", s(keys::patient_pk(patient_id)))
             .expression_attribute_values(":lo", s(bounds.0))
-            .expression_attribute_values(":hi", s(bounds.1))
-            .limit(limit)
-            .set_exclusive_start_key(start.map(|k| k.to_item(&[keys::PK, keys::SK, keys::LSI1_SK])));
+            .expression_attribute_values(":hi", s(bounds.1));
         if let Some(status) = status {
             query = query
                 .filter_expression("#status = :status")
@@ -184,17 +182,9 @@ impl Store {
                     serde_dynamo::to_attribute_value(status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 );
         }
-        let out = self.query(query).await?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| from_item::<BookingItem>(item).map(BookingItem::into_summary))
-            .collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            next: PageKey::from_item(out.last_evaluated_key),
-        })
+        let key = [keys::PK, keys::SK, keys::LSI1_SK];
+        self.query_page(query, limit, start, &key, BookingItem::into_summary)
+            .await
     }
 
     /// A booking with its tests, current results and notes: one Query on the booking's key prefix.
@@ -453,38 +443,22 @@ impl Store {
     /// # Errors
     /// Engine failures.
     pub async fn worklist(&self, limit: i32, start: Option<&PageKey>) -> Result<Page<WorklistEntry>, StoreError> {
-        let out = self
-            .query(
-                self.query_builder()
-                    .index_name(keys::GSI_AWAITING_REVIEW)
-                    .key_condition_expression("#pk = :pk")
-                    .expression_attribute_names("#pk", keys::GSI2_PK)
-                    .expression_attribute_values(":pk", s(keys::AWAITING_REVIEW_PK))
-                    .limit(limit)
-                    .set_exclusive_start_key(
-                        start.map(|k| k.to_item(&[keys::PK, keys::SK, keys::GSI2_PK, keys::GSI2_SK])),
-                    ),
-            )
-            .await?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| {
-                from_item::<ResultItem>(item).map(|r| WorklistEntry {
-                    patient_id: r.patient_id,
-                    booking_id: r.booking_id,
-                    test_id: r.test_id,
-                    test_type_code: r.test_type_code,
-                    critical: r.result.critical,
-                    recorded_at: r.result.recorded_at,
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            next: PageKey::from_item(out.last_evaluated_key),
+        let query = self
+            .query_builder()
+            .index_name(keys::GSI_AWAITING_REVIEW)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", keys::GSI2_PK)
+            .expression_attribute_values(":pk", s(keys::AWAITING_REVIEW_PK));
+        let key = [keys::PK, keys::SK, keys::GSI2_PK, keys::GSI2_SK];
+        self.query_page(query, limit, start, &key, |r: ResultItem| WorklistEntry {
+            patient_id: r.patient_id,
+            booking_id: r.booking_id,
+            test_id: r.test_id,
+            test_type_code: r.test_type_code,
+            critical: r.result.critical,
+            recorded_at: r.result.recorded_at,
         })
+        .await
     }
 
     /// A page of one day's bookings in slot order (one Query on the day GSI).
@@ -497,29 +471,15 @@ impl Store {
         limit: i32,
         start: Option<&PageKey>,
     ) -> Result<Page<BookingSummary>, StoreError> {
-        let out = self
-            .query(
-                self.query_builder()
-                    .index_name(keys::GSI_BOOKINGS_BY_DAY)
-                    .key_condition_expression("#pk = :pk")
-                    .expression_attribute_names("#pk", keys::GSI3_PK)
-                    .expression_attribute_values(":pk", s(keys::bookings_by_day_pk(date)))
-                    .limit(limit)
-                    .set_exclusive_start_key(
-                        start.map(|k| k.to_item(&[keys::PK, keys::SK, keys::GSI3_PK, keys::GSI3_SK])),
-                    ),
-            )
-            .await?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| from_item::<BookingItem>(item).map(BookingItem::into_summary))
-            .collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            next: PageKey::from_item(out.last_evaluated_key),
-        })
+        let query = self
+            .query_builder()
+            .index_name(keys::GSI_BOOKINGS_BY_DAY)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", keys::GSI3_PK)
+            .expression_attribute_values(":pk", s(keys::bookings_by_day_pk(date)));
+        let key = [keys::PK, keys::SK, keys::GSI3_PK, keys::GSI3_SK];
+        self.query_page(query, limit, start, &key, BookingItem::into_summary)
+            .await
     }
 
     /// A page of booked tests of one type in one month, with slot starts between two bounds (one Query on
@@ -535,39 +495,23 @@ impl Store {
         limit: i32,
         start: Option<&PageKey>,
     ) -> Result<Page<ScheduledTest>, StoreError> {
-        let out = self
-            .query(
-                self.query_builder()
-                    .index_name(keys::GSI_TESTS_BY_TYPE)
-                    .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
-                    .expression_attribute_names("#pk", keys::GSI1_PK)
-                    .expression_attribute_names("#sk", keys::GSI1_SK)
-                    .expression_attribute_values(":pk", s(keys::tests_by_type_pk(code, month)))
-                    .expression_attribute_values(":lo", s(bounds.0))
-                    .expression_attribute_values(":hi", s(bounds.1))
-                    .limit(limit)
-                    .set_exclusive_start_key(
-                        start.map(|k| k.to_item(&[keys::PK, keys::SK, keys::GSI1_PK, keys::GSI1_SK])),
-                    ),
-            )
-            .await?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| {
-                from_item::<TestItem>(item).map(|t| ScheduledTest {
-                    patient_id: t.patient_id,
-                    booking_id: t.booking_id,
-                    slot_start: t.slot_start.clone(),
-                    test: t.test(),
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            next: PageKey::from_item(out.last_evaluated_key),
+        let query = self
+            .query_builder()
+            .index_name(keys::GSI_TESTS_BY_TYPE)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+            .expression_attribute_names("#pk", keys::GSI1_PK)
+            .expression_attribute_names("#sk", keys::GSI1_SK)
+            .expression_attribute_values(":pk", s(keys::tests_by_type_pk(code, month)))
+            .expression_attribute_values(":lo", s(bounds.0))
+            .expression_attribute_values(":hi", s(bounds.1));
+        let key = [keys::PK, keys::SK, keys::GSI1_PK, keys::GSI1_SK];
+        self.query_page(query, limit, start, &key, |t: TestItem| ScheduledTest {
+            patient_id: t.patient_id,
+            booking_id: t.booking_id,
+            slot_start: t.slot_start.clone(),
+            test: t.test(),
         })
+        .await
     }
 
     fn tx_update(

@@ -212,6 +212,35 @@ impl Store {
         }
     }
 
+    /// Sends one Query for a page of `limit` items from `start` (the cursor's key, cut to `key_attributes`),
+    /// reading each item as `R` and mapping it to `T`.
+    pub(crate) async fn query_page<R: DeserializeOwned, T>(
+        &self,
+        query: QueryFluentBuilder,
+        limit: i32,
+        start: Option<&PageKey>,
+        key_attributes: &[&str],
+        map: impl Fn(R) -> T,
+    ) -> Result<Page<T>, StoreError> {
+        let out = self
+            .query(
+                query
+                    .limit(limit)
+                    .set_exclusive_start_key(start.map(|k| k.to_item(key_attributes))),
+            )
+            .await?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<R>(item).map(&map))
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            next: PageKey::from_item(out.last_evaluated_key),
+        })
+    }
+
     /// PutItem with an optional condition (values given by the caller on the builder).
     pub(crate) fn put_builder(&self, item: Item) -> PutItemFluentBuilder {
         self.client
