@@ -71,9 +71,13 @@ struct Stats {
     p50_ms: f64,
     p99_ms: f64,
     rps: f64,
+    /// CPU time of the service process per request (0 on the SDK side).
+    service_cpu_ms: f64,
+    /// CPU time of this process (engine and load generator) per request.
+    bench_cpu_ms: f64,
 }
 
-fn summarise(mut latencies: Vec<f64>, seconds: f64) -> Stats {
+fn summarise(mut latencies: Vec<f64>, seconds: f64, cpu_ms: (f64, f64)) -> Stats {
     latencies.sort_by(f64::total_cmp);
     let at = |q: f64| {
         latencies
@@ -81,10 +85,13 @@ fn summarise(mut latencies: Vec<f64>, seconds: f64) -> Stats {
             .copied()
             .unwrap_or(0.0)
     };
+    let n = latencies.len().max(1) as f64;
     Stats {
         p50_ms: at(0.5),
         p99_ms: at(0.99),
         rps: latencies.len() as f64 / seconds,
+        service_cpu_ms: cpu_ms.0 / n,
+        bench_cpu_ms: cpu_ms.1 / n,
     }
 }
 
@@ -98,7 +105,22 @@ fn median(mut runs: Vec<Stats>) -> Stats {
         p50_ms: pick(&mut runs, |s| s.p50_ms),
         p99_ms: pick(&mut runs, |s| s.p99_ms),
         rps: pick(&mut runs, |s| s.rps),
+        service_cpu_ms: pick(&mut runs, |s| s.service_cpu_ms),
+        bench_cpu_ms: pick(&mut runs, |s| s.bench_cpu_ms),
     }
+}
+
+/// User + system CPU time of a process so far, in ms (`/proc/<pid>/stat`, clock ticks of 10 ms).
+fn cpu_ms(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+            let ticks: u64 = rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?;
+            Some(ticks as f64 * 10.0)
+        })
+        .unwrap_or(0.0)
 }
 
 fn rss_kb(pid: u32) -> u64 {
@@ -570,6 +592,7 @@ async fn load(
     peak_rss: Arc<AtomicUsize>,
 ) -> (Stats, String) {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let cpu_before = (cpu_ms(&pid.to_string()), cpu_ms("self"));
     let mut workers = Vec::new();
     for worker in 0..CONCURRENCY {
         let ctx = ctx.clone();
@@ -608,7 +631,15 @@ async fn load(
         }
     }
     sampler.await.unwrap();
-    (summarise(all, seconds), usage)
+    let service_cpu = if service {
+        cpu_ms(&pid.to_string()) - cpu_before.0
+    } else {
+        0.0
+    };
+    (
+        summarise(all, seconds, (service_cpu, cpu_ms("self") - cpu_before.1)),
+        usage,
+    )
 }
 
 /// A booking found by Scan with a filter, page by page: what the data model avoids.
@@ -656,6 +687,8 @@ struct SizeResult {
 #[tokio::main]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `--only=record` runs the patterns whose name contains `record` (for profiling); no report file.
+    let only = std::env::args().find_map(|a| a.strip_prefix("--only=").map(str::to_owned));
     let plan = if quick {
         Plan {
             sizes: [1_000, 10_000],
@@ -739,7 +772,10 @@ async fn main() {
             Pattern::Worklist,
             Pattern::Create,
             Pattern::Record,
-        ] {
+        ]
+        .into_iter()
+        .filter(|p| only.as_deref().is_none_or(|o| p.name().contains(o)))
+        {
             let (mut svc, mut sdk) = (Vec::new(), Vec::new());
             let mut usage = String::new();
             for _ in 0..plan.runs {
@@ -760,12 +796,15 @@ async fn main() {
             }
             let (svc, sdk) = (median(svc), median(sdk));
             eprintln!(
-                "  {size:>6} {:<20} service p50 {:.3} ms, {:.0}/s | sdk p50 {:.3} ms, {:.0}/s | {usage}",
+                "  {size:>6} {:<20} service p50 {:.3} ms, {:.0}/s, cpu {:.2}+{:.2} ms | sdk p50 {:.3} ms, {:.0}/s, cpu {:.2} ms | {usage}",
                 pattern.name(),
                 svc.p50_ms,
                 svc.rps,
+                svc.service_cpu_ms,
+                svc.bench_cpu_ms,
                 sdk.p50_ms,
-                sdk.rps
+                sdk.rps,
+                sdk.bench_cpu_ms
             );
             rows.push((pattern, svc, sdk, usage));
         }
@@ -783,7 +822,7 @@ async fn main() {
     }
     let report = report(&results, plan, quick);
     println!("{report}");
-    if !quick {
+    if !quick && only.is_none() {
         std::fs::write(
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md"),
             &report,
@@ -831,14 +870,14 @@ fn report(results: &[SizeResult], plan: Plan, quick: bool) -> String {
     );
     let _ = writeln!(
         out,
-        "| items | pattern | service p50 ms | service p99 ms | service req/s | SDK p50 ms | SDK p99 ms | SDK req/s | p50 service/SDK | throughput service/SDK | Dynamodb-Usage per request |"
+        "| items | pattern | service p50 ms | service p99 ms | service req/s | SDK p50 ms | SDK p99 ms | SDK req/s | p50 service/SDK | throughput service/SDK | CPU ms/req via service (service + bench process) | CPU ms/req via SDK | Dynamodb-Usage per request |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in results {
         for (pattern, svc, sdk, usage) in &r.rows {
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.3} | {:.3} | {:.0} | {:.3} | {:.3} | {:.0} | {:.2} | {:.2} | {} |",
+                "| {} | {} | {:.3} | {:.3} | {:.0} | {:.3} | {:.3} | {:.0} | {:.2} | {:.2} | {:.2} + {:.2} | {:.2} | {} |",
                 r.size,
                 pattern.name(),
                 svc.p50_ms,
@@ -849,6 +888,9 @@ fn report(results: &[SizeResult], plan: Plan, quick: bool) -> String {
                 sdk.rps,
                 svc.p50_ms / sdk.p50_ms,
                 svc.rps / sdk.rps,
+                svc.service_cpu_ms,
+                svc.bench_cpu_ms,
+                sdk.bench_cpu_ms,
                 usage
             );
         }

@@ -1,4 +1,4 @@
-//! The `medbook` command line: `serve` (default), `migrate [--status]`, `token`, `openapi`.
+//! The `medbook` command line: `serve` (default), `migrate [--status]`, `token`, `openapi`, `healthcheck`.
 
 use std::{process::ExitCode, time::Duration};
 
@@ -45,6 +45,16 @@ enum Command {
     },
     /// Print the OpenAPI document (to regenerate openapi/openapi.json).
     Openapi,
+    /// Ask the running service on MEDBOOK_ADDR whether it is ready: exit 0 on 200, 1 otherwise. For a
+    /// container's HEALTHCHECK, where there is no curl.
+    Healthcheck {
+        /// Path to ask.
+        #[arg(long, default_value = "/health/ready")]
+        path: String,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
 }
 
 /// Parses the command line and runs it. Exit codes: 0 success, 1 runtime failure, 2 bad configuration
@@ -60,6 +70,15 @@ pub fn run() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&StartupError::Config(e)),
     };
+    if let Some(Command::Healthcheck { path, timeout_ms }) = &cli.command {
+        return match healthcheck(settings.addr, path, Duration::from_millis(*timeout_ms)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("medbook: not healthy: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::Token { role, sub, ttl }) = &cli.command {
         let secret = match settings.resolve_jwt_secret() {
             Ok(s) => s,
@@ -93,12 +112,46 @@ pub fn run() -> ExitCode {
                     .map_err(|e| StartupError::Engine(format!("server failed: {e}")))
             }
             Some(Command::Migrate { status }) => migrate_command(settings, status).await,
-            Some(Command::Token { .. } | Command::Openapi) => unreachable!("handled above"),
+            Some(Command::Token { .. } | Command::Openapi | Command::Healthcheck { .. }) => {
+                unreachable!("handled above")
+            }
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
+    }
+}
+
+/// One `GET path` over HTTP/1.1 to the service listening on `addr` (an unspecified address means this
+/// host); `Ok` when the answer is 200.
+fn healthcheck(addr: std::net::SocketAddr, path: &str, timeout: Duration) -> Result<(), String> {
+    use std::io::{Read, Write};
+
+    let mut target = addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout).map_err(|e| format!("{target}: {e}"))?;
+    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("{target}: {e}"))?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).map_err(|e| format!("{target}: {e}"))?;
+    let status_line = String::from_utf8_lossy(&head[..n]);
+    let status = status_line.split_whitespace().nth(1).unwrap_or("no answer");
+    if status == "200" {
+        Ok(())
+    } else {
+        Err(format!("GET {path} on {target} answered {status}"))
     }
 }
 

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::Client;
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
-    api::{self, AppState, cursor::CursorKey},
+    api::{self, AppState, Services, cursor::CursorKey},
     auth::TokenKeys,
     config::{ConfigError, Settings, StoreKind},
     domain::booking::SlotGrid,
@@ -153,7 +153,7 @@ impl Application {
             hours: settings.opening_hours,
         };
         let health = Health::new(store.clone());
-        let state = AppState {
+        let state = AppState::new(Services {
             bookings: Bookings::new(store.clone(), catalog.clone(), grid),
             results: Results::new(store.clone(), catalog.clone()),
             catalog,
@@ -162,7 +162,7 @@ impl Application {
             health: health.clone(),
             tokens: Arc::new(TokenKeys::new(&secret)),
             cursors: Arc::new(CursorKey::new(&secret)),
-        };
+        });
         let listener = TcpListener::bind(settings.addr)
             .await
             .map_err(|e| StartupError::Bind(settings.addr, e))?;

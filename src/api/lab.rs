@@ -30,11 +30,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// in the background like any read (BatchWriteItem, 25 events a call).
 fn record_views(state: &AppState, audit: &AuditContext, caller: &Caller, patients: impl Iterator<Item = Uuid>) {
     let mut seen = std::collections::HashSet::new();
-    for patient in patients.filter(|p| seen.insert(*p)) {
-        state
-            .audit
-            .record_detached(audit.draft(caller, axum::http::StatusCode::OK).event(patient));
-    }
+    let events = patients
+        .filter(|p| seen.insert(*p))
+        .map(|patient| audit.draft(caller, axum::http::StatusCode::OK).event(patient))
+        .collect();
+    state.audit.record_many_detached(events);
 }
 
 /// One slot of a day.

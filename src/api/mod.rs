@@ -6,6 +6,7 @@ pub mod bookings;
 pub mod cursor;
 pub mod error;
 pub mod extract;
+pub mod fhir;
 pub mod health;
 pub mod lab;
 pub mod layers;
@@ -51,9 +52,29 @@ pub const DYNAMODB_USAGE: HeaderName = HeaderName::from_static("dynamodb-usage")
 /// Request id header, generated when absent and echoed back.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Shared state of every handler: cheap to clone.
+/// Shared state of every handler: one pointer, so the clone each extractor and middleware takes costs one
+/// atomic increment.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    /// State over `services`.
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The use cases and keys the handlers share.
+#[derive(Debug)]
+pub struct Services {
     /// Test type catalog.
     pub catalog: Catalog,
     /// Patient records.
@@ -154,6 +175,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(test_types::router())
         .merge(patients::router())
         .merge(bookings::router())
+        .merge(fhir::router())
         .merge(results::router())
         .merge(lab::router())
         .merge(audit::router())

@@ -4,7 +4,10 @@
 //! capacity`. Idempotency: the key's record is written in that same transaction, so a booking exists exactly
 //! when its record does; a repeated or concurrent request finds the record and gets the first answer again.
 
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use sha2::{Digest, Sha256};
 use time::{Date, OffsetDateTime};
@@ -18,6 +21,8 @@ use crate::{
             BookedTest, Booking, BookingStatus, BookingSummary, ScheduledTest, SlotGrid, TestStatus, format_date,
             format_slot,
         },
+        patient::Patient,
+        test_type::TestType,
         timefmt,
     },
     store::{
@@ -26,6 +31,17 @@ use crate::{
         items::IdempotencyItem,
     },
 };
+
+/// One booking with what it refers to, for an export.
+#[derive(Debug, Clone)]
+pub struct BookingExport {
+    /// The patient.
+    pub patient: Patient,
+    /// The booking, its tests, current results and notes.
+    pub tree: BookingTree,
+    /// The catalog version of each booked test, by code and version.
+    pub test_types: HashMap<(String, u32), TestType>,
+}
 
 /// How long an idempotency record answers repeats.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -304,6 +320,35 @@ impl Bookings {
             .booking_tree(patient_id, booking_id)
             .await?
             .ok_or(ServiceError::NotFound("booking"))
+    }
+
+    /// Everything an export of one booking needs: the patient, the booking tree and the catalog version
+    /// each test was booked with. The profile and the booking tree are two ranges of the patient's partition,
+    /// so this is one GetItem and one Query, issued together; catalog versions come from the cache.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] when there is no such booking (or patient).
+    pub async fn export(&self, patient_id: Uuid, booking_id: Uuid) -> Result<BookingExport, ServiceError> {
+        let (patient, tree) = tokio::join!(self.store.get_patient(patient_id), self.tree(patient_id, booking_id));
+        let tree = tree?;
+        let patient = patient?.ok_or(ServiceError::NotFound("patient"))?;
+        let mut test_types = HashMap::new();
+        for test in &tree.booking.tests {
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                test_types.entry((test.test_type_code.clone(), test.test_type_version))
+            {
+                slot.insert(
+                    self.catalog
+                        .version(&test.test_type_code, test.test_type_version)
+                        .await?,
+                );
+            }
+        }
+        Ok(BookingExport {
+            patient,
+            tree,
+            test_types,
+        })
     }
 
     /// Cancels a booking: booking and tests `cancelled`, the slot's place given back, in one transaction

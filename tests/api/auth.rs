@@ -273,6 +273,11 @@ async fn the_role_matrix_of_every_endpoint_holds() {
             allowed: ALL,
         },
         Row {
+            method: Method::GET,
+            path: "/v1/patients/{patientId}/bookings/{bookingId}/fhir",
+            allowed: ALL,
+        },
+        Row {
             method: Method::POST,
             path: "/v1/patients/{patientId}/bookings/{bookingId}/cancel",
             allowed: &[Patient, Lab, Admin],

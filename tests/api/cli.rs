@@ -107,3 +107,33 @@ fn migrate_status_lists_pending_then_applied_on_the_embedded_engine() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `medbook healthcheck` (the container's HEALTHCHECK) exits 0 only when the service answers 200.
+#[tokio::test]
+async fn healthcheck_exits_0_only_on_a_ready_service() {
+    let app = crate::helpers::spawn_app().await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let dir = temp_dir();
+    let run = move |addr: String, args: Vec<&'static str>| {
+        let mut cmd = medbook(&dir);
+        cmd.env("MEDBOOK_ADDR", addr).arg("healthcheck").args(args);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let ready = run(addr.clone(), vec![]).await.unwrap();
+    assert_eq!(
+        ready.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ready.stderr)
+    );
+    let missing = run(addr, vec!["--path", "/nowhere"]).await.unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    let down = run(closed, vec!["--timeout-ms", "500"]).await.unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("not healthy"));
+}

@@ -158,8 +158,12 @@ impl TestApp {
 
 /// The `Dynamodb-Usage` header as numbers: (calls, rcu, wcu).
 pub fn usage(res: &Response) -> (u32, f64, f64) {
-    let text = res
-        .headers()
+    usage_of(res.headers())
+}
+
+/// The `Dynamodb-Usage` header of `headers` as numbers: (calls, rcu, wcu).
+pub fn usage_of(headers: &reqwest::header::HeaderMap) -> (u32, f64, f64) {
+    let text = headers
         .get("dynamodb-usage")
         .expect("Dynamodb-Usage header")
         .to_str()

@@ -8,6 +8,7 @@ mod bootstrap;
 mod cli;
 mod code_rules;
 mod faults;
+mod fhir;
 mod health;
 mod helpers;
 mod lab;
