@@ -118,6 +118,8 @@ pub struct Settings {
     pub audit_retention_days: u32,
     /// Longest wait for in-flight requests on shutdown (`MEDBOOK_SHUTDOWN_GRACE_S`).
     pub shutdown_grace: Duration,
+    /// How long startup keeps retrying while DynamoDB cannot be reached (`MEDBOOK_STARTUP_WAIT_S`).
+    pub startup_wait: Duration,
     /// Bearer token `/metrics` requires, if any (`MEDBOOK_METRICS_TOKEN`).
     pub metrics_token: Option<Secret>,
 }
@@ -299,6 +301,10 @@ impl Settings {
             return Err(ConfigError::new("MEDBOOK_SHUTDOWN_GRACE_S", "must be at most 600"));
         }
 
+        let startup_wait_s: u64 = parse_or(&get, "MEDBOOK_STARTUP_WAIT_S", 30)?;
+        if startup_wait_s > 3600 {
+            return Err(ConfigError::new("MEDBOOK_STARTUP_WAIT_S", "must be at most 3600"));
+        }
         let metrics_token = get("MEDBOOK_METRICS_TOKEN").map(Secret::new);
 
         Ok(Self {
@@ -312,6 +318,7 @@ impl Settings {
             dynamodb_timeout: Duration::from_millis(dynamodb_timeout_ms),
             audit_retention_days,
             shutdown_grace: Duration::from_secs(shutdown_grace_s),
+            startup_wait: Duration::from_secs(startup_wait_s),
             addr,
             store,
             data_dir,

@@ -19,7 +19,7 @@ use crate::{
     service::{
         audit::AuditTrail, bookings::Bookings, catalog::Catalog, health::Health, patients::Patients, results::Results,
     },
-    store::{Store, bootstrap::BootstrapError, client, migrate},
+    store::{Store, StoreError, bootstrap::BootstrapError, client, migrate},
 };
 
 /// Why the service could not start.
@@ -102,6 +102,25 @@ pub type EngineHandle = crate::store::engine::EmbeddedEngine;
 #[cfg(not(feature = "embedded"))]
 pub type EngineHandle = std::convert::Infallible;
 
+/// Bootstraps the table, retrying while the engine cannot be reached (a container started next to DynamoDB
+/// Local, say) for up to `startup_wait`. Bootstrap is idempotent, so a retry after a half-done attempt is safe.
+async fn bootstrap_when_reachable(store: &Store, settings: &Settings) -> Result<(), BootstrapError> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match store.bootstrap(settings.capacity).await {
+            Err(BootstrapError::Store(StoreError::Unavailable(reason)))
+                if started.elapsed() < settings.startup_wait =>
+            {
+                tracing::warn!(%reason, waited_ms = started.elapsed().as_millis() as u64, "DynamoDB not reachable yet; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Application {
     /// Builds the application `settings` describe: engine, table, migrations, listener.
     ///
@@ -137,7 +156,7 @@ impl Application {
         let _ = crate::telemetry::metrics();
         let store = store.with_audit_retention(settings.audit_retention_days);
         let secret = settings.resolve_jwt_secret()?;
-        store.bootstrap(settings.capacity).await?;
+        bootstrap_when_reachable(&store, &settings).await?;
         let applied = store.migrate(&migrate::embedded()).await?;
         if !applied.is_empty() {
             tracing::info!(?applied, "migrations applied");
