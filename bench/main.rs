@@ -582,11 +582,12 @@ fn draft() -> AuditDraft {
     }
 }
 
-/// Runs `pattern` on `CONCURRENCY` workers for `seconds`; returns the latencies and a sample usage header.
+/// Runs `pattern` on `workers` workers for `seconds`; returns the latencies and a sample usage header.
 async fn load(
     ctx: Arc<Ctx>,
     pattern: Pattern,
     service: bool,
+    workers_n: usize,
     seconds: f64,
     pid: u32,
     peak_rss: Arc<AtomicUsize>,
@@ -594,7 +595,7 @@ async fn load(
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let cpu_before = (cpu_ms(&pid.to_string()), cpu_ms("self"));
     let mut workers = Vec::new();
-    for worker in 0..CONCURRENCY {
+    for worker in 0..workers_n {
         let ctx = ctx.clone();
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -680,6 +681,8 @@ struct SizeResult {
     rss_idle_kb: u64,
     rss_load_kb: u64,
     rows: Vec<(Pattern, Stats, Stats, String)>,
+    /// Read patterns on one connection, no queueing at the engine's lock: p50 ms via service and via SDK.
+    single: Vec<(Pattern, f64, f64)>,
     scan: (f64, usize, f64),
     query_detail_ms: f64,
 }
@@ -765,6 +768,7 @@ async fn main() {
         let query_detail_ms = started.elapsed().as_secs_f64() * 1000.0 / 20.0;
         let peak = Arc::new(AtomicUsize::new(0));
         let mut rows = Vec::new();
+        let mut single = Vec::new();
         // Reads first: the write patterns add bookings and results to the table.
         for pattern in [
             Pattern::Detail,
@@ -780,13 +784,14 @@ async fn main() {
             let mut usage = String::new();
             for _ in 0..plan.runs {
                 // Alternate the two sides so drift on the machine hits both alike.
-                let (s, u) = load(ctx.clone(), pattern, true, plan.seconds, pid, peak.clone()).await;
+                let (s, u) = load(ctx.clone(), pattern, true, CONCURRENCY, plan.seconds, pid, peak.clone()).await;
                 svc.push(s);
                 usage = u;
                 let (r, _) = load(
                     ctx.clone(),
                     pattern,
                     false,
+                    CONCURRENCY,
                     plan.seconds,
                     pid,
                     Arc::new(AtomicUsize::new(0)),
@@ -807,6 +812,28 @@ async fn main() {
                 sdk.bench_cpu_ms
             );
             rows.push((pattern, svc, sdk, usage));
+            if pattern.is_read() {
+                let (mut one_svc, mut one_sdk) = (Vec::new(), Vec::new());
+                for _ in 0..plan.runs {
+                    let idle = Arc::new(AtomicUsize::new(0));
+                    one_svc.push(
+                        load(ctx.clone(), pattern, true, 1, plan.seconds / 2.0, pid, idle.clone())
+                            .await
+                            .0,
+                    );
+                    one_sdk.push(
+                        load(ctx.clone(), pattern, false, 1, plan.seconds / 2.0, pid, idle)
+                            .await
+                            .0,
+                    );
+                }
+                let (one_svc, one_sdk) = (median(one_svc).p50_ms, median(one_sdk).p50_ms);
+                eprintln!(
+                    "  {size:>6} {:<20} one connection: service p50 {one_svc:.3} ms | sdk p50 {one_sdk:.3} ms",
+                    pattern.name()
+                );
+                single.push((pattern, one_svc, one_sdk));
+            }
         }
         results.push(SizeResult {
             size,
@@ -814,6 +841,7 @@ async fn main() {
             rss_idle_kb,
             rss_load_kb: peak.load(Ordering::Relaxed) as u64,
             rows,
+            single,
             scan: scans[1],
             query_detail_ms,
         });
@@ -897,6 +925,23 @@ fn report(results: &[SizeResult], plan: Plan, quick: bool) -> String {
     }
     if let [small, large] = results {
         let _ = writeln!(out, "\n## Flat as data grows ({} → {} items)\n", small.size, large.size);
+        let _ = writeln!(
+            out,
+            "One connection (no queue at the engine's lock), read patterns, p50 ms:\n\n\
+             | pattern | service {0} | service {1} | service {1}/{0} | SDK {0} | SDK {1} | SDK {1}/{0} |\n\
+             |---|---|---|---|---|---|---|",
+            small.size, large.size
+        );
+        for ((pattern, s1, d1), (_, s2, d2)) in small.single.iter().zip(&large.single) {
+            let _ = writeln!(
+                out,
+                "| {} | {s1:.3} | {s2:.3} | {:.2} | {d1:.3} | {d2:.3} | {:.2} |",
+                pattern.name(),
+                s2 / s1,
+                d2 / d1
+            );
+        }
+        let _ = writeln!(out, "\nUnder load ({CONCURRENCY} connections), p50:\n");
         let _ = writeln!(
             out,
             "| pattern | service p50 ratio large/small | SDK p50 ratio large/small |\n|---|---|---|"

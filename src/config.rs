@@ -452,8 +452,8 @@ mod tests {
             (3, Duration::from_secs(5))
         );
         assert_eq!(
-            (s.audit_retention_days, s.shutdown_grace),
-            (2555, Duration::from_secs(20))
+            (s.audit_retention_days, s.shutdown_grace, s.startup_wait),
+            (2555, Duration::from_secs(20), Duration::from_secs(30))
         );
     }
 
@@ -478,6 +478,8 @@ mod tests {
             ("MEDBOOK_DYNAMODB_TIMEOUT_MS", "1"),
             ("MEDBOOK_AUDIT_RETENTION_DAYS", "0"),
             ("MEDBOOK_SHUTDOWN_GRACE_S", "9999"),
+            ("MEDBOOK_STARTUP_WAIT_S", "9999"),
+            ("MEDBOOK_STARTUP_WAIT_S", "soon"),
         ] {
             let err = settings(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{err}");
