@@ -31,8 +31,10 @@ use medbook::{
     domain::{
         audit::{Actor, AuditDraft},
         booking::{
-            BookedTest, Booking, BookingStatus, LabResult, RawValue, ResultStatus, TestStatus, flag_values, format_slot,
+            BookedTest, Booking, BookingStatus, LabResult, RawValue, ResultStatus, SlotStart, TestAddress, TestStatus,
+            flag_values,
         },
+        idempotency::IdempotencyKey,
         patient::{NewPatient, Patient, Sex},
         timefmt,
     },
@@ -40,8 +42,7 @@ use medbook::{
         Store,
         client::{ClientOptions, local_client},
         engine::EmbeddedEngine,
-        items::{BookingItem, PatientItem, ResultItem, ResultRevisionItem, TestAddress, TestItem},
-        keys, migrate,
+        keys, migrate, seed,
     },
 };
 use serde_json::json;
@@ -145,7 +146,7 @@ fn patient(i: usize) -> Patient {
     )
 }
 
-fn booking(patient_id: Uuid, slot: String, codes: &[(&str, &str)]) -> Booking {
+fn booking(patient_id: Uuid, slot: SlotStart, codes: &[(&str, &str)]) -> Booking {
     let now = timefmt::now();
     Booking {
         id: Uuid::now_v7(),
@@ -169,10 +170,10 @@ fn booking(patient_id: Uuid, slot: String, codes: &[(&str, &str)]) -> Booking {
     }
 }
 
-fn slot_of(n: usize) -> String {
+fn slot_of(n: usize) -> SlotStart {
     let day = OffsetDateTime::now_utc().date() + Days::days(30 + (n / 44) as i64 % 300);
     let minute = 7 * 60 + (n % 44) as i64 * 15;
-    format_slot(time::PrimitiveDateTime::new(day, time::Time::MIDNIGHT).assume_utc() + Days::minutes(minute))
+    SlotStart::new(time::PrimitiveDateTime::new(day, time::Time::MIDNIGHT).assume_utc() + Days::minutes(minute))
 }
 
 async fn batch_write(client: &Client, table: &str, items: Vec<HashMap<String, AttributeValue>>) {
@@ -217,7 +218,7 @@ async fn seed(client: &Client, store: &Store, size: usize) -> Seeded {
     let mut written = 0usize;
     for i in 0..patients {
         let p = patient(i);
-        items.push(serde_dynamo::to_item(PatientItem::from(&p)).unwrap());
+        items.push(seed::patient(&p).unwrap());
         for b in 0..2 {
             let booking = booking(
                 p.id,
@@ -228,10 +229,7 @@ async fn seed(client: &Client, store: &Store, size: usize) -> Seeded {
                     ("TSH", "Thyroid stimulating hormone"),
                 ],
             );
-            items.push(serde_dynamo::to_item(BookingItem::from(&booking)).unwrap());
-            for t in &booking.tests {
-                items.push(serde_dynamo::to_item(TestItem::new(&booking, t)).unwrap());
-            }
+            items.extend(seed::booking(&booking).unwrap());
             let at = TestAddress {
                 patient_id: p.id,
                 booking_id: booking.id,
@@ -253,14 +251,13 @@ async fn seed(client: &Client, store: &Store, size: usize) -> Seeded {
                     version: 1,
                     values,
                     critical,
-                    performed_at: booking.slot_start.clone(),
+                    performed_at: booking.slot_start.to_string(),
                     comment: None,
                     recorded_at: timefmt::now(),
                     recorded_by: "bench".into(),
                     review: None,
                 };
-                items.push(serde_dynamo::to_item(ResultItem::new(at, "CBC", &result)).unwrap());
-                items.push(serde_dynamo::to_item(ResultRevisionItem::new(at, &result)).unwrap());
+                items.extend(seed::result(at, "CBC", &result).unwrap());
             } else if seeded.fresh_tests.len() < CONCURRENCY * 2 {
                 seeded.fresh_tests.push(at);
             }
@@ -405,7 +402,7 @@ async fn via_service(ctx: &Ctx, pattern: Pattern, worker: usize, version: &mut u
             .post(format!("{}/v1/patients/{p}/bookings", ctx.base))
             .bearer_auth(&ctx.admin)
             .header("idempotency-key", Uuid::now_v7().to_string())
-            .json(&json!({"slotStart": slot_of(20_000 + n), "tests": ["CBC", "LIPID", "TSH"]})),
+            .json(&json!({"slotStart": slot_of(20_000 + n).to_string(), "tests": ["CBC", "LIPID", "TSH"]})),
         Pattern::Record => {
             let at = ctx.seeded.fresh_tests[worker];
             let rb = ctx
@@ -521,16 +518,11 @@ async fn via_sdk(ctx: &Ctx, pattern: Pattern, worker: usize, version: &mut u64) 
                 ],
             );
             let key = Uuid::now_v7().to_string();
-            let idempotency = medbook::store::bookings::IdempotencyWrite {
-                caller: "admin:bench".into(),
-                key: key.clone(),
-                request_hash: key.clone(),
-                expires_at: OffsetDateTime::now_utc().unix_timestamp() + 86_400,
-                token: key[..36].to_owned(),
-            };
+            let idempotency = IdempotencyKey::new("admin:bench", &key, &[key.as_bytes()]);
+            let expires_at = OffsetDateTime::now_utc().unix_timestamp() + 86_400;
             let _ = ctx
                 .store
-                .create_booking(&booking, 4, &idempotency, &draft().event(p))
+                .create_booking(&booking, 4, &idempotency, expires_at, &draft().event(p))
                 .await;
         }
         Pattern::Record => {

@@ -71,7 +71,7 @@ pub fn run() -> ExitCode {
         Err(e) => return fail(&StartupError::Config(e)),
     };
     if let Some(Command::Healthcheck { path, timeout_ms }) = &cli.command {
-        return match healthcheck(settings.addr, path, Duration::from_millis(*timeout_ms)) {
+        return match healthcheck(settings.server.addr, path, Duration::from_millis(*timeout_ms)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("medbook: not healthy: {e}");
@@ -95,7 +95,7 @@ pub fn run() -> ExitCode {
             }
         };
     }
-    telemetry::init(settings.log_format);
+    telemetry::init(settings.server.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -157,7 +157,7 @@ fn healthcheck(addr: std::net::SocketAddr, path: &str, timeout: Duration) -> Res
 
 async fn migrate_command(settings: Settings, status_only: bool) -> Result<(), StartupError> {
     let (store, engine) = open_store(&settings).await?;
-    store.bootstrap(settings.capacity).await?;
+    store.bootstrap(settings.store.capacity).await?;
     let migrations = migrate::embedded();
     if !status_only {
         let applied = store.migrate(&migrations).await?;

@@ -8,6 +8,8 @@ use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 use base64::Engine as _;
 use time::Time;
 
+use crate::domain::booking::{OpeningHours, SlotGrid};
+
 /// Minimum length of the JWT signing secret (HS256 wants at least the hash length).
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -68,38 +70,58 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Daily opening hours of the lab (UTC), inside which slots are offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OpeningHours {
-    /// First slot starts here.
-    pub open: Time,
-    /// The last slot ends at or before this time.
-    pub close: Time,
-}
-
-/// All settings of the service.
+/// All settings of the service, by concern.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The HTTP server and its process.
+    pub server: ServerSettings,
+    /// The DynamoDB table and how to reach it.
+    pub store: StoreSettings,
+    /// JWT secret from `MEDBOOK_JWT_SECRET`, if set; see [`Settings::resolve_jwt_secret`].
+    pub jwt_secret: Option<Secret>,
+    /// Limits on what a client may send.
+    pub limits: Limits,
+    /// The booking grid (`MEDBOOK_SLOT_MINUTES`, `MEDBOOK_SLOT_CAPACITY`, `MEDBOOK_OPENING_HOURS`, UTC).
+    pub slots: SlotGrid,
+}
+
+/// The HTTP server and its process.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
     /// Address the HTTP server binds (`MEDBOOK_ADDR`).
     pub addr: SocketAddr,
+    /// Log format (`MEDBOOK_LOG_FORMAT`).
+    pub log_format: LogFormat,
+    /// Longest wait for in-flight requests on shutdown (`MEDBOOK_SHUTDOWN_GRACE_S`).
+    pub shutdown_grace: Duration,
+    /// Bearer token `/metrics` requires, if any (`MEDBOOK_METRICS_TOKEN`).
+    pub metrics_token: Option<Secret>,
+}
+
+/// The DynamoDB table and how to reach it.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
     /// Which DynamoDB to use (`MEDBOOK_STORE`).
-    pub store: StoreKind,
+    pub kind: StoreKind,
     /// Directory of the embedded engine's SQLite file and generated secret (`MEDBOOK_DATA_DIR`).
     pub data_dir: PathBuf,
     /// Table name (`MEDBOOK_TABLE`).
     pub table: String,
     /// Capacity mode (`MEDBOOK_CAPACITY_MODE`, `MEDBOOK_RCU`, `MEDBOOK_WCU`).
     pub capacity: CapacityMode,
-    /// JWT secret from `MEDBOOK_JWT_SECRET`, if set; see [`Settings::resolve_jwt_secret`].
-    pub jwt_secret: Option<Secret>,
-    /// Log format (`MEDBOOK_LOG_FORMAT`).
-    pub log_format: LogFormat,
-    /// Length of a booking slot in minutes (`MEDBOOK_SLOT_MINUTES`).
-    pub slot_minutes: u32,
-    /// Patients per slot (`MEDBOOK_SLOT_CAPACITY`).
-    pub slot_capacity: u32,
-    /// Opening hours, UTC (`MEDBOOK_OPENING_HOURS`).
-    pub opening_hours: OpeningHours,
+    /// DynamoDB attempts per call, first included (`MEDBOOK_DYNAMODB_MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// Time one DynamoDB call may take over all its attempts (`MEDBOOK_DYNAMODB_TIMEOUT_MS`).
+    pub timeout: Duration,
+    /// How long startup keeps retrying while DynamoDB cannot be reached (`MEDBOOK_STARTUP_WAIT_S`).
+    pub startup_wait: Duration,
+    /// Days audit events are kept (`MEDBOOK_AUDIT_RETENTION_DAYS`).
+    pub audit_retention_days: u32,
+}
+
+/// Limits on what a client may send.
+#[derive(Debug, Clone)]
+pub struct Limits {
     /// Largest accepted request body (`MEDBOOK_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
     /// Time a request may take before it is answered 503 (`MEDBOOK_REQUEST_TIMEOUT_MS`).
@@ -110,18 +132,6 @@ pub struct Settings {
     pub rate_burst: u32,
     /// Origins allowed by CORS; empty: no CORS headers (`MEDBOOK_CORS_ORIGINS`).
     pub cors_origins: Vec<String>,
-    /// DynamoDB attempts per call, first included (`MEDBOOK_DYNAMODB_MAX_ATTEMPTS`).
-    pub dynamodb_max_attempts: u32,
-    /// Time one DynamoDB call may take over all its attempts (`MEDBOOK_DYNAMODB_TIMEOUT_MS`).
-    pub dynamodb_timeout: Duration,
-    /// Days audit events are kept (`MEDBOOK_AUDIT_RETENTION_DAYS`).
-    pub audit_retention_days: u32,
-    /// Longest wait for in-flight requests on shutdown (`MEDBOOK_SHUTDOWN_GRACE_S`).
-    pub shutdown_grace: Duration,
-    /// How long startup keeps retrying while DynamoDB cannot be reached (`MEDBOOK_STARTUP_WAIT_S`).
-    pub startup_wait: Duration,
-    /// Bearer token `/metrics` requires, if any (`MEDBOOK_METRICS_TOKEN`).
-    pub metrics_token: Option<Secret>,
 }
 
 /// A configuration value that cannot be used.
@@ -143,6 +153,60 @@ impl ConfigError {
     }
 }
 
+/// Reads variables, treating blank values as unset.
+struct Vars<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    fn get(&self, var: &str) -> Option<String> {
+        (self.0)(var).filter(|v| !v.trim().is_empty())
+    }
+
+    /// `var` parsed, or `default` when unset.
+    fn parse_or<T: FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.get(var) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|e| ConfigError::new(var, format!("`{v}`: {e}"))),
+        }
+    }
+
+    /// `var` parsed, or `default` when unset; refused outside `range`.
+    fn ranged<T>(&self, var: &'static str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + fmt::Display,
+        T::Err: fmt::Display,
+    {
+        let value = self.parse_or(var, default)?;
+        if !range.contains(&value) {
+            return Err(ConfigError::new(
+                var,
+                format!("must be between {} and {}", range.start(), range.end()),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// One of `choices` by name; the first is the default.
+    fn choice<T: Copy>(&self, var: &'static str, choices: &[(&str, T)]) -> Result<T, ConfigError> {
+        match self.get(var) {
+            None => Ok(choices[0].1),
+            Some(v) => choices
+                .iter()
+                .find(|(name, _)| *name == v)
+                .map(|(_, c)| *c)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+                    ConfigError::new(var, format!("`{v}` is not one of: {}", names.join(", ")))
+                }),
+        }
+    }
+}
+
 impl Settings {
     /// Reads settings from the process environment.
     ///
@@ -157,109 +221,92 @@ impl Settings {
     /// # Errors
     /// A [`ConfigError`] naming the first variable with a bad value.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let vars = Vars(lookup);
+        Ok(Self {
+            server: ServerSettings::read(&vars)?,
+            store: StoreSettings::read(&vars)?,
+            jwt_secret: jwt_secret(&vars)?,
+            limits: Limits::read(&vars)?,
+            slots: slot_grid(&vars)?,
+        })
+    }
 
-        let addr = parse_or(&get, "MEDBOOK_ADDR", "127.0.0.1:8080".parse().expect("valid literal"))?;
-        let store = match get("MEDBOOK_STORE").as_deref() {
-            None | Some("embedded") => StoreKind::Embedded,
-            Some("aws") => StoreKind::Aws,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "MEDBOOK_STORE",
-                    format!("`{other}` is not one of: embedded, aws"),
-                ));
-            }
-        };
-        let data_dir = PathBuf::from(get("MEDBOOK_DATA_DIR").unwrap_or_else(|| "./data".into()));
-        let table = get("MEDBOOK_TABLE").unwrap_or_else(|| "medbook".into());
+    /// The JWT secret `serve` and `token` both use: `MEDBOOK_JWT_SECRET` if set; with the embedded store, a
+    /// secret generated once and kept in the data directory; with `aws`, none (an error).
+    ///
+    /// # Errors
+    /// With `aws` and no secret, or when the kept secret cannot be read or written.
+    pub fn resolve_jwt_secret(&self) -> Result<Secret, ConfigError> {
+        if let Some(secret) = &self.jwt_secret {
+            return Ok(secret.clone());
+        }
+        match self.store.kind {
+            StoreKind::Aws => Err(ConfigError::new(
+                "MEDBOOK_JWT_SECRET",
+                "required with MEDBOOK_STORE=aws (at least 32 bytes); refusing to start without one",
+            )),
+            StoreKind::Embedded => load_or_create_secret(&self.store.data_dir),
+        }
+    }
+}
+
+impl ServerSettings {
+    fn read(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
+        let pretty = [("pretty", LogFormat::Pretty), ("json", LogFormat::Json)];
+        Ok(Self {
+            addr: vars.parse_or("MEDBOOK_ADDR", "127.0.0.1:8080".parse().expect("valid literal"))?,
+            log_format: vars.choice("MEDBOOK_LOG_FORMAT", &pretty)?,
+            shutdown_grace: Duration::from_secs(vars.ranged("MEDBOOK_SHUTDOWN_GRACE_S", 20, 0..=600)?),
+            metrics_token: vars.get("MEDBOOK_METRICS_TOKEN").map(Secret::new),
+        })
+    }
+}
+
+impl StoreSettings {
+    fn read(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
+        let kinds = [("embedded", StoreKind::Embedded), ("aws", StoreKind::Aws)];
+        let table = vars.get("MEDBOOK_TABLE").unwrap_or_else(|| "medbook".into());
         if !valid_table_name(&table) {
             return Err(ConfigError::new(
                 "MEDBOOK_TABLE",
                 "must be 3 to 255 characters of a-z, A-Z, 0-9, '_', '-', '.'",
             ));
         }
-        let capacity = match get("MEDBOOK_CAPACITY_MODE").as_deref() {
-            None | Some("on-demand") => CapacityMode::OnDemand,
-            Some("provisioned") => CapacityMode::Provisioned {
-                rcu: parse_units(&get, "MEDBOOK_RCU")?,
-                wcu: parse_units(&get, "MEDBOOK_WCU")?,
+        let modes = [("on-demand", None), ("provisioned", Some(()))];
+        let capacity = match vars.choice("MEDBOOK_CAPACITY_MODE", &modes)? {
+            None => CapacityMode::OnDemand,
+            Some(()) => CapacityMode::Provisioned {
+                rcu: vars.ranged("MEDBOOK_RCU", 5, 1..=i64::from(u32::MAX))?,
+                wcu: vars.ranged("MEDBOOK_WCU", 5, 1..=i64::from(u32::MAX))?,
             },
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "MEDBOOK_CAPACITY_MODE",
-                    format!("`{other}` is not one of: on-demand, provisioned"),
-                ));
-            }
         };
-        let jwt_secret = match get("MEDBOOK_JWT_SECRET") {
-            Some(s) if s.len() < MIN_SECRET_BYTES => {
-                return Err(ConfigError::new(
-                    "MEDBOOK_JWT_SECRET",
-                    format!("must be at least {MIN_SECRET_BYTES} bytes, got {}", s.len()),
-                ));
-            }
-            other => other.map(Secret::new),
-        };
-        let log_format = match get("MEDBOOK_LOG_FORMAT").as_deref() {
-            None | Some("pretty") => LogFormat::Pretty,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "MEDBOOK_LOG_FORMAT",
-                    format!("`{other}` is not one of: pretty, json"),
-                ));
-            }
-        };
-        let slot_minutes: u32 = parse_or(&get, "MEDBOOK_SLOT_MINUTES", 15)?;
-        if !(5..=240).contains(&slot_minutes) || 1440 % slot_minutes != 0 {
-            return Err(ConfigError::new(
-                "MEDBOOK_SLOT_MINUTES",
-                "must divide a day and be between 5 and 240",
-            ));
-        }
-        let slot_capacity: u32 = parse_or(&get, "MEDBOOK_SLOT_CAPACITY", 4)?;
-        if !(1..=1000).contains(&slot_capacity) {
-            return Err(ConfigError::new("MEDBOOK_SLOT_CAPACITY", "must be between 1 and 1000"));
-        }
-        let opening_hours = match get("MEDBOOK_OPENING_HOURS") {
-            None => OpeningHours {
-                open: Time::from_hms(7, 0, 0).expect("valid"),
-                close: Time::from_hms(18, 0, 0).expect("valid"),
-            },
-            Some(v) => parse_opening_hours(&v).ok_or_else(|| {
-                ConfigError::new(
-                    "MEDBOOK_OPENING_HOURS",
-                    format!("`{v}` is not HH:MM-HH:MM with open < close"),
-                )
-            })?,
-        };
+        Ok(Self {
+            kind: vars.choice("MEDBOOK_STORE", &kinds)?,
+            data_dir: PathBuf::from(vars.get("MEDBOOK_DATA_DIR").unwrap_or_else(|| "./data".into())),
+            table,
+            capacity,
+            max_attempts: vars.ranged("MEDBOOK_DYNAMODB_MAX_ATTEMPTS", 3, 1..=10)?,
+            timeout: Duration::from_millis(vars.ranged("MEDBOOK_DYNAMODB_TIMEOUT_MS", 5_000, 50..=60_000)?),
+            startup_wait: Duration::from_secs(vars.ranged("MEDBOOK_STARTUP_WAIT_S", 30, 0..=3600)?),
+            audit_retention_days: vars.ranged("MEDBOOK_AUDIT_RETENTION_DAYS", 2555, 1..=36_500)?,
+        })
+    }
+}
 
-        let max_body_bytes: usize = parse_or(&get, "MEDBOOK_MAX_BODY_BYTES", 64 * 1024)?;
-        if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
-            return Err(ConfigError::new(
-                "MEDBOOK_MAX_BODY_BYTES",
-                "must be between 1024 and 16777216",
-            ));
-        }
-        let request_timeout_ms: u64 = parse_or(&get, "MEDBOOK_REQUEST_TIMEOUT_MS", 10_000)?;
-        if !(100..=300_000).contains(&request_timeout_ms) {
-            return Err(ConfigError::new(
-                "MEDBOOK_REQUEST_TIMEOUT_MS",
-                "must be between 100 and 300000",
-            ));
-        }
-        let rate_per_sec: u32 = parse_or(&get, "MEDBOOK_RATE_PER_SEC", 50)?;
-        let rate_burst: u32 = parse_or(&get, "MEDBOOK_RATE_BURST", 100)?;
-        if !(1..=1_000_000).contains(&rate_per_sec) {
-            return Err(ConfigError::new(
-                "MEDBOOK_RATE_PER_SEC",
-                "must be between 1 and 1000000",
-            ));
-        }
-        if !(1..=1_000_000).contains(&rate_burst) {
-            return Err(ConfigError::new("MEDBOOK_RATE_BURST", "must be between 1 and 1000000"));
-        }
-        let cors_origins: Vec<String> = get("MEDBOOK_CORS_ORIGINS")
+fn jwt_secret(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<Option<Secret>, ConfigError> {
+    match vars.get("MEDBOOK_JWT_SECRET") {
+        Some(s) if s.len() < MIN_SECRET_BYTES => Err(ConfigError::new(
+            "MEDBOOK_JWT_SECRET",
+            format!("must be at least {MIN_SECRET_BYTES} bytes, got {}", s.len()),
+        )),
+        other => Ok(other.map(Secret::new)),
+    }
+}
+
+impl Limits {
+    fn read(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
+        let cors_origins: Vec<String> = vars
+            .get("MEDBOOK_CORS_ORIGINS")
             .map(|v| {
                 v.split(',')
                     .map(|o| o.trim().to_owned())
@@ -275,80 +322,41 @@ impl Settings {
                 format!("`{bad}` is not an http(s) origin"),
             ));
         }
-        let dynamodb_max_attempts: u32 = parse_or(&get, "MEDBOOK_DYNAMODB_MAX_ATTEMPTS", 3)?;
-        if !(1..=10).contains(&dynamodb_max_attempts) {
-            return Err(ConfigError::new(
-                "MEDBOOK_DYNAMODB_MAX_ATTEMPTS",
-                "must be between 1 and 10",
-            ));
-        }
-        let dynamodb_timeout_ms: u64 = parse_or(&get, "MEDBOOK_DYNAMODB_TIMEOUT_MS", 5_000)?;
-        if !(50..=60_000).contains(&dynamodb_timeout_ms) {
-            return Err(ConfigError::new(
-                "MEDBOOK_DYNAMODB_TIMEOUT_MS",
-                "must be between 50 and 60000",
-            ));
-        }
-        let audit_retention_days: u32 = parse_or(&get, "MEDBOOK_AUDIT_RETENTION_DAYS", 2555)?;
-        if !(1..=36_500).contains(&audit_retention_days) {
-            return Err(ConfigError::new(
-                "MEDBOOK_AUDIT_RETENTION_DAYS",
-                "must be between 1 and 36500",
-            ));
-        }
-        let shutdown_grace_s: u64 = parse_or(&get, "MEDBOOK_SHUTDOWN_GRACE_S", 20)?;
-        if shutdown_grace_s > 600 {
-            return Err(ConfigError::new("MEDBOOK_SHUTDOWN_GRACE_S", "must be at most 600"));
-        }
-
-        let startup_wait_s: u64 = parse_or(&get, "MEDBOOK_STARTUP_WAIT_S", 30)?;
-        if startup_wait_s > 3600 {
-            return Err(ConfigError::new("MEDBOOK_STARTUP_WAIT_S", "must be at most 3600"));
-        }
-        let metrics_token = get("MEDBOOK_METRICS_TOKEN").map(Secret::new);
-
         Ok(Self {
-            metrics_token,
-            max_body_bytes,
-            request_timeout: Duration::from_millis(request_timeout_ms),
-            rate_per_sec,
-            rate_burst,
+            max_body_bytes: vars.ranged("MEDBOOK_MAX_BODY_BYTES", 64 * 1024, 1024..=16 * 1024 * 1024)?,
+            request_timeout: Duration::from_millis(vars.ranged("MEDBOOK_REQUEST_TIMEOUT_MS", 10_000, 100..=300_000)?),
+            rate_per_sec: vars.ranged("MEDBOOK_RATE_PER_SEC", 50, 1..=1_000_000)?,
+            rate_burst: vars.ranged("MEDBOOK_RATE_BURST", 100, 1..=1_000_000)?,
             cors_origins,
-            dynamodb_max_attempts,
-            dynamodb_timeout: Duration::from_millis(dynamodb_timeout_ms),
-            audit_retention_days,
-            shutdown_grace: Duration::from_secs(shutdown_grace_s),
-            startup_wait: Duration::from_secs(startup_wait_s),
-            addr,
-            store,
-            data_dir,
-            table,
-            capacity,
-            jwt_secret,
-            log_format,
-            slot_minutes,
-            slot_capacity,
-            opening_hours,
         })
     }
+}
 
-    /// The JWT secret `serve` and `token` both use: `MEDBOOK_JWT_SECRET` if set; with the embedded store, a
-    /// secret generated once and kept in the data directory; with `aws`, none (an error).
-    ///
-    /// # Errors
-    /// With `aws` and no secret, or when the kept secret cannot be read or written.
-    pub fn resolve_jwt_secret(&self) -> Result<Secret, ConfigError> {
-        if let Some(secret) = &self.jwt_secret {
-            return Ok(secret.clone());
-        }
-        match self.store {
-            StoreKind::Aws => Err(ConfigError::new(
-                "MEDBOOK_JWT_SECRET",
-                "required with MEDBOOK_STORE=aws (at least 32 bytes); refusing to start without one",
-            )),
-            StoreKind::Embedded => load_or_create_secret(&self.data_dir),
-        }
+fn slot_grid(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<SlotGrid, ConfigError> {
+    let minutes: u32 = vars.ranged("MEDBOOK_SLOT_MINUTES", 15, 5..=240)?;
+    if 1440 % minutes != 0 {
+        return Err(ConfigError::new(
+            "MEDBOOK_SLOT_MINUTES",
+            "must divide a day and be between 5 and 240",
+        ));
     }
+    let hours = match vars.get("MEDBOOK_OPENING_HOURS") {
+        None => OpeningHours {
+            open: Time::from_hms(7, 0, 0).expect("valid"),
+            close: Time::from_hms(18, 0, 0).expect("valid"),
+        },
+        Some(v) => parse_opening_hours(&v).ok_or_else(|| {
+            ConfigError::new(
+                "MEDBOOK_OPENING_HOURS",
+                format!("`{v}` is not HH:MM-HH:MM with open < close"),
+            )
+        })?,
+    };
+    Ok(SlotGrid {
+        minutes,
+        capacity: vars.ranged("MEDBOOK_SLOT_CAPACITY", 4, 1..=1000)?,
+        hours,
+    })
 }
 
 fn load_or_create_secret(data_dir: &std::path::Path) -> Result<Secret, ConfigError> {
@@ -388,27 +396,6 @@ fn load_or_create_secret(data_dir: &std::path::Path) -> Result<Secret, ConfigErr
     }
 }
 
-fn parse_or<T: FromStr>(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: T) -> Result<T, ConfigError>
-where
-    T::Err: fmt::Display,
-{
-    match get(var) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|e| ConfigError::new(var, format!("`{v}`: {e}"))),
-    }
-}
-
-fn parse_units(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<i64, ConfigError> {
-    let units: i64 = parse_or(get, var, 5)?;
-    if units < 1 {
-        return Err(ConfigError::new(var, "must be at least 1"));
-    }
-    Ok(units)
-}
-
 fn valid_table_name(name: &str) -> bool {
     (3..=255).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
 }
@@ -435,24 +422,26 @@ mod tests {
     #[test]
     fn defaults_match_the_readme() {
         let s = settings(&[]).unwrap();
-        assert_eq!(s.addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(s.store, StoreKind::Embedded);
-        assert_eq!(s.data_dir, PathBuf::from("./data"));
-        assert_eq!(s.table, "medbook");
-        assert_eq!(s.capacity, CapacityMode::OnDemand);
-        assert_eq!(s.log_format, LogFormat::Pretty);
-        assert_eq!((s.slot_minutes, s.slot_capacity), (15, 4));
-        assert_eq!(s.opening_hours.open, Time::from_hms(7, 0, 0).unwrap());
-        assert_eq!(s.opening_hours.close, Time::from_hms(18, 0, 0).unwrap());
-        assert_eq!((s.max_body_bytes, s.request_timeout), (65_536, Duration::from_secs(10)));
-        assert_eq!((s.rate_per_sec, s.rate_burst), (50, 100));
-        assert!(s.cors_origins.is_empty());
+        assert_eq!(s.server.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.store.kind, StoreKind::Embedded);
+        assert_eq!(s.store.data_dir, PathBuf::from("./data"));
+        assert_eq!(s.store.table, "medbook");
+        assert_eq!(s.store.capacity, CapacityMode::OnDemand);
+        assert_eq!(s.server.log_format, LogFormat::Pretty);
+        assert_eq!((s.slots.minutes, s.slots.capacity), (15, 4));
+        assert_eq!(s.slots.hours.open, Time::from_hms(7, 0, 0).unwrap());
+        assert_eq!(s.slots.hours.close, Time::from_hms(18, 0, 0).unwrap());
+        let l = &s.limits;
+        assert_eq!((l.max_body_bytes, l.request_timeout), (65_536, Duration::from_secs(10)));
+        assert_eq!((l.rate_per_sec, l.rate_burst), (50, 100));
+        assert!(l.cors_origins.is_empty());
+        assert_eq!((s.store.max_attempts, s.store.timeout), (3, Duration::from_secs(5)));
         assert_eq!(
-            (s.dynamodb_max_attempts, s.dynamodb_timeout),
-            (3, Duration::from_secs(5))
-        );
-        assert_eq!(
-            (s.audit_retention_days, s.shutdown_grace, s.startup_wait),
+            (
+                s.store.audit_retention_days,
+                s.server.shutdown_grace,
+                s.store.startup_wait
+            ),
             (2555, Duration::from_secs(20), Duration::from_secs(30))
         );
     }
@@ -496,7 +485,7 @@ mod tests {
             ("MEDBOOK_WCU", "3"),
         ])
         .unwrap();
-        assert_eq!(s.capacity, CapacityMode::Provisioned { rcu: 10, wcu: 3 });
+        assert_eq!(s.store.capacity, CapacityMode::Provisioned { rcu: 10, wcu: 3 });
     }
 
     #[test]

@@ -105,11 +105,6 @@ pub fn booking_summary() -> Value {
            "createdAt": "2026-11-28T07:43:17.700Z", "updatedAt": "2026-11-28T07:43:17.700Z"})
 }
 
-/// A page of bookings.
-pub fn booking_page() -> Value {
-    json!({"items": [booking_summary()], "nextCursor": "eyJQSyI6IlBBVElFTlQjLi4uIn0.c2lnbmF0dXJl"})
-}
-
 /// A slot.
 pub fn slot() -> Value {
     json!({"start": "2026-12-05T07:15:00Z", "capacity": 4, "booked": 1, "available": 3})
@@ -121,23 +116,8 @@ pub fn worklist_item() -> Value {
            "recordedAt": "2026-12-05T09:05:00.000Z"})
 }
 
-/// A page of the worklist.
-pub fn worklist_page() -> Value {
-    json!({"items": [worklist_item()], "nextCursor": null})
-}
-
 /// A booked test of one type.
 pub fn typed_test() -> Value {
     json!({"patientId": PATIENT, "bookingId": BOOKING, "testId": TEST, "slotStart": "2026-12-05T07:15:00Z",
            "testTypeCode": "CBC", "testTypeVersion": 1, "status": "ordered"})
-}
-
-/// A page of booked tests of one type.
-pub fn typed_test_page() -> Value {
-    json!({"items": [typed_test()], "nextCursor": null})
-}
-
-/// A page of a day's schedule.
-pub fn schedule_page() -> Value {
-    json!({"items": [booking_summary()], "nextCursor": null})
 }

@@ -15,7 +15,6 @@ use crate::{
     api::{self, AppState, Services, cursor::CursorKey},
     auth::TokenKeys,
     config::{ConfigError, Settings, StoreKind},
-    domain::booking::SlotGrid,
     service::{
         audit::AuditTrail, bookings::Bookings, catalog::Catalog, health::Health, patients::Patients, results::Results,
     },
@@ -66,14 +65,17 @@ impl std::fmt::Debug for Application {
 /// # Errors
 /// When the embedded engine cannot start, or this build has none.
 pub async fn open_store(settings: &Settings) -> Result<(Store, Option<EngineHandle>), StartupError> {
-    match settings.store {
+    match settings.store.kind {
         StoreKind::Aws => Ok((
-            Store::new(client::aws_client(&settings.into()).await, settings.table.clone()),
+            Store::new(
+                client::aws_client(&(&settings.store).into()).await,
+                settings.store.table.clone(),
+            ),
             None,
         )),
         #[cfg(feature = "embedded")]
         StoreKind::Embedded => {
-            let path = settings.data_dir.join("medbook.db");
+            let path = settings.store.data_dir.join("medbook.db");
             let engine = crate::store::engine::EmbeddedEngine::start_file(&path)
                 .await
                 .map_err(|e| StartupError::Engine(e.to_string()))?;
@@ -83,8 +85,8 @@ pub async fn open_store(settings: &Settings) -> Result<(Store, Option<EngineHand
                 "using the embedded local DynamoDB engine (dynoxide on SQLite): for development only; set MEDBOOK_STORE=aws for Amazon DynamoDB"
             );
             let store = Store::new(
-                client::local_client(engine.endpoint(), &settings.into()),
-                settings.table.clone(),
+                client::local_client(engine.endpoint(), &(&settings.store).into()),
+                settings.store.table.clone(),
             );
             Ok((store, Some(engine)))
         }
@@ -108,9 +110,9 @@ async fn bootstrap_when_reachable(store: &Store, settings: &Settings) -> Result<
     let started = std::time::Instant::now();
     let mut pause = Duration::from_millis(250);
     loop {
-        match store.bootstrap(settings.capacity).await {
+        match store.bootstrap(settings.store.capacity).await {
             Err(BootstrapError::Store(StoreError::Unavailable(reason)))
-                if started.elapsed() < settings.startup_wait =>
+                if started.elapsed() < settings.store.startup_wait =>
             {
                 tracing::warn!(%reason, waited_ms = started.elapsed().as_millis() as u64, "DynamoDB not reachable yet; retrying");
                 tokio::time::sleep(pause).await;
@@ -147,14 +149,14 @@ impl Application {
     /// # Errors
     /// [`StartupError`] for any step that fails.
     pub async fn build_with_client(settings: Settings, client: Client) -> Result<Self, StartupError> {
-        let store = Store::new(client, settings.table.clone());
+        let store = Store::new(client, settings.store.table.clone());
         Self::build_with_store(settings, store).await
     }
 
     async fn build_with_store(settings: Settings, store: Store) -> Result<Self, StartupError> {
         // Install the recorder before the first DynamoDB call, so bootstrap and migrations are counted too.
         let _ = crate::telemetry::metrics();
-        let store = store.with_audit_retention(settings.audit_retention_days);
+        let store = store.with_audit_retention(settings.store.audit_retention_days);
         let secret = settings.resolve_jwt_secret()?;
         bootstrap_when_reachable(&store, &settings).await?;
         let applied = store.migrate(&migrate::embedded()).await?;
@@ -166,11 +168,7 @@ impl Application {
         if let Err(e) = catalog.all().await {
             tracing::warn!(error = %e, "could not preload the catalog; it loads on first use");
         }
-        let grid = SlotGrid {
-            minutes: settings.slot_minutes,
-            capacity: settings.slot_capacity,
-            hours: settings.opening_hours,
-        };
+        let grid = settings.slots;
         let health = Health::new(store.clone());
         let state = AppState::new(Services {
             bookings: Bookings::new(store.clone(), catalog.clone(), grid),
@@ -182,14 +180,14 @@ impl Application {
             tokens: Arc::new(TokenKeys::new(&secret)),
             cursors: Arc::new(CursorKey::new(&secret)),
         });
-        let listener = TcpListener::bind(settings.addr)
+        let listener = TcpListener::bind(settings.server.addr)
             .await
-            .map_err(|e| StartupError::Bind(settings.addr, e))?;
+            .map_err(|e| StartupError::Bind(settings.server.addr, e))?;
         Ok(Self {
             listener,
             router: api::router(state, &(&settings).into()),
             health,
-            grace: settings.shutdown_grace,
+            grace: settings.server.shutdown_grace,
             #[cfg(feature = "embedded")]
             engine: None,
         })

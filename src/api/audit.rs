@@ -12,29 +12,28 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{
     AppState, REQUEST_ID,
-    bookings::{date_param, limit_param},
-    error::{ApiError, Problem},
-    extract::{Path, Query},
+    error::ApiError,
+    extract::{Path, Query, VerifiedCaller},
+    paging::{ListRequest, Page, date_param},
 };
 use crate::{
     auth::{Caller, Role},
-    domain::audit::{Actor, AuditDraft, AuditEvent},
+    domain::{
+        audit::{Actor, AuditDraft, AuditEvent},
+        timefmt,
+    },
 };
 
 /// Audit routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(audit_trail))
 }
-
-/// A caller whose token this request already verified.
-#[derive(Debug, Clone)]
-pub struct VerifiedCaller(pub Caller);
 
 /// Response marker: this request's audit event was written with its change.
 #[derive(Debug, Clone, Copy)]
@@ -153,17 +152,6 @@ pub struct AuditParams {
     pub cursor: Option<String>,
 }
 
-/// A page of audit events.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(example = json!({"items": [], "nextCursor": null}))]
-pub struct AuditPage {
-    /// Events, newest first.
-    pub items: Vec<AuditEvent>,
-    /// Cursor of the next page, absent on the last.
-    pub next_cursor: Option<String>,
-}
-
 /// Who read or changed this patient's data (admin; the patient themself): newest first, one Query per
 /// page on one month's audit partition.
 #[utoipa::path(
@@ -173,12 +161,12 @@ pub struct AuditPage {
     security(("bearer" = [])),
     params(("patientId" = Uuid, Path, description = "patient id"), AuditParams),
     responses(
-        (status = 200, description = "a page of audit events", body = AuditPage),
-        (status = 400, description = "bad parameter or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role may not read the audit trail", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not yours", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid range", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "a page of audit events", body = Page<AuditEvent>),
+        (status = 400, description = "bad parameter or cursor"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "role may not read the audit trail"),
+        (status = 404, description = "not yours"),
+        (status = 422, description = "invalid range"),
     )
 )]
 async fn audit_trail(
@@ -187,27 +175,17 @@ async fn audit_trail(
     Path(patient_id): Path<Uuid>,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<AuditParams>,
-) -> Result<axum::Json<AuditPage>, ApiError> {
+) -> Result<axum::Json<Page<AuditEvent>>, ApiError> {
     caller.require_patient_access(patient_id, &[Role::Patient, Role::Admin])?;
     let from = date_param("from", params.from.as_deref())?;
     let to = date_param("to", params.to.as_deref())?;
-    let limit = limit_param(params.limit, 20)?;
-    let scope = format!(
-        "{}?from={}&to={}",
-        uri.path(),
-        params.from.as_deref().unwrap_or_default(),
-        params.to.as_deref().unwrap_or_default()
-    );
-    let start = params
-        .cursor
-        .as_deref()
-        .map(|c| state.cursors.decode(&scope, c))
-        .transpose()?;
-    let page = state.audit.page(patient_id, from, to, limit, start.as_ref()).await?;
-    Ok(axum::Json(AuditPage {
-        items: page.items,
-        next_cursor: page.next.map(|k| state.cursors.encode(&scope, &k)),
-    }))
+    let filters = [("from", from.map(timefmt::date)), ("to", to.map(timefmt::date))];
+    let list = ListRequest::new(&state, uri.path(), &filters, params.limit, 20, params.cursor.as_deref())?;
+    let page = state
+        .audit
+        .page(patient_id, from, to, list.limit(), list.start())
+        .await?;
+    Ok(axum::Json(list.page(&state, page, |event| event)))
 }
 
 #[cfg(test)]

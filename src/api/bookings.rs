@@ -13,17 +13,19 @@ use uuid::Uuid;
 use super::{
     AppState,
     audit::{AuditContext, mark_recorded},
-    error::{ApiError, Problem},
+    error::ApiError,
     extract::{IfMatch, Json, Path, Query, etag},
+    paging::{ListRequest, Page, date_param},
     results::ResultView,
 };
 use crate::{
     auth::{Caller, Role},
-    domain::booking::{
-        BookedTest, Booking, BookingStatus, BookingSummary, Note, TestRef, TestStatus, parse_date, parse_instant,
+    domain::{
+        booking::{BookedTest, Booking, BookingStatus, BookingSummary, BookingTree, Note, TestRef, TestStatus},
+        idempotency::IdempotencyKey,
+        timefmt,
     },
-    service::bookings::{IdempotencyKey, NewBooking},
-    store::bookings::BookingTree,
+    service::bookings::NewBooking,
 };
 
 /// Booking routes.
@@ -131,7 +133,7 @@ impl BookingView {
         Self {
             id: booking.id,
             patient_id: booking.patient_id,
-            slot_start: booking.slot_start,
+            slot_start: booking.slot_start.to_string(),
             status: booking.status,
             tests: booking
                 .tests
@@ -208,7 +210,7 @@ impl From<BookingSummary> for BookingSummaryView {
         Self {
             id: b.id,
             patient_id: b.patient_id,
-            slot_start: b.slot_start,
+            slot_start: b.slot_start.to_string(),
             status: b.status,
             tests: b.tests,
             note: b.note,
@@ -217,17 +219,6 @@ impl From<BookingSummary> for BookingSummaryView {
             updated_at: b.updated_at,
         }
     }
-}
-
-/// A page of bookings.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(example = crate::examples::booking_page)]
-pub struct BookingPage {
-    /// Bookings in slot order.
-    pub items: Vec<BookingSummaryView>,
-    /// Cursor of the next page, absent on the last.
-    pub next_cursor: Option<String>,
 }
 
 /// List filters.
@@ -248,27 +239,6 @@ pub struct ListParams {
     /// Cursor from the previous page.
     #[param(max_length = 2048)]
     pub cursor: Option<String>,
-}
-
-/// Parses an optional `YYYY-MM-DD` query parameter.
-///
-/// # Errors
-/// 422 naming `field`.
-pub fn date_param(field: &str, value: Option<&str>) -> Result<Option<time::Date>, ApiError> {
-    value
-        .map(|v| parse_date(v).ok_or_else(|| ApiError::invalid(field, "must be a date YYYY-MM-DD")))
-        .transpose()
-}
-
-/// Checks a page size.
-///
-/// # Errors
-/// 422 naming `limit` outside 1 to 100.
-pub fn limit_param(limit: Option<u32>, default: u32) -> Result<i32, ApiError> {
-    match limit.unwrap_or(default) {
-        n @ 1..=100 => Ok(n as i32),
-        _ => Err(ApiError::invalid("limit", "must be between 1 and 100")),
-    }
 }
 
 fn idempotency_key(headers: &HeaderMap, required: bool) -> Result<Option<String>, ApiError> {
@@ -322,13 +292,13 @@ fn booking_headers(booking: &BookingView, location: bool) -> HeaderMap {
     request_body = CreateBookingBody,
     responses(
         (status = 201, description = "booked", body = BookingView, headers(("Location" = String), ("ETag" = String))),
-        (status = 400, description = "malformed JSON or missing Idempotency-Key", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role may not book", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such patient (or not yours)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "slot full", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid slot, tests, or key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed JSON or missing Idempotency-Key"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "role may not book"),
+        (status = 404, description = "no such patient (or not yours)"),
+        (status = 409, description = "slot full"),
+        (status = 415, description = "not JSON"),
+        (status = 422, description = "invalid slot, tests, or key reused with another body"),
     )
 )]
 async fn create_booking(
@@ -344,9 +314,9 @@ async fn create_booking(
     let Json(body) = body?;
     body.validate()
         .map_err(|r| ApiError::from(crate::service::ServiceError::from(r)))?;
-    let slot_start = parse_instant(&body.slot_start)
+    let slot_start = timefmt::parse_instant(&body.slot_start)
         .ok_or_else(|| ApiError::invalid("slotStart", "must be an RFC 3339 date-time, e.g. 2026-12-01T07:15:00Z"))?;
-    let slot = crate::domain::booking::format_slot(slot_start);
+    let slot = timefmt::second(slot_start);
     let path = format!("/v1/patients/{patient_id}/bookings");
     let fingerprint = IdempotencyKey::new(
         &caller_scope(&caller),
@@ -380,11 +350,11 @@ async fn create_booking(
     security(("bearer" = [])),
     params(("patientId" = Uuid, Path, description = "patient id"), ListParams),
     responses(
-        (status = 200, description = "a page of bookings", body = BookingPage),
-        (status = 400, description = "bad parameter or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not yours", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid filter", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "a page of bookings", body = Page<BookingSummaryView>),
+        (status = 400, description = "bad parameter or cursor"),
+        (status = 401, description = "no valid token"),
+        (status = 404, description = "not yours"),
+        (status = 422, description = "invalid filter"),
     )
 )]
 async fn list_bookings(
@@ -393,25 +363,21 @@ async fn list_bookings(
     Path(patient_id): Path<Uuid>,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<ListParams>,
-) -> Result<axum::Json<BookingPage>, ApiError> {
+) -> Result<axum::Json<Page<BookingSummaryView>>, ApiError> {
     caller.require_patient_access(patient_id, &[Role::Patient, Role::Lab, Role::Doctor, Role::Admin])?;
     let from = date_param("from", params.from.as_deref())?;
     let to = date_param("to", params.to.as_deref())?;
-    let limit = limit_param(params.limit, 20)?;
-    let scope = uri.path();
-    let start = params
-        .cursor
-        .as_deref()
-        .map(|c| state.cursors.decode(scope, c))
-        .transpose()?;
+    let filters = [
+        ("from", from.map(timefmt::date)),
+        ("to", to.map(timefmt::date)),
+        ("status", params.status.map(|s| s.to_string())),
+    ];
+    let list = ListRequest::new(&state, uri.path(), &filters, params.limit, 20, params.cursor.as_deref())?;
     let page = state
         .bookings
-        .list(patient_id, from, to, params.status, limit, start.as_ref())
+        .list(patient_id, from, to, params.status, list.limit(), list.start())
         .await?;
-    Ok(axum::Json(BookingPage {
-        items: page.items.into_iter().map(BookingSummaryView::from).collect(),
-        next_cursor: page.next.map(|k| state.cursors.encode(scope, &k)),
-    }))
+    Ok(axum::Json(list.page(&state, page, BookingSummaryView::from)))
 }
 
 /// One booking with its tests, current results and notes: one Query (the patient themself, lab, doctor,
@@ -424,9 +390,9 @@ async fn list_bookings(
     params(("patientId" = Uuid, Path, description = "patient id"), ("bookingId" = Uuid, Path, description = "booking id")),
     responses(
         (status = 200, description = "the booking tree", body = BookingView, headers(("ETag" = String))),
-        (status = 400, description = "malformed id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such booking (or not yours)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed id"),
+        (status = 401, description = "no valid token"),
+        (status = 404, description = "no such booking (or not yours)"),
     )
 )]
 async fn get_booking(
@@ -455,13 +421,13 @@ async fn get_booking(
     ),
     responses(
         (status = 200, description = "cancelled", body = BookingView, headers(("ETag" = String))),
-        (status = 400, description = "malformed id or key", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role may not cancel", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such booking (or not yours)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "cancelled already, or a result is recorded", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "stale If-Match", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "key reused for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed id or key"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "role may not cancel"),
+        (status = 404, description = "no such booking (or not yours)"),
+        (status = 409, description = "cancelled already, or a result is recorded"),
+        (status = 412, description = "stale If-Match"),
+        (status = 422, description = "key reused for another request"),
     )
 )]
 async fn cancel_booking(

@@ -120,11 +120,16 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Query<T
     }
 }
 
+/// A caller whose token this request already verified (the audit layer verifies it first and leaves it here,
+/// so the [`Caller`] extractor does not verify it again).
+#[derive(Debug, Clone)]
+pub struct VerifiedCaller(pub Caller);
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(super::audit::VerifiedCaller(caller)) = parts.extensions.get() {
+        if let Some(VerifiedCaller(caller)) = parts.extensions.get() {
             return Ok(caller.clone());
         }
         let value = parts.headers.get(header::AUTHORIZATION).ok_or(ApiError::Unauthorized)?;

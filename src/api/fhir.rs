@@ -14,11 +14,7 @@ use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{
-    AppState,
-    error::{ApiError, Problem},
-    extract::Path,
-};
+use super::{AppState, error::ApiError, extract::Path};
 use crate::{
     auth::{Caller, Role},
     domain::{
@@ -58,9 +54,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("patientId" = Uuid, Path, description = "patient id"), ("bookingId" = Uuid, Path, description = "booking id")),
     responses(
         (status = 200, description = "a FHIR R4 Bundle of type collection (see docs/fhir.md)", body = Object, content_type = "application/fhir+json"),
-        (status = 400, description = "malformed id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such booking (or not yours)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed id"),
+        (status = 401, description = "no valid token"),
+        (status = 404, description = "no such booking (or not yours)"),
     )
 )]
 async fn booking_bundle(
@@ -98,7 +94,7 @@ pub fn bundle(export: &BookingExport, caller: &Caller, timestamp: &str) -> Value
                 test,
                 test_type,
                 tree.booking.id,
-                &tree.booking.slot_start,
+                &tree.booking.slot_start.to_string(),
                 &tree.booking.created_at,
                 &patient_url,
             ),
@@ -191,7 +187,7 @@ fn patient_resource(patient: &Patient) -> Value {
         "identifier": [{"system": URI_SYSTEM, "value": urn(patient.id)}],
         "name": [{"family": patient.family_name, "given": [patient.given_name]}],
         "gender": gender,
-        "birthDate": crate::domain::booking::format_date(patient.birth_date),
+        "birthDate": crate::domain::timefmt::date(patient.birth_date),
     });
     if !telecom.is_empty() {
         resource["telecom"] = Value::Array(telecom);

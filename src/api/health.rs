@@ -3,10 +3,7 @@
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{
-    AppState,
-    error::{ApiError, Problem},
-};
+use super::{AppState, error::ApiError};
 
 /// Health routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -26,7 +23,7 @@ async fn live() -> StatusCode {
     tag = "health",
     responses(
         (status = 200, description = "ready"),
-        (status = 503, description = "not ready", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "not ready"),
     )
 )]
 async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {

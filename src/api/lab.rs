@@ -8,13 +8,14 @@ use uuid::Uuid;
 use super::{
     AppState,
     audit::AuditContext,
-    bookings::{BookingSummaryView, date_param, limit_param},
-    error::{ApiError, Problem},
+    bookings::BookingSummaryView,
+    error::ApiError,
     extract::{Path, Query},
+    paging::{ListRequest, Page, required_date},
 };
 use crate::{
     auth::{Caller, Role},
-    domain::booking::TestStatus,
+    domain::{booking::TestStatus, timefmt},
 };
 
 /// Lab and doctor routes.
@@ -70,10 +71,6 @@ pub struct DayParams {
     pub cursor: Option<String>,
 }
 
-fn required_date(value: Option<&str>) -> Result<time::Date, ApiError> {
-    date_param("date", value)?.ok_or_else(|| ApiError::invalid("date", "is required (YYYY-MM-DD)"))
-}
-
 /// Every slot of a day with its free places (any authenticated caller); one Query.
 #[utoipa::path(
     get,
@@ -83,9 +80,9 @@ fn required_date(value: Option<&str>) -> Result<time::Date, ApiError> {
     params(DayParams),
     responses(
         (status = 200, description = "the day's slots", body = [SlotView]),
-        (status = 400, description = "bad parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "missing or invalid date", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "bad parameter"),
+        (status = 401, description = "no valid token"),
+        (status = 422, description = "missing or invalid date"),
     )
 )]
 async fn slots(
@@ -93,30 +90,19 @@ async fn slots(
     _caller: Caller,
     Query(params): Query<DayParams>,
 ) -> Result<axum::Json<Vec<SlotView>>, ApiError> {
-    let date = required_date(params.date.as_deref())?;
+    let date = required_date("date", params.date.as_deref())?;
     let slots = state.bookings.slots(date).await?;
     Ok(axum::Json(
         slots
             .into_iter()
             .map(|s| SlotView {
-                start: s.start,
+                start: s.start.to_string(),
                 capacity: s.capacity,
                 booked: s.booked,
                 available: s.available,
             })
             .collect(),
     ))
-}
-
-/// A page of a day's schedule.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(example = crate::examples::schedule_page)]
-pub struct SchedulePage {
-    /// Bookings in slot order.
-    pub items: Vec<BookingSummaryView>,
-    /// Cursor of the next page, absent on the last.
-    pub next_cursor: Option<String>,
 }
 
 /// A day's bookings in slot order (lab, doctor, admin): one Query on the day index.
@@ -127,11 +113,11 @@ pub struct SchedulePage {
     security(("bearer" = [])),
     params(DayParams),
     responses(
-        (status = 200, description = "the day's bookings", body = SchedulePage),
-        (status = 400, description = "bad parameter or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role may not see the schedule", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "missing or invalid date", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "the day's bookings", body = Page<BookingSummaryView>),
+        (status = 400, description = "bad parameter or cursor"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "role may not see the schedule"),
+        (status = 422, description = "missing or invalid date"),
     )
 )]
 async fn schedule(
@@ -140,22 +126,21 @@ async fn schedule(
     audit: AuditContext,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<DayParams>,
-) -> Result<axum::Json<SchedulePage>, ApiError> {
+) -> Result<axum::Json<Page<BookingSummaryView>>, ApiError> {
     caller.require(&[Role::Lab, Role::Doctor, Role::Admin])?;
-    let date = required_date(params.date.as_deref())?;
-    let limit = limit_param(params.limit, 100)?;
-    let scope = format!("{}?date={}", uri.path(), params.date.as_deref().unwrap_or_default());
-    let start = params
-        .cursor
-        .as_deref()
-        .map(|c| state.cursors.decode(&scope, c))
-        .transpose()?;
-    let page = state.bookings.schedule(date, limit, start.as_ref()).await?;
+    let date = required_date("date", params.date.as_deref())?;
+    let filters = [("date", Some(timefmt::date(date)))];
+    let list = ListRequest::new(
+        &state,
+        uri.path(),
+        &filters,
+        params.limit,
+        100,
+        params.cursor.as_deref(),
+    )?;
+    let page = state.bookings.schedule(date, list.limit(), list.start()).await?;
     record_views(&state, &audit, &caller, page.items.iter().map(|b| b.patient_id));
-    Ok(axum::Json(SchedulePage {
-        items: page.items.into_iter().map(BookingSummaryView::from).collect(),
-        next_cursor: page.next.map(|k| state.cursors.encode(&scope, &k)),
-    }))
+    Ok(axum::Json(list.page(&state, page, BookingSummaryView::from)))
 }
 
 /// A page.
@@ -190,17 +175,6 @@ pub struct WorklistItem {
     pub recorded_at: String,
 }
 
-/// A page of the worklist.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(example = crate::examples::worklist_page)]
-pub struct WorklistPage {
-    /// Critical first, then oldest first.
-    pub items: Vec<WorklistItem>,
-    /// Cursor of the next page, absent on the last.
-    pub next_cursor: Option<String>,
-}
-
 /// Results awaiting a doctor's review, critical first, then oldest first (doctor, admin): one Query on the
 /// sparse index.
 #[utoipa::path(
@@ -210,11 +184,11 @@ pub struct WorklistPage {
     security(("bearer" = [])),
     params(PageParams),
     responses(
-        (status = 200, description = "a page of the worklist", body = WorklistPage),
-        (status = 400, description = "bad parameter or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role may not see the worklist", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid limit", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "a page of the worklist", body = Page<WorklistItem>),
+        (status = 400, description = "bad parameter or cursor"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "role may not see the worklist"),
+        (status = 422, description = "invalid limit"),
     )
 )]
 async fn worklist(
@@ -223,32 +197,19 @@ async fn worklist(
     audit: AuditContext,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<PageParams>,
-) -> Result<axum::Json<WorklistPage>, ApiError> {
+) -> Result<axum::Json<Page<WorklistItem>>, ApiError> {
     caller.require(&[Role::Doctor, Role::Admin])?;
-    let limit = limit_param(params.limit, 20)?;
-    let scope = uri.path();
-    let start = params
-        .cursor
-        .as_deref()
-        .map(|c| state.cursors.decode(scope, c))
-        .transpose()?;
-    let page = state.results.worklist(limit, start.as_ref()).await?;
+    let list = ListRequest::new(&state, uri.path(), &[], params.limit, 20, params.cursor.as_deref())?;
+    let page = state.results.worklist(list.limit(), list.start()).await?;
     record_views(&state, &audit, &caller, page.items.iter().map(|e| e.patient_id));
-    Ok(axum::Json(WorklistPage {
-        items: page
-            .items
-            .into_iter()
-            .map(|e| WorklistItem {
-                patient_id: e.patient_id,
-                booking_id: e.booking_id,
-                test_id: e.test_id,
-                test_type_code: e.test_type_code,
-                critical: e.critical,
-                recorded_at: e.recorded_at,
-            })
-            .collect(),
-        next_cursor: page.next.map(|k| state.cursors.encode(scope, &k)),
-    }))
+    Ok(axum::Json(list.page(&state, page, |e| WorklistItem {
+        patient_id: e.patient_id,
+        booking_id: e.booking_id,
+        test_id: e.test_id,
+        test_type_code: e.test_type_code,
+        critical: e.critical,
+        recorded_at: e.recorded_at,
+    })))
 }
 
 /// A date range.
@@ -290,17 +251,6 @@ pub struct TypedTestView {
     pub status: TestStatus,
 }
 
-/// A page of booked tests.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(example = crate::examples::typed_test_page)]
-pub struct TypedTestPage {
-    /// Tests in slot order within a month; months in order.
-    pub items: Vec<TypedTestView>,
-    /// Cursor of the next page, absent on the last.
-    pub next_cursor: Option<String>,
-}
-
 /// Booked tests of one type between two days (lab, doctor, admin). Each page is one Query on one month's
 /// partition of the tests-by-type index; a range over several months continues month by month through the
 /// cursor (a page may then hold fewer items than `limit`).
@@ -311,11 +261,11 @@ pub struct TypedTestPage {
     security(("bearer" = [])),
     params(("code" = String, Path, description = "test type code", example = "CBC"), RangeParams),
     responses(
-        (status = 200, description = "a page of booked tests", body = TypedTestPage),
-        (status = 400, description = "bad parameter or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role may not see this", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "missing or invalid range", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "a page of booked tests", body = Page<TypedTestView>),
+        (status = 400, description = "bad parameter or cursor"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "role may not see this"),
+        (status = 422, description = "missing or invalid range"),
     )
 )]
 async fn tests_by_type(
@@ -325,37 +275,25 @@ async fn tests_by_type(
     Path(code): Path<String>,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<RangeParams>,
-) -> Result<axum::Json<TypedTestPage>, ApiError> {
+) -> Result<axum::Json<Page<TypedTestView>>, ApiError> {
     caller.require(&[Role::Lab, Role::Doctor, Role::Admin])?;
-    let from = date_param("from", params.from.as_deref())?.ok_or_else(|| ApiError::invalid("from", "is required"))?;
-    let to = date_param("to", params.to.as_deref())?.ok_or_else(|| ApiError::invalid("to", "is required"))?;
-    let limit = limit_param(params.limit, 20)?;
+    let from = required_date("from", params.from.as_deref())?;
+    let to = required_date("to", params.to.as_deref())?;
     // The cursor carries a month of this range: bind it to the range as well as the path.
-    let scope = format!("{}?from={from}&to={to}", uri.path());
-    let start = params
-        .cursor
-        .as_deref()
-        .map(|c| state.cursors.decode(&scope, c))
-        .transpose()?;
+    let filters = [("from", Some(timefmt::date(from))), ("to", Some(timefmt::date(to)))];
+    let list = ListRequest::new(&state, uri.path(), &filters, params.limit, 20, params.cursor.as_deref())?;
     let page = state
         .bookings
-        .tests_by_type(&code, from, to, limit, start.as_ref())
+        .tests_by_type(&code, from, to, list.limit(), list.start())
         .await?;
     record_views(&state, &audit, &caller, page.items.iter().map(|t| t.patient_id));
-    Ok(axum::Json(TypedTestPage {
-        items: page
-            .items
-            .into_iter()
-            .map(|t| TypedTestView {
-                patient_id: t.patient_id,
-                booking_id: t.booking_id,
-                test_id: t.test.id,
-                slot_start: t.slot_start,
-                test_type_code: t.test.test_type_code,
-                test_type_version: t.test.test_type_version,
-                status: t.test.status,
-            })
-            .collect(),
-        next_cursor: page.next.map(|k| state.cursors.encode(&scope, &k)),
-    }))
+    Ok(axum::Json(list.page(&state, page, |t| TypedTestView {
+        patient_id: t.patient_id,
+        booking_id: t.booking_id,
+        test_id: t.test.id,
+        slot_start: t.slot_start.to_string(),
+        test_type_code: t.test.test_type_code,
+        test_type_version: t.test.test_type_version,
+        status: t.test.status,
+    })))
 }

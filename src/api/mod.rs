@@ -10,6 +10,7 @@ pub mod fhir;
 pub mod health;
 pub mod lab;
 pub mod layers;
+pub mod paging;
 pub mod patients;
 pub mod results;
 pub mod test_types;
@@ -98,6 +99,7 @@ pub struct Services {
 #[openapi(
     info(title = "medbook"),
     modifiers(&BearerAuth),
+    components(schemas(error::Problem)),
     tags(
         (name = "test-types", description = "The catalog of lab tests, versioned"),
         (name = "patients", description = "Patient records"),
@@ -126,8 +128,10 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Responses any operation can give because of middleware: the rate limit (429), the request timeout or
-/// an unavailable database (503), and, for operations with a body, the body limit (413).
+/// Every error response is problem+json: the handlers' annotations give each error's status and what it
+/// means there, and this adds the one body they share. Then the responses any operation can give because of
+/// middleware: the rate limit (429), the request timeout or an unavailable database (503), and, for
+/// operations with a body, the body limit (413).
 struct CommonResponses;
 
 impl Modify for CommonResponses {
@@ -154,6 +158,19 @@ impl Modify for CommonResponses {
             ];
             for operation in operations.into_iter().flatten() {
                 let responses = &mut operation.responses.responses;
+                for (status, response) in responses.iter_mut() {
+                    if let utoipa::openapi::RefOr::T(response) = response
+                        && (status.starts_with('4') || status.starts_with('5'))
+                        && response.content.is_empty()
+                    {
+                        response.content.insert(
+                            error::PROBLEM_JSON.to_owned(),
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("Problem")))
+                                .build(),
+                        );
+                    }
+                }
                 responses
                     .entry("429".into())
                     .or_insert_with(|| problem("too many requests from this client; see Retry-After").into());
@@ -187,6 +204,7 @@ fn routes_and_spec() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, mut spec) = api_router().split_for_parts();
     // Runs after the routes are in: a modifier on ApiDoc would see no paths yet.
     CommonResponses.modify(&mut spec);
+    paging::reference_page_items(&mut spec);
     (routes, spec)
 }
 
@@ -215,12 +233,12 @@ pub struct HttpPolicy {
 impl From<&crate::config::Settings> for HttpPolicy {
     fn from(s: &crate::config::Settings) -> Self {
         Self {
-            max_body_bytes: s.max_body_bytes,
-            request_timeout: s.request_timeout,
-            rate_per_sec: s.rate_per_sec,
-            rate_burst: s.rate_burst,
-            cors_origins: s.cors_origins.clone(),
-            metrics_token: s.metrics_token.clone(),
+            max_body_bytes: s.limits.max_body_bytes,
+            request_timeout: s.limits.request_timeout,
+            rate_per_sec: s.limits.rate_per_sec,
+            rate_burst: s.limits.rate_burst,
+            cors_origins: s.limits.cors_origins.clone(),
+            metrics_token: s.server.metrics_token.clone(),
         }
     }
 }

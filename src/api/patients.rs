@@ -8,13 +8,13 @@ use axum::{
 };
 use garde::Validate;
 use serde::{Deserialize, Deserializer, Serialize};
-use time::{Date, OffsetDateTime, macros::format_description};
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{
     AppState,
     audit::{AuditContext, AuditRecorded},
-    error::{ApiError, Problem},
+    error::ApiError,
     extract::{IfMatch, Json, Path, etag},
 };
 use crate::{
@@ -147,7 +147,7 @@ impl From<Patient> for PatientResponse {
             id: p.id,
             given_name: p.given_name,
             family_name: p.family_name,
-            birth_date: format_date(p.birth_date),
+            birth_date: crate::domain::timefmt::date(p.birth_date),
             sex: p.sex,
             email: p.email,
             phone: p.phone,
@@ -158,15 +158,10 @@ impl From<Patient> for PatientResponse {
     }
 }
 
-fn format_date(date: Date) -> String {
-    date.format(format_description!("[year]-[month]-[day]"))
-        .expect("a date formats")
-}
-
 /// Parses a date of birth: `YYYY-MM-DD`, from 1900 up to today.
 fn birth_date(field: &str, text: &str) -> Result<Date, FieldError> {
-    let date = Date::parse(text, format_description!("[year]-[month]-[day]"))
-        .map_err(|_| FieldError::new(field, "must be a date YYYY-MM-DD"))?;
+    let date =
+        crate::domain::timefmt::parse_date(text).ok_or_else(|| FieldError::new(field, "must be a date YYYY-MM-DD"))?;
     if date > OffsetDateTime::now_utc().date() {
         return Err(FieldError::new(field, "must not be in the future"));
     }
@@ -205,11 +200,11 @@ fn patient_headers(patient: &PatientResponse, location: bool) -> HeaderMap {
     request_body = CreatePatient,
     responses(
         (status = 201, description = "created", body = PatientResponse, headers(("Location" = String), ("ETag" = String))),
-        (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role may not register patients", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed JSON"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "role may not register patients"),
+        (status = 415, description = "not JSON"),
+        (status = 422, description = "invalid field"),
     )
 )]
 async fn create_patient(
@@ -259,9 +254,9 @@ async fn create_patient(
     params(("patientId" = Uuid, Path, description = "patient id")),
     responses(
         (status = 200, description = "the patient", body = PatientResponse, headers(("ETag" = String))),
-        (status = 400, description = "malformed id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such patient (or not yours)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed id"),
+        (status = 401, description = "no valid token"),
+        (status = 404, description = "no such patient (or not yours)"),
     )
 )]
 async fn get_patient(
@@ -287,14 +282,14 @@ async fn get_patient(
     request_body = PatchPatientBody,
     responses(
         (status = 200, description = "the patient as changed", body = PatientResponse, headers(("ETag" = String))),
-        (status = 400, description = "malformed JSON or id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role may not change patients", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such patient (or not yours)", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "stale If-Match", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "If-Match missing", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed JSON or id"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "role may not change patients"),
+        (status = 404, description = "no such patient (or not yours)"),
+        (status = 412, description = "stale If-Match"),
+        (status = 415, description = "not JSON"),
+        (status = 422, description = "invalid field"),
+        (status = 428, description = "If-Match missing"),
     )
 )]
 async fn patch_patient(

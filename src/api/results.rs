@@ -14,14 +14,16 @@ use uuid::Uuid;
 use super::{
     AppState,
     audit::{AuditContext, AuditRecorded},
-    error::{ApiError, Problem},
+    error::ApiError,
     extract::{IfMatch, Json, Path, etag},
 };
 use crate::{
     auth::{Caller, Role},
-    domain::booking::{LabResult, Note, RawValue, ResultStatus, ResultValue, Review, parse_instant},
+    domain::{
+        booking::{LabResult, Note, RawValue, ResultStatus, ResultValue, Review, TestAddress},
+        timefmt,
+    },
     service::{ServiceError, results::ResultInput},
-    store::items::TestAddress,
 };
 
 /// Result routes.
@@ -200,15 +202,15 @@ const READERS: &[Role] = &[Role::Patient, Role::Lab, Role::Doctor, Role::Admin];
     responses(
         (status = 200, description = "replaced or amended", body = ResultView, headers(("ETag" = String))),
         (status = 201, description = "first recording", body = ResultView, headers(("ETag" = String))),
-        (status = 400, description = "malformed JSON or id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role may not record results", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such booking or test", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "booking cancelled", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "stale If-Match", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "analyte or unit does not fit the booked test type", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "If-Match missing on an existing result", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed JSON or id"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "role may not record results"),
+        (status = 404, description = "no such booking or test"),
+        (status = 409, description = "booking cancelled"),
+        (status = 412, description = "stale If-Match"),
+        (status = 415, description = "not JSON"),
+        (status = 422, description = "analyte or unit does not fit the booked test type"),
+        (status = 428, description = "If-Match missing on an existing result"),
     )
 )]
 async fn record_result(
@@ -227,7 +229,7 @@ async fn record_result(
     };
     let Json(body) = body?;
     validate(&body)?;
-    let performed_at = parse_instant(&body.performed_at)
+    let performed_at = timefmt::parse_instant(&body.performed_at)
         .ok_or_else(|| ApiError::invalid("performedAt", "must be an RFC 3339 date-time"))?;
     let input = ResultInput {
         values: body
@@ -279,9 +281,9 @@ async fn record_result(
     ),
     responses(
         (status = 200, description = "the current result", body = ResultView, headers(("ETag" = String))),
-        (status = 400, description = "malformed id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no result (or not yours)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed id"),
+        (status = 401, description = "no valid token"),
+        (status = 404, description = "no result (or not yours)"),
     )
 )]
 async fn get_result(
@@ -310,9 +312,9 @@ async fn get_result(
     ),
     responses(
         (status = 200, description = "every revision", body = ResultHistory),
-        (status = 400, description = "malformed id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no result (or not yours)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed id"),
+        (status = 401, description = "no valid token"),
+        (status = 404, description = "no result (or not yours)"),
     )
 )]
 async fn result_history(
@@ -344,12 +346,12 @@ async fn result_history(
     request_body = NoteBody,
     responses(
         (status = 201, description = "added", body = Note),
-        (status = 400, description = "malformed JSON or id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "not a doctor", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such test", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "text empty or too long", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed JSON or id"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "not a doctor"),
+        (status = 404, description = "no such test"),
+        (status = 415, description = "not JSON"),
+        (status = 422, description = "text empty or too long"),
     )
 )]
 async fn add_note(
@@ -386,15 +388,15 @@ async fn add_note(
     request_body = ReviewBody,
     responses(
         (status = 200, description = "reviewed", body = ResultView, headers(("ETag" = String))),
-        (status = 400, description = "malformed JSON or id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "not a doctor", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such booking or test", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "no result yet, or reviewed already", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "a newer version arrived", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "conclusion empty or too long", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "If-Match missing", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed JSON or id"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "not a doctor"),
+        (status = 404, description = "no such booking or test"),
+        (status = 409, description = "no result yet, or reviewed already"),
+        (status = 412, description = "a newer version arrived"),
+        (status = 415, description = "not JSON"),
+        (status = 422, description = "conclusion empty or too long"),
+        (status = 428, description = "If-Match missing"),
     )
 )]
 async fn review_result(

@@ -10,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
-    error::{ApiError, Problem},
+    error::ApiError,
     extract::{IfMatch, Json, Path, etag},
 };
 use crate::{
@@ -108,7 +108,7 @@ fn with_etag(test_type: &TestType) -> HeaderMap {
     tag = "test-types",
     responses(
         (status = 200, description = "the active catalog", body = TestTypeList),
-        (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable"),
     )
 )]
 async fn list_test_types(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
@@ -129,7 +129,7 @@ async fn list_test_types(State(state): State<AppState>) -> Result<impl IntoRespo
     params(("code" = String, Path, description = "test type code", example = "CBC")),
     responses(
         (status = 200, description = "current version", body = TestTypeView, headers(("ETag" = String, description = "the version"))),
-        (status = 404, description = "no such test type", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such test type"),
     )
 )]
 async fn get_test_type(State(state): State<AppState>, Path(code): Path<String>) -> Result<impl IntoResponse, ApiError> {
@@ -148,8 +148,8 @@ async fn get_test_type(State(state): State<AppState>, Path(code): Path<String>) 
     ),
     responses(
         (status = 200, description = "that version", body = TestTypeView),
-        (status = 400, description = "malformed version", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such version", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed version"),
+        (status = 404, description = "no such version"),
     )
 )]
 async fn get_test_type_version(
@@ -169,12 +169,12 @@ async fn get_test_type_version(
     request_body = TestTypeDefinition,
     responses(
         (status = 201, description = "created", body = TestTypeView, headers(("Location" = String), ("ETag" = String))),
-        (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "code exists already", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid definition", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed JSON"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "not an admin"),
+        (status = 409, description = "code exists already"),
+        (status = 415, description = "not JSON"),
+        (status = 422, description = "invalid definition"),
     )
 )]
 async fn create_test_type(
@@ -205,14 +205,14 @@ async fn create_test_type(
     request_body = TestTypeDefinition,
     responses(
         (status = 200, description = "the new version", body = TestTypeView, headers(("ETag" = String))),
-        (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "no valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such test type", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "stale If-Match", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid definition", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "If-Match missing", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed JSON"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "not an admin"),
+        (status = 404, description = "no such test type"),
+        (status = 412, description = "stale If-Match"),
+        (status = 415, description = "not JSON"),
+        (status = 422, description = "invalid definition"),
+        (status = 428, description = "If-Match missing"),
     )
 )]
 async fn replace_test_type(

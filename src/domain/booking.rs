@@ -1,38 +1,116 @@
 //! Slots, bookings, booked tests, results and notes: the types and the rules that need no I/O.
 
+use std::{collections::HashMap, fmt};
+
 use serde::{Deserialize, Serialize};
-use time::{
-    Date, Duration, OffsetDateTime, PrimitiveDateTime, UtcOffset, format_description::FormatItem,
-    macros::format_description,
-};
+use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 use uuid::Uuid;
 
-use super::test_type::{Analyte, Flag, TestType};
-use crate::config::OpeningHours;
+use super::{
+    test_type::{Analyte, Flag, TestType},
+    timefmt,
+};
 
-/// `2026-12-01T07:15:00Z`: slot starts, second precision, fixed width.
-const SLOT: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-/// `2026-12-01`.
-pub const DATE: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
+/// The start of a booking slot: a UTC instant to the second, stored and shown as `2026-12-01T07:15:00Z`
+/// (fixed width, so keys that begin with it sort by time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SlotStart(OffsetDateTime);
 
-/// Formats a slot start.
-pub fn format_slot(at: OffsetDateTime) -> String {
-    at.to_offset(UtcOffset::UTC).format(SLOT).expect("a UTC time formats")
+impl SlotStart {
+    /// The slot starting at `at` (any offset; kept in UTC, to the second).
+    pub fn new(at: OffsetDateTime) -> Self {
+        let at = at.to_offset(UtcOffset::UTC);
+        Self(at.replace_nanosecond(0).unwrap_or(at))
+    }
+
+    /// The instant.
+    pub fn at(self) -> OffsetDateTime {
+        self.0
+    }
+
+    /// The (UTC) day the slot is on.
+    pub fn date(self) -> Date {
+        self.0.date()
+    }
 }
 
-/// Formats a date.
-pub fn format_date(date: Date) -> String {
-    date.format(DATE).expect("a date formats")
+impl fmt::Display for SlotStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&timefmt::second(self.0))
+    }
 }
 
-/// Parses `YYYY-MM-DD`.
-pub fn parse_date(text: &str) -> Option<Date> {
-    Date::parse(text, DATE).ok()
+impl Serialize for SlotStart {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
-/// Parses an RFC 3339 instant (any offset).
-pub fn parse_instant(text: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+impl<'de> Deserialize<'de> for SlotStart {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        timefmt::parse_instant(&text)
+            .map(Self::new)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a slot start")))
+    }
+}
+
+/// Days from `from` to `to`, both inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateRange {
+    from: Date,
+    to: Date,
+}
+
+/// `to` lies before `from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must not be before `from`")]
+pub struct BackwardsRange;
+
+impl DateRange {
+    /// The days from `from` to `to`.
+    ///
+    /// # Errors
+    /// [`BackwardsRange`] when `to` is before `from`.
+    pub fn new(from: Date, to: Date) -> Result<Self, BackwardsRange> {
+        if to < from {
+            return Err(BackwardsRange);
+        }
+        Ok(Self { from, to })
+    }
+
+    /// The days from `from` (or the earliest) to `to` (or the latest).
+    ///
+    /// # Errors
+    /// [`BackwardsRange`] when `to` is before `from`.
+    pub fn open(from: Option<Date>, to: Option<Date>) -> Result<Self, BackwardsRange> {
+        Self::new(from.unwrap_or(Date::MIN), to.unwrap_or(Date::MAX))
+    }
+
+    /// First day.
+    pub fn from(self) -> Date {
+        self.from
+    }
+
+    /// Last day.
+    pub fn to(self) -> Date {
+        self.to
+    }
+
+    /// How many calendar months the range touches.
+    pub fn month_count(self) -> i64 {
+        let index = |d: Date| i64::from(d.year()) * 12 + i64::from(u8::from(d.month()));
+        index(self.to) - index(self.from) + 1
+    }
+}
+
+/// Daily opening hours, inside which slots are offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpeningHours {
+    /// First slot starts here.
+    pub open: Time,
+    /// The last slot ends at or before this time.
+    pub close: Time,
 }
 
 /// The booking grid: slot length, capacity and opening hours.
@@ -62,23 +140,23 @@ pub enum SlotError {
 
 impl SlotGrid {
     /// Every slot start of `date`, in order.
-    pub fn slots(&self, date: Date) -> Vec<OffsetDateTime> {
+    pub fn slots(&self, date: Date) -> Vec<SlotStart> {
         let step = Duration::minutes(self.minutes.into());
         let mut at = PrimitiveDateTime::new(date, self.hours.open).assume_utc();
         let close = PrimitiveDateTime::new(date, self.hours.close).assume_utc();
         let mut slots = Vec::new();
         while at + step <= close {
-            slots.push(at);
+            slots.push(SlotStart::new(at));
             at += step;
         }
         slots
     }
 
-    /// Checks that `start` is a bookable slot at `now`.
+    /// The slot starting at `start`, if it is a bookable slot at `now`.
     ///
     /// # Errors
     /// [`SlotError`] when it is off the grid, outside opening hours or in the past.
-    pub fn check(&self, start: OffsetDateTime, now: OffsetDateTime) -> Result<(), SlotError> {
+    pub fn check(&self, start: OffsetDateTime, now: OffsetDateTime) -> Result<SlotStart, SlotError> {
         let start = start.to_offset(UtcOffset::UTC);
         let minute_of_day = u32::from(start.hour()) * 60 + u32::from(start.minute());
         if start.second() != 0 || start.nanosecond() != 0 || minute_of_day % self.minutes != 0 {
@@ -92,8 +170,30 @@ impl SlotGrid {
         if start <= now {
             return Err(SlotError::Past);
         }
-        Ok(())
+        Ok(SlotStart::new(start))
     }
+}
+
+/// Where a test (and its result) belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestAddress {
+    /// Patient id.
+    pub patient_id: Uuid,
+    /// Booking id.
+    pub booking_id: Uuid,
+    /// Test id.
+    pub test_id: Uuid,
+}
+
+/// A booking with everything under it, as one read returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookingTree {
+    /// The booking, its tests with their states.
+    pub booking: Booking,
+    /// Current result per test id.
+    pub results: HashMap<Uuid, LabResult>,
+    /// Notes per test id, oldest first.
+    pub notes: HashMap<Uuid, Vec<Note>>,
 }
 
 /// State of a booking.
@@ -104,6 +204,15 @@ pub enum BookingStatus {
     Booked,
     /// Cancelled; its place was given back.
     Cancelled,
+}
+
+impl fmt::Display for BookingStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Booked => "booked",
+            Self::Cancelled => "cancelled",
+        })
+    }
 }
 
 /// State of one booked test.
@@ -162,7 +271,7 @@ pub struct BookingSummary {
     /// Patient.
     pub patient_id: Uuid,
     /// Slot start.
-    pub slot_start: String,
+    pub slot_start: SlotStart,
     /// State.
     pub status: BookingStatus,
     /// Booked tests.
@@ -185,7 +294,7 @@ pub struct ScheduledTest {
     /// Booking.
     pub booking_id: Uuid,
     /// Slot start.
-    pub slot_start: String,
+    pub slot_start: SlotStart,
     /// The test.
     pub test: BookedTest,
 }
@@ -214,8 +323,8 @@ pub struct Booking {
     pub id: Uuid,
     /// Patient.
     pub patient_id: Uuid,
-    /// Slot start, formatted by [`format_slot`].
-    pub slot_start: String,
+    /// Slot start.
+    pub slot_start: SlotStart,
     /// State.
     pub status: BookingStatus,
     /// Booked tests.
@@ -407,10 +516,7 @@ pub struct Note {
 
 #[cfg(test)]
 mod tests {
-    use time::{
-        Time,
-        macros::{date, datetime},
-    };
+    use time::macros::{date, datetime};
 
     use super::*;
     use crate::domain::test_type::{Range, TestTypeDefinition};
@@ -434,18 +540,37 @@ mod tests {
     fn a_day_has_44_quarter_hour_slots_from_seven_to_six() {
         let slots = grid().slots(date!(2026 - 12 - 01));
         assert_eq!(slots.len(), 44);
-        assert_eq!(format_slot(slots[0]), "2026-12-01T07:00:00Z");
-        assert_eq!(format_slot(*slots.last().unwrap()), "2026-12-01T17:45:00Z");
+        assert_eq!(slots[0].to_string(), "2026-12-01T07:00:00Z");
+        assert_eq!(slots.last().unwrap().to_string(), "2026-12-01T17:45:00Z");
+    }
+
+    #[test]
+    fn a_slot_start_is_utc_to_the_second_and_round_trips_as_text() {
+        let slot = SlotStart::new(datetime!(2026-12-01 08:15:00.25 +01:00));
+        assert_eq!(slot.to_string(), "2026-12-01T07:15:00Z");
+        assert_eq!(slot.date(), date!(2026 - 12 - 01));
+        let json = serde_json::to_string(&slot).unwrap();
+        assert_eq!(json, "\"2026-12-01T07:15:00Z\"");
+        assert_eq!(serde_json::from_str::<SlotStart>(&json).unwrap(), slot);
+    }
+
+    #[test]
+    fn a_range_runs_forwards_and_counts_the_months_it_touches() {
+        assert!(DateRange::new(date!(2026 - 11 - 02), date!(2026 - 11 - 01)).is_err());
+        let range = DateRange::new(date!(2026 - 11 - 30), date!(2027 - 01 - 02)).unwrap();
+        assert_eq!(range.month_count(), 3);
+        assert_eq!(DateRange::open(None, None).unwrap().from(), Date::MIN);
     }
 
     #[test]
     fn slots_off_the_grid_outside_hours_or_past_are_refused() {
         let now = datetime!(2026-11-28 07:00 UTC);
         let g = grid();
-        assert_eq!(g.check(datetime!(2026-12-01 07:15 UTC), now), Ok(()));
+        let quarter_past = SlotStart::new(datetime!(2026-12-01 07:15 UTC));
+        assert_eq!(g.check(datetime!(2026-12-01 07:15 UTC), now), Ok(quarter_past));
         assert_eq!(
             g.check(datetime!(2026-12-01 08:15 +01:00), now),
-            Ok(()),
+            Ok(quarter_past),
             "any offset, same instant"
         );
         assert_eq!(
@@ -458,7 +583,7 @@ mod tests {
         );
         assert_eq!(g.check(datetime!(2026-12-01 06:45 UTC), now), Err(SlotError::Closed));
         assert_eq!(g.check(datetime!(2026-12-01 18:00 UTC), now), Err(SlotError::Closed));
-        assert_eq!(g.check(datetime!(2026-12-01 17:45 UTC), now), Ok(()));
+        assert!(g.check(datetime!(2026-12-01 17:45 UTC), now).is_ok());
         assert_eq!(g.check(datetime!(2026-11-27 09:00 UTC), now), Err(SlotError::Past));
     }
 

@@ -3,11 +3,8 @@
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{ServiceError, month_paged, months_in_range};
-use crate::{
-    domain::{audit::AuditEvent, booking::format_date},
-    store::{Page, PageKey, Store},
-};
+use super::{Cursor, Page, ServiceError, month_range};
+use crate::{domain::audit::AuditEvent, store::Store};
 
 /// Audit use cases.
 #[derive(Debug, Clone)]
@@ -58,64 +55,15 @@ impl AuditTrail {
         from: Option<Date>,
         to: Option<Date>,
         limit: i32,
-        start: Option<&PageKey>,
+        start: Option<&Cursor>,
     ) -> Result<Page<AuditEvent>, ServiceError> {
         let to = to.unwrap_or_else(|| OffsetDateTime::now_utc().date());
         let from = from.unwrap_or_else(|| to.saturating_sub(time::Duration::days(365)));
-        let mut months = months_in_range(from, to)?;
-        months.reverse();
-        let (lo, hi) = (format_date(from), format!("{}~", format_date(to)));
-        month_paged(&months, start, |month, resume| async move {
-            self.store
-                .audit_page(patient_id, &month, (&lo, &hi), limit, resume.as_ref())
-                .await
-        })
-        .await
-    }
-}
-
-/// `YYYY-MM` of every month from `from` to `to`, in order.
-pub fn months_between(from: Date, to: Date) -> Vec<String> {
-    let mut months = Vec::new();
-    let (mut year, mut month) = (from.year(), u8::from(from.month()));
-    while (year, month) <= (to.year(), u8::from(to.month())) {
-        months.push(format!("{year:04}-{month:02}"));
-        if month == 12 {
-            (year, month) = (year + 1, 1);
-        } else {
-            month += 1;
-        }
-    }
-    months
-}
-
-#[cfg(test)]
-mod tests {
-    use time::macros::date;
-
-    use super::*;
-
-    #[test]
-    fn months_between_spans_year_ends() {
-        assert_eq!(
-            months_between(date!(2026 - 11 - 30), date!(2027 - 01 - 02)),
-            ["2026-11", "2026-12", "2027-01"]
-        );
-        assert_eq!(
-            months_between(date!(2026 - 11 - 01), date!(2026 - 11 - 30)),
-            ["2026-11"]
-        );
-    }
-
-    #[test]
-    fn a_range_must_run_forwards_and_span_at_most_24_months() {
-        assert!(months_in_range(date!(2026 - 11 - 02), date!(2026 - 11 - 01)).is_err());
-        assert!(months_in_range(date!(2026 - 01 - 01), date!(2028 - 01 - 01)).is_err());
-        assert_eq!(
-            months_in_range(date!(2026 - 01 - 01), date!(2027 - 12 - 31))
-                .unwrap()
-                .len(),
-            24
-        );
+        let range = month_range(from, to)?;
+        Ok(self
+            .store
+            .audit_page(patient_id, range, limit, Cursor::key(start))
+            .await?
+            .into())
     }
 }

@@ -9,26 +9,25 @@ use std::{
     time::Duration,
 };
 
-use sha2::{Digest, Sha256};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{FieldError, ServiceError, catalog::Catalog, month_paged, months_in_range};
+use super::{Cursor, FieldError, Page, ServiceError, catalog::Catalog, month_range};
 use crate::{
     domain::{
         audit::AuditDraft,
         booking::{
-            BookedTest, Booking, BookingStatus, BookingSummary, ScheduledTest, SlotGrid, TestStatus, format_date,
-            format_slot,
+            BookedTest, Booking, BookingStatus, BookingSummary, BookingTree, DateRange, ScheduledTest, SlotGrid,
+            SlotStart, TestStatus,
         },
+        idempotency::{IdempotencyKey, IdempotencyRecord},
         patient::Patient,
         test_type::TestType,
         timefmt,
     },
     store::{
-        Page, PageKey, Store, StoreError,
-        bookings::{BOOK_IDEMPOTENCY, BOOK_PATIENT, BOOK_SLOT, BookingTree, CANCEL_BOOKING, IdempotencyWrite},
-        items::IdempotencyItem,
+        Store,
+        bookings::{BookOutcome, CancelOutcome},
     },
 };
 
@@ -52,7 +51,7 @@ pub const MAX_TESTS: usize = 10;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotAvailability {
     /// Slot start.
-    pub start: String,
+    pub start: SlotStart,
     /// Places.
     pub capacity: u32,
     /// Places taken.
@@ -81,52 +80,9 @@ pub struct NewBooking {
     pub note: Option<String>,
 }
 
-/// A request's idempotency key and fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyKey {
-    /// The caller that sent it (keys are per caller).
-    pub caller: String,
-    /// The key.
-    pub key: String,
-    /// SHA-256 of what the request asked for; another request with the same key is refused.
-    pub request_hash: String,
-}
-
-impl IdempotencyKey {
-    /// A key for `caller`, fingerprinting the request by its `parts` (method, path, body).
-    pub fn new(caller: &str, key: &str, parts: &[&[u8]]) -> Self {
-        let mut hash = Sha256::new();
-        for part in parts {
-            hash.update((part.len() as u64).to_be_bytes());
-            hash.update(part);
-        }
-        Self {
-            caller: caller.to_owned(),
-            key: key.to_owned(),
-            request_hash: hex(&hash.finalize()),
-        }
-    }
-
-    /// The ClientRequestToken of the transaction (at most 36 characters), derived from caller and key, so a
-    /// retried transaction is recognised by DynamoDB itself for 10 minutes.
-    fn token(&self) -> String {
-        let digest = Sha256::digest(format!("{}\n{}", self.caller, self.key));
-        hex(&digest)[..36].to_owned()
-    }
-
-    fn write(&self) -> IdempotencyWrite {
-        IdempotencyWrite {
-            caller: self.caller.clone(),
-            key: self.key.clone(),
-            request_hash: self.request_hash.clone(),
-            expires_at: OffsetDateTime::now_utc().unix_timestamp() + IDEMPOTENCY_TTL.as_secs() as i64,
-            token: self.token(),
-        }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Epoch seconds until which an idempotency record written now answers repeats.
+fn idempotency_expiry() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp() + IDEMPOTENCY_TTL.as_secs() as i64
 }
 
 /// Booking use cases.
@@ -148,14 +104,13 @@ impl Bookings {
     /// # Errors
     /// Engine failures.
     pub async fn slots(&self, date: Date) -> Result<Vec<SlotAvailability>, ServiceError> {
-        let counters = self.store.slot_counters(&format_date(date)).await?;
+        let counters = self.store.slot_counters(date).await?;
         Ok(self
             .grid
             .slots(date)
             .into_iter()
-            .map(|at| {
-                let start = format_slot(at);
-                let booked = counters.iter().find(|c| c.slot_start == start).map_or(0, |c| c.booked);
+            .map(|start| {
+                let booked = counters.get(&start).copied().unwrap_or(0);
                 SlotAvailability {
                     start,
                     capacity: self.grid.capacity,
@@ -180,9 +135,11 @@ impl Bookings {
         audit: &AuditDraft,
     ) -> Result<Booked, ServiceError> {
         let mut errors = Vec::new();
-        if let Err(e) = self.grid.check(new.slot_start, OffsetDateTime::now_utc()) {
-            errors.push(FieldError::new("slotStart", e.to_string()));
-        }
+        let slot_start = self
+            .grid
+            .check(new.slot_start, OffsetDateTime::now_utc())
+            .map_err(|e| errors.push(FieldError::new("slotStart", e.to_string())))
+            .ok();
         let mut seen = HashSet::new();
         let mut tests = Vec::new();
         for (i, code) in new.tests.iter().enumerate() {
@@ -218,15 +175,15 @@ impl Bookings {
                 format!("must hold 1 to {MAX_TESTS} test type codes"),
             ));
         }
-        if !errors.is_empty() {
+        let Some(slot_start) = slot_start.filter(|_| errors.is_empty()) else {
             return Err(ServiceError::Invalid(errors));
-        }
+        };
 
         let now = timefmt::now();
         let booking = Booking {
             id: Uuid::now_v7(),
             patient_id,
-            slot_start: format_slot(new.slot_start),
+            slot_start,
             status: BookingStatus::Booked,
             tests,
             note: new.note,
@@ -234,46 +191,46 @@ impl Bookings {
             created_at: now.clone(),
             updated_at: now,
         };
-        match self
+        let outcome = self
             .store
             .create_booking(
                 &booking,
                 self.grid.capacity,
-                &idempotency.write(),
+                idempotency,
+                idempotency_expiry(),
                 &audit.event(patient_id),
             )
-            .await
-        {
-            Ok(()) => Ok(Booked {
+            .await?;
+        match outcome {
+            BookOutcome::Booked => Ok(Booked {
                 booking,
                 replayed: false,
             }),
-            Err(e) if e.condition_failed(BOOK_IDEMPOTENCY) || matches!(e, StoreError::TokenReused) => {
-                self.replay(idempotency).await
-            }
-            // Checked after the idempotency key: a repeat of a request that succeeded before the slot filled
-            // fails both conditions and must get its first answer, not a 409.
-            Err(e) if e.condition_failed(BOOK_SLOT) => Err(ServiceError::conflict(
+            BookOutcome::KeyUsed(record) => self.replay(idempotency, record).await,
+            BookOutcome::SlotFull => Err(ServiceError::conflict(
                 "slot-full",
                 format!(
                     "slot {} has no free place; pick another from GET /v1/slots",
                     booking.slot_start
                 ),
             )),
-            Err(e) if e.condition_failed(BOOK_PATIENT) => Err(ServiceError::NotFound("patient")),
-            Err(e) => Err(e.into()),
+            BookOutcome::NoPatient => Err(ServiceError::NotFound("patient")),
         }
     }
 
-    /// The first answer to an idempotency key, read back. On Amazon DynamoDB the winning transaction may
-    /// still be in flight for a moment, so a missing record is read again briefly.
-    async fn replay(&self, idempotency: &IdempotencyKey) -> Result<Booked, ServiceError> {
+    /// The first answer to an idempotency key: the record the rejection carried, or read back. On Amazon
+    /// DynamoDB the winning transaction may still be in flight for a moment, so a missing record is read
+    /// again briefly.
+    async fn replay(
+        &self,
+        idempotency: &IdempotencyKey,
+        record: Option<IdempotencyRecord>,
+    ) -> Result<Booked, ServiceError> {
+        if let Some(record) = record {
+            return replayed(record, idempotency);
+        }
         for attempt in 0..5u64 {
-            if let Some(record) = self
-                .store
-                .idempotency_record(&idempotency.caller, &idempotency.key)
-                .await?
-            {
+            if let Some(record) = self.store.idempotency_record(idempotency).await? {
                 return replayed(record, idempotency);
             }
             tokio::time::sleep(Duration::from_millis(20 * (attempt + 1))).await;
@@ -292,23 +249,15 @@ impl Bookings {
         to: Option<Date>,
         status: Option<BookingStatus>,
         limit: i32,
-        start: Option<&PageKey>,
+        start: Option<&Cursor>,
     ) -> Result<Page<BookingSummary>, ServiceError> {
-        if let (Some(from), Some(to)) = (from, to)
-            && to < from
-        {
-            return Err(ServiceError::Invalid(vec![FieldError::new(
-                "to",
-                "must not be before `from`",
-            )]));
-        }
-        // LSI1SK is `<slotStart>#<id>`: a bare date sorts before every slot of that day, and `~` after.
-        let lo = from.map_or_else(|| "0".to_owned(), format_date);
-        let hi = to.map_or_else(|| "~".to_owned(), |d| format!("{}~", format_date(d)));
+        let range =
+            DateRange::open(from, to).map_err(|e| ServiceError::Invalid(vec![FieldError::new("to", e.to_string())]))?;
         Ok(self
             .store
-            .list_bookings(patient_id, (&lo, &hi), status, limit, start)
-            .await?)
+            .list_bookings(patient_id, range, status, limit, Cursor::key(start))
+            .await?
+            .into())
     }
 
     /// A booking with its tests, current results and notes (one Query).
@@ -369,7 +318,7 @@ impl Bookings {
         let booking = tree.booking;
         if booking.status == BookingStatus::Cancelled {
             if let Some(key) = idempotency
-                && let Some(record) = self.store.idempotency_record(&key.caller, &key.key).await?
+                && let Some(record) = self.store.idempotency_record(key).await?
             {
                 return replayed(record, key);
             }
@@ -401,45 +350,32 @@ impl Bookings {
             updated_at: timefmt::now(),
             ..booking.clone()
         };
-        match self
+        let outcome = self
             .store
             .cancel_booking(
                 &cancelled,
                 booking.version,
-                idempotency.map(IdempotencyKey::write).as_ref(),
+                idempotency.map(|key| (key, idempotency_expiry())),
                 &audit.event(patient_id),
             )
-            .await
-        {
-            Ok(()) => Ok(Booked {
+            .await?;
+        match (outcome, idempotency) {
+            (CancelOutcome::Cancelled, _) => Ok(Booked {
                 booking: cancelled,
                 replayed: false,
             }),
-            Err(e)
-                if idempotency.is_some()
-                    && (e.condition_failed(BOOK_IDEMPOTENCY) || matches!(e, StoreError::TokenReused)) =>
-            {
-                self.replay(idempotency.expect("checked")).await
-            }
-            Err(e) if e.condition_failed(CANCEL_BOOKING) => {
-                // Changed between our read and our write: cancelled or updated by someone else.
-                if expected_version.is_some() {
-                    Err(ServiceError::VersionMismatch)
-                } else {
-                    Err(ServiceError::conflict(
-                        "already-cancelled",
-                        "the booking changed or was cancelled meanwhile",
-                    ))
-                }
-            }
-            Err(e @ StoreError::TransactionCanceled(_)) => {
-                tracing::debug!(error = %e, "cancel lost to a result");
-                Err(ServiceError::conflict(
-                    "results-recorded",
-                    "a result has been recorded for this booking; it can no longer be cancelled",
-                ))
-            }
-            Err(e) => Err(e.into()),
+            (CancelOutcome::KeyUsed(record), Some(key)) => self.replay(key, record).await,
+            (CancelOutcome::KeyUsed(_), None) => Err(ServiceError::Internal("key used without a key".into())),
+            // Changed between our read and our write: cancelled or updated by someone else.
+            (CancelOutcome::BookingChanged, _) if expected_version.is_some() => Err(ServiceError::VersionMismatch),
+            (CancelOutcome::BookingChanged, _) => Err(ServiceError::conflict(
+                "already-cancelled",
+                "the booking changed or was cancelled meanwhile",
+            )),
+            (CancelOutcome::ResultRecorded, _) => Err(ServiceError::conflict(
+                "results-recorded",
+                "a result has been recorded for this booking; it can no longer be cancelled",
+            )),
         }
     }
 
@@ -451,14 +387,13 @@ impl Bookings {
         &self,
         date: Date,
         limit: i32,
-        start: Option<&PageKey>,
+        start: Option<&Cursor>,
     ) -> Result<Page<BookingSummary>, ServiceError> {
-        Ok(self.store.schedule(&format_date(date), limit, start).await?)
+        Ok(self.store.schedule(date, limit, Cursor::key(start)).await?.into())
     }
 
     /// A page of booked tests of one type with slots from `from` to `to` (inclusive dates). Each page is one
-    /// Query on one month's partition of the index; the page key carries the month (`_month`) so the next
-    /// page continues there, and moves to the next month when one is exhausted.
+    /// Query on one month's partition of the index; the cursor continues month by month.
     ///
     /// # Errors
     /// [`ServiceError::Invalid`] when `to` is before `from` or the range spans more than 24 months.
@@ -468,55 +403,26 @@ impl Bookings {
         from: Date,
         to: Date,
         limit: i32,
-        start: Option<&PageKey>,
+        start: Option<&Cursor>,
     ) -> Result<Page<ScheduledTest>, ServiceError> {
-        let months = months_in_range(from, to)?;
-        let (lo, hi) = (format_date(from), format!("{}~", format_date(to)));
-        month_paged(&months, start, |month, resume| async move {
-            self.store
-                .tests_by_type(code, &month, (&lo, &hi), limit, resume.as_ref())
-                .await
-        })
-        .await
+        let range = month_range(from, to)?;
+        Ok(self
+            .store
+            .tests_by_type(code, range, limit, Cursor::key(start))
+            .await?
+            .into())
     }
 }
 
-fn replayed(record: IdempotencyItem, key: &IdempotencyKey) -> Result<Booked, ServiceError> {
-    if record.request_hash != key.request_hash {
+fn replayed(record: IdempotencyRecord, key: &IdempotencyKey) -> Result<Booked, ServiceError> {
+    if !key.matches(&record) {
         return Err(ServiceError::Invalid(vec![FieldError::new(
             "Idempotency-Key",
             "was already used for a different request; send a new key",
         )]));
     }
-    // A record holds the booking as that request left it: booked with ordered tests, or cancelled.
-    let tests = match record.booking.status {
-        BookingStatus::Booked => TestStatus::Ordered,
-        BookingStatus::Cancelled => TestStatus::Cancelled,
-    };
     Ok(Booked {
-        booking: record.booking.into_booking(|_| None, tests),
+        booking: record.booking,
         replayed: true,
     })
-}
-
-#[cfg(test)]
-mod tests {
-
-    use super::*;
-
-    #[test]
-    fn the_request_fingerprint_and_token_depend_on_caller_key_and_request() {
-        let a = IdempotencyKey::new("u1", "k1", &[b"POST", b"/x", b"{}"]);
-        assert_eq!(a, IdempotencyKey::new("u1", "k1", &[b"POST", b"/x", b"{}"]));
-        assert_ne!(
-            a.request_hash,
-            IdempotencyKey::new("u1", "k1", &[b"POST", b"/x", b"{ }"]).request_hash
-        );
-        assert_ne!(
-            a.request_hash,
-            IdempotencyKey::new("u1", "k1", &[b"POST/", b"x", b"{}"]).request_hash
-        );
-        assert_eq!(a.token().len(), 36);
-        assert_ne!(a.token(), IdempotencyKey::new("u2", "k1", &[]).token());
-    }
 }

@@ -19,7 +19,7 @@ use crate::{
         test_type::{TestType, TestTypeDefinition},
         timefmt,
     },
-    store::Store,
+    store::{Store, catalog::TestTypeOutcome},
 };
 
 /// How long a cached catalog is served before it is read again.
@@ -130,9 +130,9 @@ impl Catalog {
             definition,
             created_at: timefmt::now(),
         };
-        match self.store.put_test_type_version(&test_type).await {
-            Ok(()) => {}
-            Err(e) if e.condition_failed(0) => {
+        match self.store.put_test_type_version(&test_type).await? {
+            TestTypeOutcome::Written => {}
+            TestTypeOutcome::CurrentMoved | TestTypeOutcome::VersionTaken => {
                 return Err(ServiceError::conflict(
                     "already-exists",
                     format!(
@@ -141,7 +141,6 @@ impl Catalog {
                     ),
                 ));
             }
-            Err(e) => return Err(e.into()),
         }
         self.invalidate();
         Ok(test_type)
@@ -174,9 +173,9 @@ impl Catalog {
             definition,
             created_at: timefmt::now(),
         };
-        match self.store.put_test_type_version(&test_type).await {
-            Ok(()) => {}
-            Err(e) if e.condition_failed(0) || e.condition_failed(1) => {
+        match self.store.put_test_type_version(&test_type).await? {
+            TestTypeOutcome::Written => {}
+            TestTypeOutcome::CurrentMoved | TestTypeOutcome::VersionTaken => {
                 // Distinguish "gone" from "moved on" only on this rare path.
                 self.invalidate();
                 return match self.store.get_test_type(code).await? {
@@ -184,7 +183,6 @@ impl Catalog {
                     Some(_) => Err(ServiceError::VersionMismatch),
                 };
             }
-            Err(e) => return Err(e.into()),
         }
         self.invalidate();
         Ok(test_type)

@@ -8,78 +8,68 @@ pub mod health;
 pub mod patients;
 pub mod results;
 
-use std::future::Future;
-
 use time::Date;
 
-use crate::store::{Page, PageKey, StoreError};
+use crate::{
+    domain::booking::DateRange,
+    store::{self, PageKey, StoreError},
+};
 
-/// Page-key entry naming the month partition a month-paged list continues in.
-const MONTH_KEY: &str = "_month";
+/// Where the next page of a list starts. Opaque: the API seals its bytes into a cursor bound to the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor(PageKey);
 
-/// Most months one ranged read may span.
-const MAX_MONTHS: usize = 24;
+impl Cursor {
+    /// The bytes to seal.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.0.to_bytes()
+    }
 
-/// The months (`YYYY-MM`) from `from` to `to`, in order.
+    /// The cursor of [`Cursor::to_bytes`], if these are such bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        PageKey::from_bytes(bytes).map(Self)
+    }
+
+    fn key(start: Option<&Self>) -> Option<&PageKey> {
+        start.map(|c| &c.0)
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// Items of this page.
+    pub items: Vec<T>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<Cursor>,
+}
+
+impl<T> From<store::Page<T>> for Page<T> {
+    fn from(page: store::Page<T>) -> Self {
+        Self {
+            items: page.items,
+            next: page.next.map(Cursor),
+        }
+    }
+}
+
+/// Most months one ranged read over a month-partitioned index may span.
+const MAX_MONTHS: i64 = 24;
+
+/// The days from `from` to `to`, for a read that visits one partition per month.
 ///
 /// # Errors
 /// [`ServiceError::Invalid`] when `to` is before `from` or the range spans more than 24 months.
-pub(crate) fn months_in_range(from: Date, to: Date) -> Result<Vec<String>, ServiceError> {
-    if to < from {
-        return Err(ServiceError::Invalid(vec![FieldError::new(
-            "to",
-            "must not be before `from`",
-        )]));
-    }
-    let months = audit::months_between(from, to);
-    if months.len() > MAX_MONTHS {
+pub(crate) fn month_range(from: Date, to: Date) -> Result<DateRange, ServiceError> {
+    let range =
+        DateRange::new(from, to).map_err(|e| ServiceError::Invalid(vec![FieldError::new("to", e.to_string())]))?;
+    if range.month_count() > MAX_MONTHS {
         return Err(ServiceError::Invalid(vec![FieldError::new(
             "to",
             "the range may span at most 24 months",
         )]));
     }
-    Ok(months)
-}
-
-/// One page of a list kept in month partitions, read in the order of `months`: each page is one Query
-/// (`query(month, resume_key)`) on one month; the page key carries the month, so the next page continues
-/// there, and moves on to the next month when one is exhausted (a page can then hold fewer items than asked).
-///
-/// # Errors
-/// [`ServiceError::Invalid`] for a cursor of another range; engine failures.
-pub(crate) async fn month_paged<T, F, Fut>(
-    months: &[String],
-    start: Option<&PageKey>,
-    query: F,
-) -> Result<Page<T>, ServiceError>
-where
-    F: FnOnce(String, Option<PageKey>) -> Fut,
-    Fut: Future<Output = Result<Page<T>, StoreError>>,
-{
-    let month = start
-        .and_then(|k| k.0.get(MONTH_KEY).cloned())
-        .unwrap_or_else(|| months[0].clone());
-    let Some(position) = months.iter().position(|m| *m == month) else {
-        return Err(ServiceError::Invalid(vec![FieldError::new(
-            "cursor",
-            "does not belong to this range",
-        )]));
-    };
-    let resume = start.filter(|k| k.0.len() > 1).cloned();
-    let page = query(month.clone(), resume).await?;
-    let next = match page.next {
-        Some(mut key) => {
-            key.0.insert(MONTH_KEY.to_owned(), month);
-            Some(key)
-        }
-        None => months
-            .get(position + 1)
-            .map(|m| PageKey([(MONTH_KEY.to_owned(), m.clone())].into())),
-    };
-    Ok(Page {
-        items: page.items,
-        next,
-    })
+    Ok(range)
 }
 
 /// One invalid field of an input.
@@ -146,6 +136,7 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(detail) => Self::Unavailable(detail),
+            StoreError::ForeignKey => Self::Invalid(vec![FieldError::new("cursor", "does not belong to this list")]),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -182,6 +173,14 @@ fn camel_path(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_month_range_runs_forwards_and_spans_at_most_24_months() {
+        use time::macros::date;
+        assert!(month_range(date!(2026 - 11 - 02), date!(2026 - 11 - 01)).is_err());
+        assert!(month_range(date!(2026 - 01 - 01), date!(2028 - 01 - 01)).is_err());
+        assert!(month_range(date!(2026 - 01 - 01), date!(2027 - 12 - 31)).is_ok());
+    }
 
     #[test]
     fn field_paths_are_camel_case() {

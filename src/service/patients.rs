@@ -9,7 +9,10 @@ use crate::{
         patient::{NewPatient, Patient, PatientPatch},
         timefmt,
     },
-    store::Store,
+    store::{
+        Store,
+        patients::{CreatePatientOutcome, ReplacePatientOutcome},
+    },
 };
 
 /// Patient use cases.
@@ -30,8 +33,11 @@ impl Patients {
     /// When the engine fails.
     pub async fn create(&self, new: NewPatient, audit: &AuditDraft) -> Result<Patient, ServiceError> {
         let patient = Patient::create(new, &timefmt::now());
-        self.store.create_patient(&patient, &audit.event(patient.id)).await?;
-        Ok(patient)
+        match self.store.create_patient(&patient, &audit.event(patient.id)).await? {
+            CreatePatientOutcome::Created => Ok(patient),
+            // A fresh UUID v7 collided: a defect, not the caller's fault.
+            CreatePatientOutcome::IdTaken => Err(ServiceError::Internal("patient id taken".into())),
+        }
     }
 
     /// One patient.
@@ -63,10 +69,9 @@ impl Patients {
             return Err(ServiceError::VersionMismatch);
         }
         let patched = current.patched(patch, &timefmt::now());
-        match self.store.replace_patient(&patched, &audit.event(id)).await {
-            Ok(()) => Ok(patched),
-            Err(e) if e.condition_failed(0) => Err(ServiceError::VersionMismatch),
-            Err(e) => Err(e.into()),
+        match self.store.replace_patient(&patched, &audit.event(id)).await? {
+            ReplacePatientOutcome::Replaced => Ok(patched),
+            ReplacePatientOutcome::VersionMoved => Err(ServiceError::VersionMismatch),
         }
     }
 }

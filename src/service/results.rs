@@ -8,17 +8,18 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{FieldError, ServiceError, catalog::Catalog};
+use super::{Cursor, FieldError, Page, ServiceError, catalog::Catalog};
 use crate::{
     domain::{
         audit::AuditDraft,
-        booking::{LabResult, Note, RawValue, ResultStatus, Review, TestStatus, WorklistEntry, flag_values},
+        booking::{
+            LabResult, Note, RawValue, ResultStatus, Review, TestAddress, TestStatus, WorklistEntry, flag_values,
+        },
         timefmt,
     },
     store::{
-        Page, PageKey, Store,
-        bookings::{RESULT_CURRENT, RESULT_TEST},
-        items::TestAddress,
+        Store,
+        bookings::{NoteOutcome, SaveResultOutcome},
     },
 };
 
@@ -107,13 +108,13 @@ impl Results {
             version,
             values,
             critical,
-            performed_at: crate::domain::booking::format_slot(input.performed_at),
+            performed_at: timefmt::second(input.performed_at),
             comment: input.comment,
             recorded_at: timefmt::now(),
             recorded_by: recorder.to_owned(),
             review: None,
         };
-        match self
+        let outcome = self
             .store
             .save_result(
                 at,
@@ -122,15 +123,14 @@ impl Results {
                 current.map(|c| c.version),
                 &audit.event(at.patient_id),
             )
-            .await
-        {
-            Ok(()) => Ok(result),
-            Err(e) if e.condition_failed(RESULT_CURRENT) => Err(ServiceError::VersionMismatch),
-            Err(e) if e.condition_failed(RESULT_TEST) => Err(ServiceError::conflict(
+            .await?;
+        match outcome {
+            SaveResultOutcome::Saved => Ok(result),
+            SaveResultOutcome::VersionMoved => Err(ServiceError::VersionMismatch),
+            SaveResultOutcome::TestCancelled => Err(ServiceError::conflict(
                 "booking-cancelled",
                 "the booking was cancelled meanwhile",
             )),
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -142,7 +142,6 @@ impl Results {
         self.store
             .current_result(at)
             .await?
-            .map(|item| item.result)
             .ok_or(ServiceError::NotFound("result"))
     }
 
@@ -175,10 +174,9 @@ impl Results {
             text,
             created_at: timefmt::now(),
         };
-        match self.store.add_note(at, &note, &audit.event(at.patient_id)).await {
-            Ok(()) => Ok(note),
-            Err(e) if e.condition_failed(0) => Err(ServiceError::NotFound("test")),
-            Err(e) => Err(e.into()),
+        match self.store.add_note(at, &note, &audit.event(at.patient_id)).await? {
+            NoteOutcome::Added => Ok(note),
+            NoteOutcome::NoTest => Err(ServiceError::NotFound("test")),
         }
     }
 
@@ -236,7 +234,7 @@ impl Results {
             }),
             ..current.clone()
         };
-        match self
+        let outcome = self
             .store
             .save_result(
                 at,
@@ -245,11 +243,14 @@ impl Results {
                 Some(current.version),
                 &audit.event(at.patient_id),
             )
-            .await
-        {
-            Ok(()) => Ok(reviewed),
-            Err(e) if e.condition_failed(RESULT_CURRENT) => Err(ServiceError::VersionMismatch),
-            Err(e) => Err(e.into()),
+            .await?;
+        match outcome {
+            SaveResultOutcome::Saved => Ok(reviewed),
+            SaveResultOutcome::VersionMoved => Err(ServiceError::VersionMismatch),
+            SaveResultOutcome::TestCancelled => Err(ServiceError::conflict(
+                "booking-cancelled",
+                "the booking was cancelled meanwhile",
+            )),
         }
     }
 
@@ -257,7 +258,7 @@ impl Results {
     ///
     /// # Errors
     /// Engine failures.
-    pub async fn worklist(&self, limit: i32, start: Option<&PageKey>) -> Result<Page<WorklistEntry>, ServiceError> {
-        Ok(self.store.worklist(limit, start).await?)
+    pub async fn worklist(&self, limit: i32, start: Option<&Cursor>) -> Result<Page<WorklistEntry>, ServiceError> {
+        Ok(self.store.worklist(limit, Cursor::key(start)).await?.into())
     }
 }

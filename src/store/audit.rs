@@ -1,11 +1,10 @@
 //! The audit trail: one partition per patient and month, outside the patient's item collection.
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{Page, PageKey, Store, StoreError, items::AuditItem, keys, s, to_item};
-use crate::domain::audit::AuditEvent;
+use super::{Item, Page, PageKey, Store, StoreError, items::AuditItem, keys, s, to_item};
+use crate::domain::{audit::AuditEvent, booking::DateRange};
 
 impl Store {
     /// Writes an audit event on its own (PutItem): for reads and refused requests, after the response is
@@ -78,35 +77,45 @@ impl Store {
         Ok(())
     }
 
-    /// The Put action that writes an audit event inside the transaction of the change it records.
-    pub(crate) fn tx_audit(&self, event: &AuditEvent) -> Result<TransactWriteItem, StoreError> {
-        let item = to_item(&AuditItem::new(event, self.audit_retention_days))?;
-        Ok(self.tx_put(item, Some("attribute_not_exists(PK)"), None))
+    /// The item of an audit event, for the transaction of the change it records.
+    pub(crate) fn audit_item(&self, event: &AuditEvent) -> Result<Item, StoreError> {
+        to_item(&AuditItem::new(event, self.audit_retention_days))
     }
 
-    /// A page of a patient's audit events of one month (`YYYY-MM`) between two sort-key bounds, newest
-    /// first (one Query).
+    /// A page of a patient's audit events in `range`, newest first. Each page is one Query on one month's
+    /// partition, newest month first; the page key carries the month.
     ///
     /// # Errors
-    /// Engine failures.
+    /// [`StoreError::ForeignKey`] for a page key of another range; engine failures.
     pub async fn audit_page(
         &self,
         patient_id: Uuid,
-        month: &str,
-        bounds: (&str, &str),
+        range: DateRange,
         limit: i32,
         start: Option<&PageKey>,
     ) -> Result<Page<AuditEvent>, StoreError> {
-        let query = self
-            .query_builder()
-            .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#sk", keys::SK)
-            .expression_attribute_values(":pk", s(keys::audit_pk(patient_id, month)))
-            .expression_attribute_values(":lo", s(bounds.0))
-            .expression_attribute_values(":hi", s(bounds.1))
-            .scan_index_forward(false);
-        self.query_page(query, limit, start, &[keys::PK, keys::SK], AuditItem::into_event)
+        let mut months = keys::months(range);
+        months.reverse();
+        let (lo, hi) = keys::day_bounds(range);
+        Self::bucket_paged(&months, start, |month, resume| async move {
+            let query = self
+                .query_builder()
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#sk", keys::SK)
+                .expression_attribute_values(":pk", s(keys::audit_pk(patient_id, month)))
+                .expression_attribute_values(":lo", s(&lo))
+                .expression_attribute_values(":hi", s(&hi))
+                .scan_index_forward(false);
+            self.query_page(
+                query,
+                limit,
+                resume.as_ref(),
+                &[keys::PK, keys::SK],
+                AuditItem::into_event,
+            )
             .await
+        })
+        .await
     }
 }

@@ -1,65 +1,143 @@
 //! Slots, bookings, results, notes, and the lab's and doctors' index views.
 //!
 //! Every multi-item change is one TransactWriteItems whose conditions carry the invariant (slot capacity,
-//! versions, "no result yet"); the action order of each transaction is documented on its function so callers
-//! can read cancellation reasons without another read.
+//! versions, "no result yet"). Each action carries a label, and each write returns its own outcome type
+//! built from the labels whose condition failed: the service never sees positions or reason codes.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{
-    Item, Page, PageKey, Store, StoreError, from_item,
-    items::{
-        BookingItem, IdempotencyItem, NoteItem, ResultItem, ResultRevisionItem, SlotItem, TestAddress, TestItem, entity,
+    Page, PageKey, Store, StoreError,
+    expr::Expr,
+    from_item,
+    items::{BookingItem, IdempotencyItem, NoteItem, ResultItem, ResultRevisionItem, SlotItem, TestItem, attr, entity},
+    key, keys, s, to_item,
+    tx::{Rejections, Tx, TxResult},
+};
+use crate::domain::{
+    audit::AuditEvent,
+    booking::{
+        Booking, BookingStatus, BookingSummary, BookingTree, DateRange, LabResult, Note, ScheduledTest, SlotStart,
+        TestAddress, TestStatus, WorklistEntry,
     },
-    key, keys, n, s, to_item,
-};
-use crate::domain::audit::AuditEvent;
-use crate::domain::booking::{
-    Booking, BookingStatus, BookingSummary, LabResult, Note, ScheduledTest, TestStatus, WorklistEntry,
+    idempotency::{IdempotencyKey, IdempotencyRecord},
 };
 
-/// Action index of the slot counter in [`Store::create_booking`].
-pub const BOOK_SLOT: usize = 0;
-/// Action index of the patient check in [`Store::create_booking`].
-pub const BOOK_PATIENT: usize = 1;
-/// Action index of the idempotency record in [`Store::create_booking`] and [`Store::cancel_booking`].
-pub const BOOK_IDEMPOTENCY: usize = 2;
-/// Action index of the booking in [`Store::cancel_booking`].
-pub const CANCEL_BOOKING: usize = 0;
-/// Action index of the first test in [`Store::cancel_booking`].
-pub const CANCEL_FIRST_TEST: usize = 3;
-/// Action index of the current result in [`Store::save_result`].
-pub const RESULT_CURRENT: usize = 0;
-/// Action index of the test in [`Store::save_result`].
-pub const RESULT_TEST: usize = 2;
-
-/// A booking with everything under it, read in one Query.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BookingTree {
-    /// The booking, its tests with their states.
-    pub booking: Booking,
-    /// Current result per test id.
-    pub results: HashMap<Uuid, LabResult>,
-    /// Notes per test id, oldest first.
-    pub notes: HashMap<Uuid, Vec<Note>>,
+/// The actions of [`Store::create_booking`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BookAction {
+    /// Takes a place in the slot counter: `booked < capacity`.
+    Slot,
+    /// The patient exists.
+    Patient,
+    /// The idempotency record is new (or its predecessor expired).
+    Key,
+    /// The booking item is new.
+    Booking,
+    /// A test item is new.
+    Test,
+    /// The audit event is new.
+    Audit,
 }
 
-/// An idempotency record to write with a change.
-#[derive(Debug, Clone)]
-pub struct IdempotencyWrite {
-    /// Who sent the key (records are per caller).
-    pub caller: String,
-    /// The key.
-    pub key: String,
-    /// Hash of the request.
-    pub request_hash: String,
-    /// Epoch seconds after which the record may be deleted.
-    pub expires_at: i64,
-    /// ClientRequestToken for the transaction, derived from the key.
-    pub token: String,
+/// How [`Store::create_booking`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BookOutcome {
+    /// Written.
+    Booked,
+    /// The idempotency key was used before: the record of its first request, when the engine returned it
+    /// with the rejection (else read it with [`Store::idempotency_record`]). Wins over the other rejections: a
+    /// repeat of a request that succeeded before the slot filled must get its first answer.
+    KeyUsed(Option<IdempotencyRecord>),
+    /// The slot has no free place.
+    SlotFull,
+    /// No such patient.
+    NoPatient,
+}
+
+/// The actions of [`Store::cancel_booking`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CancelAction {
+    /// The booking is still `booked`, at the version the caller read.
+    Booking,
+    /// The slot counter gives a place back: `booked > 0`.
+    Slot,
+    /// The idempotency record is new (or its predecessor expired).
+    Key,
+    /// A test is still `ordered` (no result recorded).
+    Test,
+    /// The audit event is new.
+    Audit,
+}
+
+/// How [`Store::cancel_booking`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelOutcome {
+    /// Written.
+    Cancelled,
+    /// The idempotency key was used before (see [`BookOutcome::KeyUsed`]).
+    KeyUsed(Option<IdempotencyRecord>),
+    /// The booking was cancelled or changed since it was read.
+    BookingChanged,
+    /// A result was recorded for one of its tests since it was read.
+    ResultRecorded,
+}
+
+/// The actions of [`Store::save_result`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResultAction {
+    /// The current result is new, or still at the version the caller read.
+    Current,
+    /// The revision's kept copy (unconditional).
+    Revision,
+    /// The test exists and is not cancelled.
+    Test,
+    /// The audit event is new.
+    Audit,
+}
+
+/// How [`Store::save_result`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveResultOutcome {
+    /// Written.
+    Saved,
+    /// The current result is not at the version the caller read (or appeared meanwhile).
+    VersionMoved,
+    /// The test was cancelled meanwhile.
+    TestCancelled,
+}
+
+/// The actions of [`Store::add_note`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoteAction {
+    /// The test exists.
+    Test,
+    /// The note is new.
+    Note,
+    /// The audit event is new.
+    Audit,
+}
+
+/// How [`Store::add_note`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteOutcome {
+    /// Written.
+    Added,
+    /// No such test.
+    NoTest,
+}
+
+/// The rejection of an action whose condition cannot fail unless the data or the code is wrong.
+fn unexpected<L: Copy + PartialEq + std::fmt::Debug>(rejected: &Rejections<L>) -> StoreError {
+    StoreError::Engine(format!("unexpected failed conditions: {:?}", rejected.labels()))
+}
+
+/// Condition of an idempotency record: none yet, or only an expired one (TTL deletes late).
+fn fresh_key() -> Expr {
+    Expr::new().absent_or_lt(keys::EXPIRES_AT, OffsetDateTime::now_utc().unix_timestamp())
 }
 
 impl Store {
@@ -67,7 +145,7 @@ impl Store {
     ///
     /// # Errors
     /// Engine failures.
-    pub async fn slot_counters(&self, date: &str) -> Result<Vec<SlotItem>, StoreError> {
+    pub async fn slot_counters(&self, date: Date) -> Result<HashMap<SlotStart, u32>, StoreError> {
         let out = self
             .query(
                 self.query_builder()
@@ -76,112 +154,129 @@ impl Store {
                     .expression_attribute_values(":pk", s(keys::slots_pk(date))),
             )
             .await?;
-        out.items.unwrap_or_default().into_iter().map(from_item).collect()
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<SlotItem>(item).map(|slot| (slot.slot_start, slot.booked)))
+            .collect()
     }
 
-    /// Writes a new booking in one transaction, in this action order: [`BOOK_SLOT`] takes a place in the
-    /// slot (`booked < capacity`), [`BOOK_PATIENT`] checks the patient exists, [`BOOK_IDEMPOTENCY`] records
-    /// the idempotency key (`attribute_not_exists`), then the booking and each test.
+    fn book_tx(
+        &self,
+        booking: &Booking,
+        capacity: u32,
+        idempotency: &IdempotencyKey,
+        expires_at: i64,
+        audit: &AuditEvent,
+    ) -> Result<Tx<BookAction>, StoreError> {
+        let mut tx = Tx::new(self);
+        tx.update(
+            BookAction::Slot,
+            key(
+                keys::slots_pk(booking.slot_start.date()),
+                keys::slot_sk(booking.slot_start),
+            ),
+            Expr::new()
+                .add(attr::BOOKED, 1)
+                .set(attr::CAPACITY, capacity)
+                .set(attr::SLOT_START, booking.slot_start)
+                .absent_or_lt(attr::BOOKED, capacity),
+        )?;
+        tx.check(
+            BookAction::Patient,
+            key(keys::patient_pk(booking.patient_id), keys::PATIENT_PROFILE_SK),
+            Expr::new().exists(keys::PK),
+        )?;
+        let record = IdempotencyItem::new(idempotency, booking, expires_at);
+        tx.put_returning_old(BookAction::Key, to_item(&record)?, fresh_key())?;
+        tx.put(
+            BookAction::Booking,
+            to_item(&BookingItem::from(booking))?,
+            Expr::new().not_exists(keys::PK),
+        )?;
+        for test in &booking.tests {
+            tx.put(
+                BookAction::Test,
+                to_item(&TestItem::new(booking, test))?,
+                Expr::new().not_exists(keys::PK),
+            )?;
+        }
+        tx.put(
+            BookAction::Audit,
+            self.audit_item(audit)?,
+            Expr::new().not_exists(keys::PK),
+        )?;
+        Ok(tx)
+    }
+
+    /// Writes a new booking in one transaction: the slot counter takes a place, the patient must exist, the
+    /// idempotency record (kept until `expires_at`, epoch seconds) must be new, then the booking, each test
+    /// and the audit event.
     ///
     /// # Errors
-    /// [`StoreError::TransactionCanceled`] with the failing actions; engine failures.
+    /// Engine failures.
     pub async fn create_booking(
         &self,
         booking: &Booking,
         capacity: u32,
-        idempotency: &IdempotencyWrite,
+        idempotency: &IdempotencyKey,
+        expires_at: i64,
         audit: &AuditEvent,
-    ) -> Result<(), StoreError> {
-        let date = &booking.slot_start[..10];
-        let booking_item = BookingItem::from(booking);
-        let record = IdempotencyItem {
-            pk: keys::idempotency_pk(&idempotency.caller, &idempotency.key),
-            sk: keys::IDEMPOTENCY_SK.to_owned(),
-            entity: entity::IDEMPOTENCY.to_owned(),
-            request_hash: idempotency.request_hash.clone(),
-            booking: booking_item.clone(),
-            expires_at: idempotency.expires_at,
-        };
-        let mut actions = vec![
-            self.tx_update(
-                key(keys::slots_pk(date), keys::slot_sk(&booking.slot_start)),
-                "ADD #booked :one SET #capacity = :capacity, #slotStart = :start",
-                "attribute_not_exists(#booked) OR #booked < :capacity",
-                &[
-                    ("#booked", "booked"),
-                    ("#capacity", "capacity"),
-                    ("#slotStart", "slotStart"),
-                ],
-                vec![
-                    (":one", n(1)),
-                    (":capacity", n(capacity)),
-                    (":start", s(&booking.slot_start)),
-                ],
-            ),
-            self.tx_check(
-                key(keys::patient_pk(booking.patient_id), keys::PATIENT_PROFILE_SK),
-                "attribute_exists(PK)",
-            ),
-            self.tx_put(to_item(&record)?, Some("attribute_not_exists(PK)"), None),
-            self.tx_put(to_item(&booking_item)?, Some("attribute_not_exists(PK)"), None),
-        ];
-        for test in &booking.tests {
-            actions.push(self.tx_put(
-                to_item(&TestItem::new(booking, test))?,
-                Some("attribute_not_exists(PK)"),
-                None,
-            ));
-        }
-        actions.push(self.tx_audit(audit)?);
-        self.transact(actions, Some(idempotency.token.clone())).await
+    ) -> Result<BookOutcome, StoreError> {
+        let tx = self.book_tx(booking, capacity, idempotency, expires_at, audit)?;
+        Ok(match self.send(tx, Some(idempotency.token())).await? {
+            TxResult::Committed => BookOutcome::Booked,
+            TxResult::TokenReused => BookOutcome::KeyUsed(None),
+            TxResult::Rejected(mut r) if r.has(BookAction::Key) => {
+                BookOutcome::KeyUsed(record_of(r.take_item(BookAction::Key))?)
+            }
+            TxResult::Rejected(r) if r.has(BookAction::Slot) => BookOutcome::SlotFull,
+            TxResult::Rejected(r) if r.has(BookAction::Patient) => BookOutcome::NoPatient,
+            TxResult::Rejected(r) => return Err(unexpected(&r)),
+        })
     }
 
-    /// The idempotency record of `caller`'s `key`, unless it expired (TTL deletes lazily).
+    /// The idempotency record of `key`, unless it expired (TTL deletes lazily).
     ///
     /// # Errors
     /// Engine failures.
-    pub async fn idempotency_record(&self, caller: &str, key: &str) -> Result<Option<IdempotencyItem>, StoreError> {
-        let Some(item) = self
-            .get(keys::idempotency_pk(caller, key), keys::IDEMPOTENCY_SK.to_owned())
-            .await?
-        else {
-            return Ok(None);
-        };
-        let record: IdempotencyItem = from_item(item)?;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        Ok((record.expires_at > now).then_some(record))
+    pub async fn idempotency_record(&self, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let item = self
+            .get(
+                keys::idempotency_pk(&key.caller, &key.key),
+                keys::IDEMPOTENCY_SK.to_owned(),
+            )
+            .await?;
+        record_of(item)
     }
 
-    /// A page of a patient's bookings in slot order, between two LSI sort-key bounds (one Query on the LSI).
+    /// A page of a patient's bookings in slot order with slots in `range`, optionally of one status (one
+    /// Query on the LSI; the status is a filter).
     ///
     /// # Errors
     /// Engine failures.
     pub async fn list_bookings(
         &self,
         patient_id: Uuid,
-        bounds: (&str, &str),
+        range: DateRange,
         status: Option<BookingStatus>,
         limit: i32,
         start: Option<&PageKey>,
     ) -> Result<Page<BookingSummary>, StoreError> {
-        let mut query = self
+        let (lo, hi) = keys::day_bounds(range);
+        let query = self
             .query_builder()
             .index_name(keys::LSI_BOOKINGS_BY_SLOT)
             .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_names("#sk", keys::LSI1_SK)
             .expression_attribute_values(":pk", s(keys::patient_pk(patient_id)))
-            .expression_attribute_values(":lo", s(bounds.0))
-            .expression_attribute_values(":hi", s(bounds.1));
-        if let Some(status) = status {
-            query = query
-                .filter_expression("#status = :status")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(
-                    ":status",
-                    serde_dynamo::to_attribute_value(status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                );
-        }
+            .expression_attribute_values(":lo", s(lo))
+            .expression_attribute_values(":hi", s(hi));
+        let query = match status {
+            Some(status) => Self::filtered(query, Expr::new().eq(attr::STATUS, status))?,
+            None => query,
+        };
         let key = [keys::PK, keys::SK, keys::LSI1_SK];
         self.query_page(query, limit, start, &key, BookingItem::into_summary)
             .await
@@ -196,45 +291,37 @@ impl Store {
         let mut tests = HashMap::new();
         let mut results = HashMap::new();
         let mut notes: HashMap<Uuid, Vec<Note>> = HashMap::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .query(
-                    self.query_builder()
-                        .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                        .expression_attribute_names("#pk", keys::PK)
-                        .expression_attribute_names("#sk", keys::SK)
-                        .expression_attribute_values(":pk", s(keys::patient_pk(patient_id)))
-                        .expression_attribute_values(":prefix", s(keys::booking_sk(booking_id)))
-                        .set_exclusive_start_key(start),
-                )
-                .await?;
-            for item in out.items.unwrap_or_default() {
-                let kind = item
-                    .get("entity")
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                match kind.as_str() {
-                    entity::BOOKING => booking = Some(from_item::<BookingItem>(item)?),
-                    entity::TEST => {
-                        let test: TestItem = from_item(item)?;
-                        tests.insert(test.test_id, test.status);
-                    }
-                    entity::RESULT => {
-                        let result: ResultItem = from_item(item)?;
-                        results.insert(result.test_id, result.result);
-                    }
-                    entity::NOTE => {
-                        let note: NoteItem = from_item(item)?;
-                        notes.entry(note.test_id).or_default().push(note.note);
-                    }
-                    other => return Err(StoreError::Corrupt(format!("unexpected {other} in a booking tree"))),
+        let items = self
+            .query_all(
+                self.query_builder()
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#pk", keys::PK)
+                    .expression_attribute_names("#sk", keys::SK)
+                    .expression_attribute_values(":pk", s(keys::patient_pk(patient_id)))
+                    .expression_attribute_values(":prefix", s(keys::booking_sk(booking_id))),
+            )
+            .await?;
+        for item in items {
+            let kind = item
+                .get(attr::ENTITY)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            match kind.as_str() {
+                entity::BOOKING => booking = Some(from_item::<BookingItem>(item)?),
+                entity::TEST => {
+                    let test: TestItem = from_item(item)?;
+                    tests.insert(test.test_id, test.status);
                 }
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
+                entity::RESULT => {
+                    let result: ResultItem = from_item(item)?;
+                    results.insert(result.test_id, result.result);
+                }
+                entity::NOTE => {
+                    let note: NoteItem = from_item(item)?;
+                    notes.entry(note.test_id).or_default().push(note.note);
+                }
+                other => return Err(StoreError::Corrupt(format!("unexpected {other} in a booking tree"))),
             }
         }
         Ok(booking.map(|b| BookingTree {
@@ -244,90 +331,136 @@ impl Store {
         }))
     }
 
-    /// Cancels a booking in one transaction, in this action order: [`CANCEL_BOOKING`] (still `booked`, at
-    /// `expected_version`), the slot counter (gives the place back), [`BOOK_IDEMPOTENCY`] the idempotency
-    /// record when there is one (else a no-op check of the booking), then from [`CANCEL_FIRST_TEST`] each test
-    /// (still `ordered`, i.e. no result recorded; it also leaves the tests-by-type index).
+    fn cancel_tx(
+        &self,
+        cancelled: &Booking,
+        expected_version: u64,
+        idempotency: Option<(&IdempotencyKey, i64)>,
+        audit: &AuditEvent,
+    ) -> Result<Tx<CancelAction>, StoreError> {
+        let patient_pk = keys::patient_pk(cancelled.patient_id);
+        let mut tx = Tx::new(self);
+        tx.update(
+            CancelAction::Booking,
+            key(patient_pk.clone(), keys::booking_sk(cancelled.id)),
+            Expr::new()
+                .set(attr::STATUS, BookingStatus::Cancelled)
+                .set(attr::VERSION, cancelled.version)
+                .set(attr::UPDATED_AT, &cancelled.updated_at)
+                .eq(attr::STATUS, BookingStatus::Booked)
+                .eq(attr::VERSION, expected_version),
+        )?;
+        tx.update(
+            CancelAction::Slot,
+            key(
+                keys::slots_pk(cancelled.slot_start.date()),
+                keys::slot_sk(cancelled.slot_start),
+            ),
+            Expr::new().add(attr::BOOKED, -1).gt(attr::BOOKED, 0),
+        )?;
+        if let Some((key, expires_at)) = idempotency {
+            let record = IdempotencyItem::new(key, cancelled, expires_at);
+            tx.put_returning_old(CancelAction::Key, to_item(&record)?, fresh_key())?;
+        }
+        for test in &cancelled.tests {
+            tx.update(
+                CancelAction::Test,
+                key(patient_pk.clone(), keys::test_sk(cancelled.id, test.id)),
+                Expr::new()
+                    .set(attr::STATUS, TestStatus::Cancelled)
+                    .remove(keys::GSI1_PK)
+                    .remove(keys::GSI1_SK)
+                    .eq(attr::STATUS, TestStatus::Ordered),
+            )?;
+        }
+        tx.put(
+            CancelAction::Audit,
+            self.audit_item(audit)?,
+            Expr::new().not_exists(keys::PK),
+        )?;
+        Ok(tx)
+    }
+
+    /// Cancels a booking in one transaction: the booking (still `booked`, at `expected_version`), the slot
+    /// counter (gives the place back), the idempotency record when there is one (kept until its expiry,
+    /// epoch seconds), each test (still `ordered`: no result recorded; it also leaves the tests-by-type
+    /// index) and the audit event.
     ///
     /// # Errors
-    /// [`StoreError::TransactionCanceled`] with the failing actions; engine failures.
+    /// Engine failures; a slot counter already at zero is reported as a defect.
     pub async fn cancel_booking(
         &self,
         cancelled: &Booking,
         expected_version: u64,
-        idempotency: Option<&IdempotencyWrite>,
+        idempotency: Option<(&IdempotencyKey, i64)>,
         audit: &AuditEvent,
-    ) -> Result<(), StoreError> {
-        let patient_pk = keys::patient_pk(cancelled.patient_id);
-        let mut actions = vec![
-            self.tx_update(
-                key(patient_pk.clone(), keys::booking_sk(cancelled.id)),
-                "SET #status = :cancelled, #version = :next, #updatedAt = :now",
-                "#status = :booked AND #version = :expected",
-                &[
-                    ("#status", "status"),
-                    ("#version", "version"),
-                    ("#updatedAt", "updatedAt"),
-                ],
-                vec![
-                    (":cancelled", s("cancelled")),
-                    (":booked", s("booked")),
-                    (":next", n(cancelled.version)),
-                    (":expected", n(expected_version)),
-                    (":now", s(&cancelled.updated_at)),
-                ],
-            ),
-            self.tx_update(
-                key(
-                    keys::slots_pk(&cancelled.slot_start[..10]),
-                    keys::slot_sk(&cancelled.slot_start),
-                ),
-                "ADD #booked :minus_one",
-                "#booked > :zero",
-                &[("#booked", "booked")],
-                vec![(":minus_one", n(-1)), (":zero", n(0))],
-            ),
-        ];
-        match idempotency {
-            Some(record) => {
-                let item = IdempotencyItem {
-                    pk: keys::idempotency_pk(&record.caller, &record.key),
-                    sk: keys::IDEMPOTENCY_SK.to_owned(),
-                    entity: entity::IDEMPOTENCY.to_owned(),
-                    request_hash: record.request_hash.clone(),
-                    booking: BookingItem::from(cancelled),
-                    expires_at: record.expires_at,
-                };
-                actions.push(self.tx_put(to_item(&item)?, Some("attribute_not_exists(PK)"), None));
+    ) -> Result<CancelOutcome, StoreError> {
+        let tx = self.cancel_tx(cancelled, expected_version, idempotency, audit)?;
+        Ok(match self.send(tx, idempotency.map(|(k, _)| k.token())).await? {
+            TxResult::Committed => CancelOutcome::Cancelled,
+            TxResult::TokenReused => CancelOutcome::KeyUsed(None),
+            TxResult::Rejected(mut r) if r.has(CancelAction::Key) => {
+                CancelOutcome::KeyUsed(record_of(r.take_item(CancelAction::Key))?)
             }
-            None => actions.push(self.tx_check(
-                key(patient_pk.clone(), keys::PATIENT_PROFILE_SK),
-                "attribute_exists(PK)",
-            )),
-        }
-        for test in &cancelled.tests {
-            actions.push(self.tx_update(
-                key(patient_pk.clone(), keys::test_sk(cancelled.id, test.id)),
-                "SET #status = :cancelled REMOVE #gsi1pk, #gsi1sk",
-                "#status = :ordered",
-                &[
-                    ("#status", "status"),
-                    ("#gsi1pk", keys::GSI1_PK),
-                    ("#gsi1sk", keys::GSI1_SK),
-                ],
-                vec![(":cancelled", s("cancelled")), (":ordered", s("ordered"))],
-            ));
-        }
-        actions.push(self.tx_audit(audit)?);
-        self.transact(actions, idempotency.map(|r| r.token.clone())).await
+            TxResult::Rejected(r) if r.has(CancelAction::Booking) => CancelOutcome::BookingChanged,
+            TxResult::Rejected(r) if r.has(CancelAction::Test) => CancelOutcome::ResultRecorded,
+            TxResult::Rejected(r) => return Err(unexpected(&r)),
+        })
     }
 
-    /// Writes a test's result in one transaction, in this action order: [`RESULT_CURRENT`] the current result
-    /// (new: must not exist; otherwise at `expected_version`), the revision's kept copy, [`RESULT_TEST`] the
-    /// test's status (`resulted`, or `reviewed` when the result carries a review; never on a cancelled test).
+    fn result_tx(
+        &self,
+        at: TestAddress,
+        test_type_code: &str,
+        result: &LabResult,
+        expected_version: Option<u64>,
+        audit: &AuditEvent,
+    ) -> Result<Tx<ResultAction>, StoreError> {
+        let mut tx = Tx::new(self);
+        let current = match expected_version {
+            None => Expr::new().not_exists(keys::PK),
+            Some(v) => Expr::new().eq(attr::VERSION, v),
+        };
+        tx.put(
+            ResultAction::Current,
+            to_item(&ResultItem::new(at, test_type_code, result))?,
+            current,
+        )?;
+        tx.put(
+            ResultAction::Revision,
+            to_item(&ResultRevisionItem::new(at, result))?,
+            Expr::new(),
+        )?;
+        let status = if result.review.is_some() {
+            TestStatus::Reviewed
+        } else {
+            TestStatus::Resulted
+        };
+        tx.update(
+            ResultAction::Test,
+            key(
+                keys::patient_pk(at.patient_id),
+                keys::test_sk(at.booking_id, at.test_id),
+            ),
+            Expr::new()
+                .set(attr::STATUS, status)
+                .exists(keys::PK)
+                .ne(attr::STATUS, TestStatus::Cancelled),
+        )?;
+        tx.put(
+            ResultAction::Audit,
+            self.audit_item(audit)?,
+            Expr::new().not_exists(keys::PK),
+        )?;
+        Ok(tx)
+    }
+
+    /// Writes a test's result in one transaction: the current result (new: must not exist; otherwise at
+    /// `expected_version`), the revision's kept copy, the test's status (`resulted`, or `reviewed` when the
+    /// result carries a review; never on a cancelled test) and the audit event.
     ///
     /// # Errors
-    /// [`StoreError::TransactionCanceled`] with the failing actions; engine failures.
+    /// Engine failures.
     pub async fn save_result(
         &self,
         at: TestAddress,
@@ -335,50 +468,28 @@ impl Store {
         result: &LabResult,
         expected_version: Option<u64>,
         audit: &AuditEvent,
-    ) -> Result<(), StoreError> {
-        let current = to_item(&ResultItem::new(at, test_type_code, result))?;
-        let current = match expected_version {
-            None => self.tx_put(current, Some("attribute_not_exists(PK)"), None),
-            Some(v) => self.tx_put(
-                current,
-                Some("version = :expected"),
-                Some(HashMap::from([(":expected".into(), n(v))])),
-            ),
-        };
-        let status = if result.review.is_some() {
-            "reviewed"
-        } else {
-            "resulted"
-        };
-        let actions = vec![
-            current,
-            self.tx_put(to_item(&ResultRevisionItem::new(at, result))?, None, None),
-            self.tx_update(
-                key(
-                    keys::patient_pk(at.patient_id),
-                    keys::test_sk(at.booking_id, at.test_id),
-                ),
-                "SET #status = :status",
-                "attribute_exists(PK) AND #status <> :cancelled",
-                &[("#status", "status")],
-                vec![(":status", s(status)), (":cancelled", s("cancelled"))],
-            ),
-            self.tx_audit(audit)?,
-        ];
-        self.transact(actions, None).await
+    ) -> Result<SaveResultOutcome, StoreError> {
+        let tx = self.result_tx(at, test_type_code, result, expected_version, audit)?;
+        Ok(match self.send(tx, None).await? {
+            TxResult::Committed => SaveResultOutcome::Saved,
+            TxResult::Rejected(r) if r.has(ResultAction::Current) => SaveResultOutcome::VersionMoved,
+            TxResult::Rejected(r) if r.has(ResultAction::Test) => SaveResultOutcome::TestCancelled,
+            TxResult::Rejected(r) => return Err(unexpected(&r)),
+            TxResult::TokenReused => return Err(StoreError::Engine("token reused without a token".into())),
+        })
     }
 
     /// A test's current result (GetItem).
     ///
     /// # Errors
     /// Engine failures.
-    pub async fn current_result(&self, at: TestAddress) -> Result<Option<ResultItem>, StoreError> {
+    pub async fn current_result(&self, at: TestAddress) -> Result<Option<LabResult>, StoreError> {
         self.get(
             keys::patient_pk(at.patient_id),
             keys::result_sk(at.booking_id, at.test_id),
         )
         .await?
-        .map(from_item)
+        .map(|item| from_item::<ResultItem>(item).map(|r| r.result))
         .transpose()
     }
 
@@ -387,38 +498,21 @@ impl Store {
     /// # Errors
     /// Engine failures.
     pub async fn result_history(&self, at: TestAddress) -> Result<Vec<LabResult>, StoreError> {
-        let mut history = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .query(
-                    self.query_builder()
-                        .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                        .expression_attribute_names("#pk", keys::PK)
-                        .expression_attribute_names("#sk", keys::SK)
-                        .expression_attribute_values(":pk", s(keys::patient_pk(at.patient_id)))
-                        .expression_attribute_values(
-                            ":prefix",
-                            s(keys::result_revision_prefix(at.booking_id, at.test_id)),
-                        )
-                        .set_exclusive_start_key(start),
-                )
-                .await?;
-            for item in out.items.unwrap_or_default() {
-                history.push(from_item::<ResultRevisionItem>(item)?.result);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(history);
-            }
-        }
+        self.query_all(
+            self.query_builder()
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#sk", keys::SK)
+                .expression_attribute_values(":pk", s(keys::patient_pk(at.patient_id)))
+                .expression_attribute_values(":prefix", s(keys::result_revision_prefix(at.booking_id, at.test_id))),
+        )
+        .await?
+        .into_iter()
+        .map(|item| from_item::<ResultRevisionItem>(item).map(|r| r.result))
+        .collect()
     }
 
-    /// Adds a note to a test that exists (one transaction: check the test, put the note).
-    ///
-    /// # Errors
-    /// [`StoreError::TransactionCanceled`] (action 0) when the test does not exist; engine failures.
-    pub async fn add_note(&self, at: TestAddress, note: &Note, audit: &AuditEvent) -> Result<(), StoreError> {
+    fn note_tx(&self, at: TestAddress, note: &Note, audit: &AuditEvent) -> Result<Tx<NoteAction>, StoreError> {
         let pk = keys::patient_pk(at.patient_id);
         let item = NoteItem {
             pk: pk.clone(),
@@ -427,15 +521,33 @@ impl Store {
             test_id: at.test_id,
             note: note.clone(),
         };
-        let actions = vec![
-            self.tx_check(
-                key(pk, keys::test_sk(at.booking_id, at.test_id)),
-                "attribute_exists(PK)",
-            ),
-            self.tx_put(to_item(&item)?, Some("attribute_not_exists(PK)"), None),
-            self.tx_audit(audit)?,
-        ];
-        self.transact(actions, None).await
+        let mut tx = Tx::new(self);
+        tx.check(
+            NoteAction::Test,
+            key(pk, keys::test_sk(at.booking_id, at.test_id)),
+            Expr::new().exists(keys::PK),
+        )?;
+        tx.put(NoteAction::Note, to_item(&item)?, Expr::new().not_exists(keys::PK))?;
+        tx.put(
+            NoteAction::Audit,
+            self.audit_item(audit)?,
+            Expr::new().not_exists(keys::PK),
+        )?;
+        Ok(tx)
+    }
+
+    /// Adds a note to a test that exists (one transaction: check the test, put the note and the audit event).
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn add_note(&self, at: TestAddress, note: &Note, audit: &AuditEvent) -> Result<NoteOutcome, StoreError> {
+        let tx = self.note_tx(at, note, audit)?;
+        Ok(match self.send(tx, None).await? {
+            TxResult::Committed => NoteOutcome::Added,
+            TxResult::Rejected(r) if r.has(NoteAction::Test) => NoteOutcome::NoTest,
+            TxResult::Rejected(r) => return Err(unexpected(&r)),
+            TxResult::TokenReused => return Err(StoreError::Engine("token reused without a token".into())),
+        })
     }
 
     /// A page of results awaiting review, critical first then oldest first (one Query on the sparse GSI).
@@ -467,7 +579,7 @@ impl Store {
     /// Engine failures.
     pub async fn schedule(
         &self,
-        date: &str,
+        date: Date,
         limit: i32,
         start: Option<&PageKey>,
     ) -> Result<Page<BookingSummary>, StoreError> {
@@ -482,67 +594,278 @@ impl Store {
             .await
     }
 
-    /// A page of booked tests of one type in one month, with slot starts between two bounds (one Query on
-    /// the tests-by-type GSI).
+    /// A page of booked tests of one type with slots in `range`. Each page is one Query on one month's
+    /// partition of the tests-by-type GSI; the page key carries the month, so the next page continues there,
+    /// and moves to the next month when one is exhausted.
     ///
     /// # Errors
-    /// Engine failures.
+    /// [`StoreError::ForeignKey`] for a page key of another range; engine failures.
     pub async fn tests_by_type(
         &self,
         code: &str,
-        month: &str,
-        bounds: (&str, &str),
+        range: DateRange,
         limit: i32,
         start: Option<&PageKey>,
     ) -> Result<Page<ScheduledTest>, StoreError> {
-        let query = self
-            .query_builder()
-            .index_name(keys::GSI_TESTS_BY_TYPE)
-            .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
-            .expression_attribute_names("#pk", keys::GSI1_PK)
-            .expression_attribute_names("#sk", keys::GSI1_SK)
-            .expression_attribute_values(":pk", s(keys::tests_by_type_pk(code, month)))
-            .expression_attribute_values(":lo", s(bounds.0))
-            .expression_attribute_values(":hi", s(bounds.1));
-        let key = [keys::PK, keys::SK, keys::GSI1_PK, keys::GSI1_SK];
-        self.query_page(query, limit, start, &key, |t: TestItem| ScheduledTest {
-            patient_id: t.patient_id,
-            booking_id: t.booking_id,
-            slot_start: t.slot_start.clone(),
-            test: t.test(),
+        let (lo, hi) = keys::day_bounds(range);
+        Self::bucket_paged(&keys::months(range), start, |month, resume| async move {
+            let query = self
+                .query_builder()
+                .index_name(keys::GSI_TESTS_BY_TYPE)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+                .expression_attribute_names("#pk", keys::GSI1_PK)
+                .expression_attribute_names("#sk", keys::GSI1_SK)
+                .expression_attribute_values(":pk", s(keys::tests_by_type_pk(code, month)))
+                .expression_attribute_values(":lo", s(&lo))
+                .expression_attribute_values(":hi", s(&hi));
+            let key = [keys::PK, keys::SK, keys::GSI1_PK, keys::GSI1_SK];
+            self.query_page(query, limit, resume.as_ref(), &key, |t: TestItem| ScheduledTest {
+                patient_id: t.patient_id,
+                booking_id: t.booking_id,
+                slot_start: t.slot_start,
+                test: t.test(),
+            })
+            .await
         })
         .await
     }
+}
 
-    fn tx_update(
-        &self,
-        key: Item,
-        update: &str,
-        condition: &str,
-        names: &[(&str, &str)],
-        values: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>,
-    ) -> TransactWriteItem {
-        let update = Update::builder()
-            .table_name(self.table())
-            .set_key(Some(key))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(
-                names.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-            ))
-            .set_expression_attribute_values(Some(values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
-            .build()
-            .expect("update action is complete");
-        TransactWriteItem::builder().update(update).build()
+/// The unexpired record in an idempotency item, if there is one.
+fn record_of(item: Option<super::Item>) -> Result<Option<IdempotencyRecord>, StoreError> {
+    let Some(item) = item else {
+        return Ok(None);
+    };
+    let record: IdempotencyItem = from_item(item)?;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    Ok((record.expires_at > now).then(|| record.into_record()))
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::TransactWriteItem;
+
+    use super::*;
+    use crate::{
+        domain::{
+            audit::{Actor, AuditDraft},
+            booking::BookedTest,
+            patient::{Patient, Sex},
+        },
+        store::items::PatientItem,
+    };
+
+    fn store() -> Store {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("eu-central-1"))
+            .build();
+        Store::new(aws_sdk_dynamodb::Client::from_conf(config), "t")
     }
 
-    fn tx_check(&self, key: Item, condition: &str) -> TransactWriteItem {
-        let check = ConditionCheck::builder()
-            .table_name(self.table())
-            .set_key(Some(key))
-            .condition_expression(condition)
-            .build()
-            .expect("condition check is complete");
-        TransactWriteItem::builder().condition_check(check).build()
+    fn booking() -> Booking {
+        let slot_start = SlotStart::new(time::macros::datetime!(2026-12-01 07:15 UTC));
+        Booking {
+            id: Uuid::now_v7(),
+            patient_id: Uuid::now_v7(),
+            slot_start,
+            status: BookingStatus::Booked,
+            tests: (0..2)
+                .map(|_| BookedTest {
+                    id: Uuid::now_v7(),
+                    test_type_code: "CBC".into(),
+                    test_type_version: 1,
+                    name: "Complete blood count".into(),
+                    status: TestStatus::Ordered,
+                })
+                .collect(),
+            note: None,
+            version: 1,
+            created_at: "2026-11-28T07:00:00.000Z".into(),
+            updated_at: "2026-11-28T07:00:00.000Z".into(),
+        }
+    }
+
+    fn result() -> LabResult {
+        LabResult {
+            status: crate::domain::booking::ResultStatus::Preliminary,
+            revision: 1,
+            version: 1,
+            values: vec![],
+            critical: false,
+            performed_at: "2026-12-01T08:00:00Z".into(),
+            comment: None,
+            recorded_at: "2026-12-01T09:00:00.000Z".into(),
+            recorded_by: "lab".into(),
+            review: None,
+        }
+    }
+
+    /// The stored items a booking's writes target, by primary key, as the item structs serialise them.
+    fn stored(b: &Booking) -> HashMap<(String, String), super::super::Item> {
+        let patient = Patient {
+            id: b.patient_id,
+            given_name: "Ada".into(),
+            family_name: "Lovelace".into(),
+            birth_date: time::macros::date!(1990 - 01 - 01),
+            sex: Sex::Female,
+            email: None,
+            phone: None,
+            version: 1,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+        };
+        let slot = SlotItem {
+            pk: keys::slots_pk(b.slot_start.date()),
+            sk: keys::slot_sk(b.slot_start),
+            slot_start: b.slot_start,
+            booked: 1,
+            capacity: 4,
+        };
+        let mut items = vec![
+            to_item(&PatientItem::from(&patient)).unwrap(),
+            to_item(&BookingItem::from(b)).unwrap(),
+            to_item(&slot).unwrap(),
+        ];
+        items.extend(b.tests.iter().map(|t| to_item(&TestItem::new(b, t)).unwrap()));
+        items
+            .into_iter()
+            .map(|item| {
+                let key = |name: &str| item[name].as_s().unwrap().clone();
+                ((key(keys::PK), key(keys::SK)), item)
+            })
+            .collect()
+    }
+
+    /// Every attribute an action's expressions name, and the item the action targets.
+    fn check<L: Copy + PartialEq + std::fmt::Debug>(
+        tx: &Tx<L>,
+        stored: &HashMap<(String, String), super::super::Item>,
+    ) {
+        let key_of = |key: &super::super::Item| {
+            let part = |name: &str| key[name].as_s().unwrap().clone();
+            (part(keys::PK), part(keys::SK))
+        };
+        for (label, action) in tx.actions() {
+            let (target, names) = match action {
+                TransactWriteItem { put: Some(put), .. } => {
+                    (Some(put.item().clone()), put.expression_attribute_names())
+                }
+                TransactWriteItem {
+                    update: Some(update), ..
+                } => (
+                    stored.get(&key_of(update.key())).cloned(),
+                    update.expression_attribute_names(),
+                ),
+                TransactWriteItem {
+                    condition_check: Some(check),
+                    ..
+                } => (
+                    stored.get(&key_of(check.key())).cloned(),
+                    check.expression_attribute_names(),
+                ),
+                other => panic!("{label:?}: unexpected action {other:?}"),
+            };
+            let target = target.unwrap_or_else(|| panic!("{label:?}: targets no item of this test"));
+            for name in names.into_iter().flat_map(|n| n.values()) {
+                assert!(
+                    target.contains_key(name),
+                    "{label:?} names `{name}`, which its item does not have: {:?}",
+                    target.keys().collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+
+    fn audit(patient: Uuid) -> AuditEvent {
+        AuditDraft {
+            actor: Actor {
+                sub: "s".into(),
+                role: "admin".into(),
+            },
+            action: "a".into(),
+            resource: "r".into(),
+            outcome: 200,
+            request_id: "q".into(),
+        }
+        .event(patient)
+    }
+
+    /// Within 10 minutes a repeated key is refused by its ClientRequestToken, which carries nothing. After
+    /// that, the record's own condition refuses it, and `ALL_OLD` brings the record along: no extra read.
+    /// Sending without the token is that later request.
+    #[cfg(feature = "embedded")]
+    #[tokio::test]
+    async fn a_used_key_past_its_token_comes_back_with_its_record() {
+        let engine = crate::store::engine::EmbeddedEngine::start_memory().await.unwrap();
+        let client = crate::store::client::local_client(engine.endpoint(), &Default::default());
+        let store = Store::new(client, "outcome");
+        store.bootstrap(crate::config::CapacityMode::OnDemand).await.unwrap();
+        let first = booking();
+        let patient = Patient {
+            id: first.patient_id,
+            given_name: "Ada".into(),
+            family_name: "Lovelace".into(),
+            birth_date: time::macros::date!(1990 - 01 - 01),
+            sex: Sex::Female,
+            email: None,
+            phone: None,
+            version: 1,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+        };
+        store.create_patient(&patient, &audit(patient.id)).await.unwrap();
+        let key = IdempotencyKey::new("admin:s", "k", &[b"x"]);
+        let expires = OffsetDateTime::now_utc().unix_timestamp() + 60;
+        let booked = store.create_booking(&first, 4, &key, expires, &audit(patient.id)).await;
+        assert_eq!(booked.unwrap(), BookOutcome::Booked);
+        let again = Booking {
+            id: Uuid::now_v7(),
+            ..first.clone()
+        };
+        let tx = store.book_tx(&again, 4, &key, expires, &audit(patient.id)).unwrap();
+        let TxResult::Rejected(mut rejected) = store.send(tx, None).await.unwrap() else {
+            panic!("the repeat must be rejected");
+        };
+        assert!(rejected.has(BookAction::Key));
+        let record = record_of(rejected.take_item(BookAction::Key)).unwrap().unwrap();
+        assert_eq!(record.booking.id, first.id);
+        assert!(key.matches(&record));
+    }
+
+    #[test]
+    fn every_attribute_an_expression_names_exists_in_the_item_it_targets() {
+        let (store, b) = (store(), booking());
+        let stored = stored(&b);
+        let audit = audit(b.patient_id);
+        let key = IdempotencyKey::new("admin:s", "k", &[b"x"]);
+        check(&store.book_tx(&b, 4, &key, 1, &audit).unwrap(), &stored);
+        let cancelled = Booking {
+            status: BookingStatus::Cancelled,
+            version: 2,
+            ..b.clone()
+        };
+        check(
+            &store.cancel_tx(&cancelled, 1, Some((&key, 1)), &audit).unwrap(),
+            &stored,
+        );
+        check(&store.cancel_tx(&cancelled, 1, None, &audit).unwrap(), &stored);
+        let at = TestAddress {
+            patient_id: b.patient_id,
+            booking_id: b.id,
+            test_id: b.tests[0].id,
+        };
+        check(&store.result_tx(at, "CBC", &result(), None, &audit).unwrap(), &stored);
+        check(
+            &store.result_tx(at, "CBC", &result(), Some(1), &audit).unwrap(),
+            &stored,
+        );
+        let note = Note {
+            id: Uuid::now_v7(),
+            author_id: "doc".into(),
+            text: "ok".into(),
+            created_at: "t".into(),
+        };
+        check(&store.note_tx(at, &note, &audit).unwrap(), &stored);
     }
 }

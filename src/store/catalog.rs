@@ -1,9 +1,34 @@
 //! Test type catalog: current versions in one partition, every version in its own.
 
-use std::collections::HashMap;
-
-use super::{Store, StoreError, from_item, items::TestTypeItem, keys, n, s, to_item};
+use super::{
+    Store, StoreError,
+    expr::Expr,
+    from_item,
+    items::{TestTypeItem, attr},
+    keys, s, to_item,
+    tx::{Tx, TxResult},
+};
 use crate::domain::test_type::TestType;
+
+/// The actions of [`Store::put_test_type_version`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TestTypeAction {
+    /// The catalog entry: new for version 1, else still at the previous version.
+    Current,
+    /// The immutable version item is new.
+    Version,
+}
+
+/// How [`Store::put_test_type_version`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestTypeOutcome {
+    /// Written.
+    Written,
+    /// The catalog entry exists (for version 1) or is not at the previous version (or is gone).
+    CurrentMoved,
+    /// That version exists already.
+    VersionTaken,
+}
 
 impl Store {
     /// Every test type's current version (active or not), ordered by code: one Query on the catalog partition
@@ -61,20 +86,29 @@ impl Store {
     /// `version - 1` (optimistic concurrency). The version item must never exist already.
     ///
     /// # Errors
-    /// [`StoreError::TransactionCanceled`]: reason 0 is the catalog entry's condition, reason 1 the version's.
-    pub async fn put_test_type_version(&self, test_type: &TestType) -> Result<(), StoreError> {
-        let entry = to_item(&TestTypeItem::catalog_entry(test_type))?;
-        let version = to_item(&TestTypeItem::version(test_type))?;
-        let entry_put = if test_type.version == 1 {
-            self.tx_put(entry, Some("attribute_not_exists(PK)"), None)
+    /// Engine failures.
+    pub async fn put_test_type_version(&self, test_type: &TestType) -> Result<TestTypeOutcome, StoreError> {
+        let current = if test_type.version == 1 {
+            Expr::new().not_exists(keys::PK)
         } else {
-            self.tx_put(
-                entry,
-                Some("version = :previous"),
-                Some(HashMap::from([(":previous".to_owned(), n(test_type.version - 1))])),
-            )
+            Expr::new().eq(attr::VERSION, test_type.version - 1)
         };
-        let version_put = self.tx_put(version, Some("attribute_not_exists(PK)"), None);
-        self.transact(vec![entry_put, version_put], None).await
+        let mut tx = Tx::new(self);
+        tx.put(
+            TestTypeAction::Current,
+            to_item(&TestTypeItem::catalog_entry(test_type))?,
+            current,
+        )?;
+        tx.put(
+            TestTypeAction::Version,
+            to_item(&TestTypeItem::version(test_type))?,
+            Expr::new().not_exists(keys::PK),
+        )?;
+        match self.send(tx, None).await? {
+            TxResult::Committed => Ok(TestTypeOutcome::Written),
+            TxResult::Rejected(r) if r.has(TestTypeAction::Current) => Ok(TestTypeOutcome::CurrentMoved),
+            TxResult::Rejected(_) => Ok(TestTypeOutcome::VersionTaken),
+            TxResult::TokenReused => Err(StoreError::Engine("token reused without a token".into())),
+        }
     }
 }

@@ -13,7 +13,7 @@ use aws_smithy_runtime_api::{
     client::{interceptors::context::FinalizerInterceptorContextRef, orchestrator::Metadata},
 };
 
-use crate::config::Settings;
+use crate::config::StoreSettings;
 
 /// Retry and timeout policy of every DynamoDB call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,11 +34,11 @@ impl Default for ClientOptions {
     }
 }
 
-impl From<&Settings> for ClientOptions {
-    fn from(s: &Settings) -> Self {
+impl From<&StoreSettings> for ClientOptions {
+    fn from(s: &StoreSettings) -> Self {
         Self {
-            max_attempts: s.dynamodb_max_attempts,
-            timeout: s.dynamodb_timeout,
+            max_attempts: s.max_attempts,
+            timeout: s.timeout,
         }
     }
 }

@@ -2,92 +2,108 @@
 //!
 //! Each struct carries its key attributes (built by [`super::keys`]) and an `entity` discriminator, and
 //! converts to and from its domain type at the store boundary. Index attributes are `Option`s: an item
-//! carries an index's keys only while it should appear in that index (sparse indexes).
+//! carries an index's keys only while it should appear in that index (sparse indexes). Everything here is
+//! private to the store: callers see domain types only.
 
 use serde::{Deserialize, Serialize};
-use time::Date;
 use uuid::Uuid;
 
 use super::{StoreError, keys};
 use crate::domain::{
     audit::AuditEvent,
-    booking::{BookedTest, Booking, BookingStatus, BookingSummary, LabResult, Note, TestRef, TestStatus},
+    booking::{
+        BookedTest, Booking, BookingStatus, BookingSummary, LabResult, Note, SlotStart, TestAddress, TestRef,
+        TestStatus,
+    },
+    idempotency::{IdempotencyKey, IdempotencyRecord},
     patient::{Patient, Sex},
     test_type::{TestType, TestTypeDefinition},
+    timefmt,
 };
 
+/// Attribute names that expressions name, exactly as serde writes them for the structs below (a unit test
+/// in `store::bookings` checks every name an expression uses against the item it targets).
+pub(crate) mod attr {
+    /// The item's kind (every item).
+    pub(crate) const ENTITY: &str = "entity";
+    /// State of a booking or test.
+    pub(crate) const STATUS: &str = "status";
+    /// Optimistic-concurrency version.
+    pub(crate) const VERSION: &str = "version";
+    /// Last change of a booking.
+    pub(crate) const UPDATED_AT: &str = "updatedAt";
+    /// Places taken in a slot counter.
+    pub(crate) const BOOKED: &str = "booked";
+    /// Capacity of a slot counter when last booked.
+    pub(crate) const CAPACITY: &str = "capacity";
+    /// Slot start of a slot counter.
+    pub(crate) const SLOT_START: &str = "slotStart";
+    /// Holder of the migration lease.
+    pub(crate) const OWNER: &str = "owner";
+}
+
 /// Entity discriminators stored in the `entity` attribute.
-pub mod entity {
+pub(crate) mod entity {
     /// A patient's profile.
-    pub const PATIENT: &str = "Patient";
+    pub(crate) const PATIENT: &str = "Patient";
     /// The current version of a test type, in the catalog partition.
-    pub const CATALOG_ENTRY: &str = "CatalogEntry";
+    pub(crate) const CATALOG_ENTRY: &str = "CatalogEntry";
     /// One version of a test type.
-    pub const TEST_TYPE_VERSION: &str = "TestTypeVersion";
+    pub(crate) const TEST_TYPE_VERSION: &str = "TestTypeVersion";
     /// An applied migration.
-    pub const MIGRATION: &str = "Migration";
+    pub(crate) const MIGRATION: &str = "Migration";
     /// The migration lease.
-    pub const MIGRATION_LEASE: &str = "MigrationLease";
+    pub(crate) const MIGRATION_LEASE: &str = "MigrationLease";
     /// A booking.
-    pub const BOOKING: &str = "Booking";
+    pub(crate) const BOOKING: &str = "Booking";
     /// A booked test.
-    pub const TEST: &str = "Test";
+    pub(crate) const TEST: &str = "Test";
     /// A test's current result.
-    pub const RESULT: &str = "Result";
+    pub(crate) const RESULT: &str = "Result";
     /// A kept result revision.
-    pub const RESULT_REVISION: &str = "ResultRevision";
+    pub(crate) const RESULT_REVISION: &str = "ResultRevision";
     /// A doctor's note.
-    pub const NOTE: &str = "Note";
+    pub(crate) const NOTE: &str = "Note";
     /// An idempotency record.
-    pub const IDEMPOTENCY: &str = "Idempotency";
+    pub(crate) const IDEMPOTENCY: &str = "Idempotency";
     /// An audit event.
-    pub const AUDIT: &str = "AuditEvent";
+    pub(crate) const AUDIT: &str = "AuditEvent";
 }
 
 /// A patient's profile: `PATIENT#<id>` / `PROFILE`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PatientItem {
+pub(crate) struct PatientItem {
     /// `PATIENT#<id>`.
     #[serde(rename = "PK")]
-    pub pk: String,
+    pub(crate) pk: String,
     /// `PROFILE`.
     #[serde(rename = "SK")]
-    pub sk: String,
+    pub(crate) sk: String,
     /// [`entity::PATIENT`].
-    pub entity: String,
+    pub(crate) entity: String,
     /// Patient id.
-    pub patient_id: Uuid,
+    pub(crate) patient_id: Uuid,
     /// Given name.
-    pub given_name: String,
+    pub(crate) given_name: String,
     /// Family name.
-    pub family_name: String,
+    pub(crate) family_name: String,
     /// Date of birth, `YYYY-MM-DD`.
-    pub birth_date: String,
+    pub(crate) birth_date: String,
     /// Administrative sex.
-    pub sex: Sex,
+    pub(crate) sex: Sex,
     /// E-mail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    pub(crate) email: Option<String>,
     /// Phone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
+    pub(crate) phone: Option<String>,
     /// Optimistic-concurrency version.
-    pub version: u64,
+    pub(crate) version: u64,
     /// Creation time.
-    pub created_at: String,
+    pub(crate) created_at: String,
     /// Last change time.
-    pub updated_at: String,
-}
-
-const DATE: &[time::format_description::FormatItem<'static>] =
-    time::macros::format_description!("[year]-[month]-[day]");
-
-impl PatientItem {
-    /// The stored form of a date of birth.
-    pub fn format_date(date: Date) -> String {
-        date.format(DATE).expect("a date formats")
-    }
+    pub(crate) updated_at: String,
 }
 
 impl From<&Patient> for PatientItem {
@@ -99,7 +115,7 @@ impl From<&Patient> for PatientItem {
             patient_id: p.id,
             given_name: p.given_name.clone(),
             family_name: p.family_name.clone(),
-            birth_date: Self::format_date(p.birth_date),
+            birth_date: timefmt::date(p.birth_date),
             sex: p.sex,
             email: p.email.clone(),
             phone: p.phone.clone(),
@@ -114,8 +130,8 @@ impl TryFrom<PatientItem> for Patient {
     type Error = StoreError;
 
     fn try_from(item: PatientItem) -> Result<Self, StoreError> {
-        let birth_date = Date::parse(&item.birth_date, DATE)
-            .map_err(|e| StoreError::Corrupt(format!("patient {}: birthDate: {e}", item.patient_id)))?;
+        let birth_date = timefmt::parse_date(&item.birth_date)
+            .ok_or_else(|| StoreError::Corrupt(format!("patient {}: birthDate", item.patient_id)))?;
         Ok(Self {
             id: item.patient_id,
             given_name: item.given_name,
@@ -135,28 +151,28 @@ impl TryFrom<PatientItem> for Patient {
 /// overwritten by each new version) and as an immutable version (`TESTTYPE#<code>` / `VERSION#<n>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TestTypeItem {
+pub(crate) struct TestTypeItem {
     /// `CATALOG` or `TESTTYPE#<code>`.
     #[serde(rename = "PK")]
-    pub pk: String,
+    pub(crate) pk: String,
     /// `TESTTYPE#<code>` or `VERSION#<n>`.
     #[serde(rename = "SK")]
-    pub sk: String,
+    pub(crate) sk: String,
     /// [`entity::CATALOG_ENTRY`] or [`entity::TEST_TYPE_VERSION`].
-    pub entity: String,
+    pub(crate) entity: String,
     /// Test type code.
-    pub code: String,
+    pub(crate) code: String,
     /// Version number.
-    pub version: u32,
+    pub(crate) version: u32,
     /// The definition, as a nested map.
-    pub definition: TestTypeDefinition,
+    pub(crate) definition: TestTypeDefinition,
     /// When this version was created.
-    pub created_at: String,
+    pub(crate) created_at: String,
 }
 
 impl TestTypeItem {
     /// The catalog entry for `test_type`.
-    pub fn catalog_entry(test_type: &TestType) -> Self {
+    pub(crate) fn catalog_entry(test_type: &TestType) -> Self {
         Self::new(
             test_type,
             keys::CATALOG_PK.to_owned(),
@@ -166,7 +182,7 @@ impl TestTypeItem {
     }
 
     /// The immutable version item for `test_type`.
-    pub fn version(test_type: &TestType) -> Self {
+    pub(crate) fn version(test_type: &TestType) -> Self {
         let code = &test_type.definition.code;
         Self::new(
             test_type,
@@ -202,43 +218,43 @@ impl From<TestTypeItem> for TestType {
 /// An applied migration: `MIGRATIONS` / `MIGRATION#<version>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MigrationItem {
+pub(crate) struct MigrationItem {
     /// `MIGRATIONS`.
     #[serde(rename = "PK")]
-    pub pk: String,
+    pub(crate) pk: String,
     /// `MIGRATION#<version>`.
     #[serde(rename = "SK")]
-    pub sk: String,
+    pub(crate) sk: String,
     /// [`entity::MIGRATION`].
-    pub entity: String,
+    pub(crate) entity: String,
     /// Version number (the file name's prefix).
-    pub version: u32,
+    pub(crate) version: u32,
     /// File name.
-    pub name: String,
+    pub(crate) name: String,
     /// SHA-256 of the file, hex.
-    pub checksum: String,
+    pub(crate) checksum: String,
     /// When it was applied.
-    pub applied_at: String,
+    pub(crate) applied_at: String,
     /// Who applied it (the lease owner).
-    pub applied_by: String,
+    pub(crate) applied_by: String,
 }
 
 /// The migration lease: `MIGRATIONS` / `LEASE`; whoever holds an unexpired lease may apply migrations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MigrationLeaseItem {
+pub(crate) struct MigrationLeaseItem {
     /// `MIGRATIONS`.
     #[serde(rename = "PK")]
-    pub pk: String,
+    pub(crate) pk: String,
     /// `LEASE`.
     #[serde(rename = "SK")]
-    pub sk: String,
+    pub(crate) sk: String,
     /// [`entity::MIGRATION_LEASE`].
-    pub entity: String,
+    pub(crate) entity: String,
     /// Random id of the holder.
-    pub owner: String,
+    pub(crate) owner: String,
     /// Epoch seconds after which the lease is free (also the TTL attribute).
-    pub expires_at: i64,
+    pub(crate) expires_at: i64,
 }
 
 #[cfg(test)]
@@ -325,7 +341,7 @@ mod tests {
         Booking {
             id,
             patient_id: Uuid::now_v7(),
-            slot_start: "2026-12-01T07:15:00Z".into(),
+            slot_start: SlotStart::new(time::macros::datetime!(2026-12-01 07:15 UTC)),
             status: BookingStatus::Booked,
             tests: vec![BookedTest {
                 id: Uuid::now_v7(),
@@ -426,7 +442,7 @@ mod tests {
         round_trip(&SlotItem {
             pk: "p".into(),
             sk: "s".into(),
-            slot_start: "x".into(),
+            slot_start: booking().slot_start,
             booked: 3,
             capacity: 4,
         });
@@ -455,7 +471,8 @@ mod tests {
         let patient = Uuid::now_v7();
         let event = draft.event(patient);
         let item = round_trip(&AuditItem::new(&event, 10));
-        assert_eq!(item["PK"].as_s().unwrap(), &keys::audit_pk(patient, &event.at[..7]));
+        let month = keys::Month::of_instant(&event.at).unwrap();
+        assert_eq!(item["PK"].as_s().unwrap(), &keys::audit_pk(patient, month));
         let expires: i64 = item["expiresAt"].as_n().unwrap().parse().unwrap();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         assert!((now + 10 * 86_400 - expires).abs() < 5);
@@ -488,58 +505,57 @@ mod tests {
 /// A booking: `PATIENT#<id>` / `BOOKING#<id>`, in the LSI (slot order) and the day GSI.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BookingItem {
+pub(crate) struct BookingItem {
     /// `PATIENT#<patientId>`.
     #[serde(rename = "PK")]
-    pub pk: String,
+    pub(crate) pk: String,
     /// `BOOKING#<bookingId>`.
     #[serde(rename = "SK")]
-    pub sk: String,
+    pub(crate) sk: String,
     /// `<slotStart>#<bookingId>`.
     #[serde(rename = "LSI1SK")]
-    pub lsi1_sk: String,
+    pub(crate) lsi1_sk: String,
     /// `DAY#<date>`.
     #[serde(rename = "GSI3PK")]
-    pub gsi3_pk: String,
+    pub(crate) gsi3_pk: String,
     /// `<slotStart>#<bookingId>`.
     #[serde(rename = "GSI3SK")]
-    pub gsi3_sk: String,
+    pub(crate) gsi3_sk: String,
     /// [`entity::BOOKING`].
-    pub entity: String,
+    pub(crate) entity: String,
     /// Booking id.
-    pub booking_id: Uuid,
+    pub(crate) booking_id: Uuid,
     /// Patient id.
-    pub patient_id: Uuid,
+    pub(crate) patient_id: Uuid,
     /// Slot start.
-    pub slot_start: String,
+    pub(crate) slot_start: SlotStart,
     /// State.
-    pub status: BookingStatus,
+    pub(crate) status: BookingStatus,
     /// The booked tests.
-    pub tests: Vec<TestRef>,
+    pub(crate) tests: Vec<TestRef>,
     /// Booker's note.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
     /// Version.
-    pub version: u64,
+    pub(crate) version: u64,
     /// Creation time.
-    pub created_at: String,
+    pub(crate) created_at: String,
     /// Last change.
-    pub updated_at: String,
+    pub(crate) updated_at: String,
 }
 
 impl From<&Booking> for BookingItem {
     fn from(b: &Booking) -> Self {
-        let date = &b.slot_start[..10];
         Self {
             pk: keys::patient_pk(b.patient_id),
             sk: keys::booking_sk(b.id),
-            lsi1_sk: keys::booking_by_slot_sk(&b.slot_start, b.id),
-            gsi3_pk: keys::bookings_by_day_pk(date),
-            gsi3_sk: keys::bookings_by_day_sk(&b.slot_start, b.id),
+            lsi1_sk: keys::booking_by_slot_sk(b.slot_start, b.id),
+            gsi3_pk: keys::bookings_by_day_pk(b.slot_start.date()),
+            gsi3_sk: keys::bookings_by_day_sk(b.slot_start, b.id),
             entity: entity::BOOKING.to_owned(),
             booking_id: b.id,
             patient_id: b.patient_id,
-            slot_start: b.slot_start.clone(),
+            slot_start: b.slot_start,
             status: b.status,
             tests: b
                 .tests
@@ -561,7 +577,7 @@ impl From<&Booking> for BookingItem {
 
 impl BookingItem {
     /// The booking as lists show it.
-    pub fn into_summary(self) -> BookingSummary {
+    pub(crate) fn into_summary(self) -> BookingSummary {
         BookingSummary {
             id: self.booking_id,
             patient_id: self.patient_id,
@@ -576,7 +592,7 @@ impl BookingItem {
     }
 
     /// The booking, with each test's status taken from `status_of` (the test items), or `fallback`.
-    pub fn into_booking(self, status_of: impl Fn(Uuid) -> Option<TestStatus>, fallback: TestStatus) -> Booking {
+    pub(crate) fn into_booking(self, status_of: impl Fn(Uuid) -> Option<TestStatus>, fallback: TestStatus) -> Booking {
         Booking {
             id: self.booking_id,
             patient_id: self.patient_id,
@@ -604,52 +620,52 @@ impl BookingItem {
 /// A booked test: `PATIENT#<id>` / `BOOKING#<id>#TEST#<id>`, in the tests-by-type GSI while not cancelled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TestItem {
+pub(crate) struct TestItem {
     /// `PATIENT#<patientId>`.
     #[serde(rename = "PK")]
-    pub pk: String,
+    pub(crate) pk: String,
     /// `BOOKING#<bookingId>#TEST#<testId>`.
     #[serde(rename = "SK")]
-    pub sk: String,
+    pub(crate) sk: String,
     /// `TESTTYPE#<code>#<YYYY-MM>`.
     #[serde(rename = "GSI1PK", default, skip_serializing_if = "Option::is_none")]
-    pub gsi1_pk: Option<String>,
+    pub(crate) gsi1_pk: Option<String>,
     /// `<slotStart>#<bookingId>#<testId>`.
     #[serde(rename = "GSI1SK", default, skip_serializing_if = "Option::is_none")]
-    pub gsi1_sk: Option<String>,
+    pub(crate) gsi1_sk: Option<String>,
     /// [`entity::TEST`].
-    pub entity: String,
+    pub(crate) entity: String,
     /// Patient id.
-    pub patient_id: Uuid,
+    pub(crate) patient_id: Uuid,
     /// Booking id.
-    pub booking_id: Uuid,
+    pub(crate) booking_id: Uuid,
     /// Slot start of the booking.
-    pub slot_start: String,
+    pub(crate) slot_start: SlotStart,
     /// Test id.
-    pub test_id: Uuid,
+    pub(crate) test_id: Uuid,
     /// Test type code.
-    pub test_type_code: String,
+    pub(crate) test_type_code: String,
     /// Test type version booked.
-    pub test_type_version: u32,
+    pub(crate) test_type_version: u32,
     /// Test type name at that version.
-    pub name: String,
+    pub(crate) name: String,
     /// State.
-    pub status: TestStatus,
+    pub(crate) status: TestStatus,
 }
 
 impl TestItem {
     /// The item for `test` of `booking`.
-    pub fn new(booking: &Booking, test: &BookedTest) -> Self {
-        let month = &booking.slot_start[..7];
+    pub(crate) fn new(booking: &Booking, test: &BookedTest) -> Self {
+        let month = keys::Month::of(booking.slot_start.date());
         Self {
             pk: keys::patient_pk(booking.patient_id),
             sk: keys::test_sk(booking.id, test.id),
             gsi1_pk: Some(keys::tests_by_type_pk(&test.test_type_code, month)),
-            gsi1_sk: Some(keys::tests_by_type_sk(&booking.slot_start, booking.id, test.id)),
+            gsi1_sk: Some(keys::tests_by_type_sk(booking.slot_start, booking.id, test.id)),
             entity: entity::TEST.to_owned(),
             patient_id: booking.patient_id,
             booking_id: booking.id,
-            slot_start: booking.slot_start.clone(),
+            slot_start: booking.slot_start,
             test_id: test.id,
             test_type_code: test.test_type_code.clone(),
             test_type_version: test.test_type_version,
@@ -659,7 +675,7 @@ impl TestItem {
     }
 
     /// The booked test.
-    pub fn test(&self) -> BookedTest {
+    pub(crate) fn test(&self) -> BookedTest {
         BookedTest {
             id: self.test_id,
             test_type_code: self.test_type_code.clone(),
@@ -673,49 +689,38 @@ impl TestItem {
 /// A test's current result: `…#TEST#<id>#RESULT`; in the worklist GSI while it awaits review.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ResultItem {
+pub(crate) struct ResultItem {
     /// `PATIENT#<patientId>`.
     #[serde(rename = "PK")]
-    pub pk: String,
+    pub(crate) pk: String,
     /// `BOOKING#<bookingId>#TEST#<testId>#RESULT`.
     #[serde(rename = "SK")]
-    pub sk: String,
+    pub(crate) sk: String,
     /// `WORKLIST` while awaiting review.
     #[serde(rename = "GSI2PK", default, skip_serializing_if = "Option::is_none")]
-    pub gsi2_pk: Option<String>,
+    pub(crate) gsi2_pk: Option<String>,
     /// `<rank>#<recordedAt>#<testId>` while awaiting review.
     #[serde(rename = "GSI2SK", default, skip_serializing_if = "Option::is_none")]
-    pub gsi2_sk: Option<String>,
+    pub(crate) gsi2_sk: Option<String>,
     /// [`entity::RESULT`].
-    pub entity: String,
+    pub(crate) entity: String,
     /// Patient id.
-    pub patient_id: Uuid,
+    pub(crate) patient_id: Uuid,
     /// Booking id.
-    pub booking_id: Uuid,
+    pub(crate) booking_id: Uuid,
     /// Test id.
-    pub test_id: Uuid,
+    pub(crate) test_id: Uuid,
     /// Test type code.
-    pub test_type_code: String,
+    pub(crate) test_type_code: String,
     /// Version of the result item (the ETag).
-    pub version: u64,
+    pub(crate) version: u64,
     /// The result.
-    pub result: LabResult,
-}
-
-/// Where a result belongs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TestAddress {
-    /// Patient id.
-    pub patient_id: Uuid,
-    /// Booking id.
-    pub booking_id: Uuid,
-    /// Test id.
-    pub test_id: Uuid,
+    pub(crate) result: LabResult,
 }
 
 impl ResultItem {
     /// The current-result item; carries the worklist keys only while the result awaits review.
-    pub fn new(at: TestAddress, test_type_code: &str, result: &LabResult) -> Self {
+    pub(crate) fn new(at: TestAddress, test_type_code: &str, result: &LabResult) -> Self {
         let awaiting = result.awaits_review();
         Self {
             pk: keys::patient_pk(at.patient_id),
@@ -736,22 +741,22 @@ impl ResultItem {
 /// A kept result revision: `RESULTREV#<bookingId>#<testId>#<revision>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ResultRevisionItem {
+pub(crate) struct ResultRevisionItem {
     /// `PATIENT#<patientId>`.
     #[serde(rename = "PK")]
-    pub pk: String,
+    pub(crate) pk: String,
     /// `RESULTREV#<bookingId>#<testId>#<revision>`.
     #[serde(rename = "SK")]
-    pub sk: String,
+    pub(crate) sk: String,
     /// [`entity::RESULT_REVISION`].
-    pub entity: String,
+    pub(crate) entity: String,
     /// The revision as last written.
-    pub result: LabResult,
+    pub(crate) result: LabResult,
 }
 
 impl ResultRevisionItem {
     /// The kept copy of `result`'s revision.
-    pub fn new(at: TestAddress, result: &LabResult) -> Self {
+    pub(crate) fn new(at: TestAddress, result: &LabResult) -> Self {
         Self {
             pk: keys::patient_pk(at.patient_id),
             sk: keys::result_revision_sk(at.booking_id, at.test_id, result.revision),
@@ -764,85 +769,115 @@ impl ResultRevisionItem {
 /// A doctor's note: `…#TEST#<id>#NOTE#<id>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NoteItem {
+pub(crate) struct NoteItem {
     /// `PATIENT#<patientId>`.
     #[serde(rename = "PK")]
-    pub pk: String,
+    pub(crate) pk: String,
     /// `BOOKING#<bookingId>#TEST#<testId>#NOTE#<noteId>`.
     #[serde(rename = "SK")]
-    pub sk: String,
+    pub(crate) sk: String,
     /// [`entity::NOTE`].
-    pub entity: String,
+    pub(crate) entity: String,
     /// Test id.
-    pub test_id: Uuid,
+    pub(crate) test_id: Uuid,
     /// The note.
-    pub note: Note,
+    pub(crate) note: Note,
 }
 
 /// A slot's counter: `SLOTS#<date>` / `SLOT#<start>` (written with UpdateItem `ADD`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SlotItem {
+pub(crate) struct SlotItem {
     /// `SLOTS#<date>`.
     #[serde(rename = "PK")]
-    pub pk: String,
+    pub(crate) pk: String,
     /// `SLOT#<start>`.
     #[serde(rename = "SK")]
-    pub sk: String,
+    pub(crate) sk: String,
     /// Slot start.
-    pub slot_start: String,
+    pub(crate) slot_start: SlotStart,
     /// Places taken.
-    pub booked: u32,
+    pub(crate) booked: u32,
     /// Capacity when last booked.
-    pub capacity: u32,
+    pub(crate) capacity: u32,
 }
 
 /// An idempotency record: what a keyed request produced, replayed for 24 h.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct IdempotencyItem {
+pub(crate) struct IdempotencyItem {
     /// `IDEMPOTENCY#<caller>#<key>`.
     #[serde(rename = "PK")]
-    pub pk: String,
+    pub(crate) pk: String,
     /// `IDEMPOTENCY`.
     #[serde(rename = "SK")]
-    pub sk: String,
+    pub(crate) sk: String,
     /// [`entity::IDEMPOTENCY`].
-    pub entity: String,
+    pub(crate) entity: String,
     /// SHA-256 of the request (method, path, body).
-    pub request_hash: String,
+    pub(crate) request_hash: String,
     /// The booking as the first request answered it.
-    pub booking: BookingItem,
+    pub(crate) booking: BookingItem,
     /// Epoch seconds; TTL.
-    pub expires_at: i64,
+    pub(crate) expires_at: i64,
+}
+
+impl IdempotencyItem {
+    /// The record of `key`'s request, which left `booking`; kept until `expires_at` (epoch seconds).
+    pub(crate) fn new(key: &IdempotencyKey, booking: &Booking, expires_at: i64) -> Self {
+        Self {
+            pk: keys::idempotency_pk(&key.caller, &key.key),
+            sk: keys::IDEMPOTENCY_SK.to_owned(),
+            entity: entity::IDEMPOTENCY.to_owned(),
+            request_hash: key.request_hash.clone(),
+            booking: BookingItem::from(booking),
+            expires_at,
+        }
+    }
+
+    /// The record. It holds the booking as that request left it: booked with ordered tests, or cancelled.
+    pub(crate) fn into_record(self) -> IdempotencyRecord {
+        let tests = match self.booking.status {
+            BookingStatus::Booked => TestStatus::Ordered,
+            BookingStatus::Cancelled => TestStatus::Cancelled,
+        };
+        IdempotencyRecord {
+            request_hash: self.request_hash,
+            booking: self.booking.into_booking(|_| None, tests),
+        }
+    }
 }
 
 /// An audit event: `AUDIT#<patientId>#<YYYY-MM>` / `<at>#<id>`, deleted by TTL after the retention period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AuditItem {
+pub(crate) struct AuditItem {
     /// `AUDIT#<patientId>#<YYYY-MM>`.
     #[serde(rename = "PK")]
-    pub pk: String,
+    pub(crate) pk: String,
     /// `<at>#<eventId>`.
     #[serde(rename = "SK")]
-    pub sk: String,
+    pub(crate) sk: String,
     /// [`entity::AUDIT`].
-    pub entity: String,
+    pub(crate) entity: String,
     /// Whose data.
-    pub patient_id: Uuid,
+    pub(crate) patient_id: Uuid,
     /// The event.
-    pub event: AuditEvent,
+    pub(crate) event: AuditEvent,
     /// Epoch seconds; TTL.
-    pub expires_at: i64,
+    pub(crate) expires_at: i64,
 }
 
 impl AuditItem {
     /// The item for `event`, kept `retention_days`.
-    pub fn new(event: &AuditEvent, retention_days: u32) -> Self {
+    pub(crate) fn new(event: &AuditEvent, retention_days: u32) -> Self {
         let expires_at = time::OffsetDateTime::now_utc().unix_timestamp() + i64::from(retention_days) * 86_400;
         Self {
-            pk: keys::audit_pk(event.patient_id, &event.at[..7]),
+            pk: keys::audit_pk(
+                event.patient_id,
+                keys::Month::of_instant(&event.at)
+                    .unwrap_or_else(|| keys::Month::of(time::OffsetDateTime::now_utc().date())),
+            ),
             sk: keys::audit_sk(&event.at, event.id),
             entity: entity::AUDIT.to_owned(),
             patient_id: event.patient_id,
@@ -856,7 +891,7 @@ impl AuditItem {
     }
 
     /// The event, with its patient.
-    pub fn into_event(self) -> AuditEvent {
+    pub(crate) fn into_event(self) -> AuditEvent {
         AuditEvent {
             patient_id: self.patient_id,
             ..self.event

@@ -8,7 +8,15 @@
 //! `BOOKING#<id>` of one booking can never be the prefix of another booking's keys, so `begins_with` on it
 //! reads exactly one booking tree.
 
+use std::fmt;
+
+use time::{Date, Month as CalendarMonth};
 use uuid::Uuid;
+
+use crate::domain::{
+    booking::{DateRange, SlotStart},
+    timefmt,
+};
 
 /// Partition key attribute.
 pub const PK: &str = "PK";
@@ -109,19 +117,91 @@ pub fn result_revision_sk(booking_id: Uuid, test_id: Uuid, revision: u32) -> Str
     format!("{}{revision:06}", result_revision_prefix(booking_id, test_id))
 }
 
+/// A calendar month, the bucket of month-partitioned items (`YYYY-MM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Month {
+    year: i32,
+    month: u8,
+}
+
+impl Month {
+    /// The month of `date`.
+    pub fn of(date: Date) -> Self {
+        Self {
+            year: date.year(),
+            month: u8::from(date.month()),
+        }
+    }
+
+    /// The month of a record time as [`timefmt::instant`] writes it (`YYYY-MM-…`).
+    pub fn of_instant(at: &str) -> Option<Self> {
+        let year = at.get(..4)?.parse().ok()?;
+        let month = at.get(5..7)?.parse().ok()?;
+        CalendarMonth::try_from(month).ok()?;
+        Some(Self { year, month })
+    }
+
+    fn next(self) -> Self {
+        if self.month == 12 {
+            Self {
+                year: self.year + 1,
+                month: 1,
+            }
+        } else {
+            Self {
+                month: self.month + 1,
+                ..self
+            }
+        }
+    }
+}
+
+impl fmt::Display for Month {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+/// The months `range` touches, in order: the buckets a ranged read over a month-partitioned index visits.
+pub fn months(range: DateRange) -> Vec<Month> {
+    let (mut month, last) = (Month::of(range.from()), Month::of(range.to()));
+    let mut months = Vec::new();
+    while month <= last {
+        months.push(month);
+        month = month.next();
+    }
+    months
+}
+
+/// Sort-key bounds (`BETWEEN lo AND hi`) of the days of `range` on a sort key that begins with a slot start
+/// or a record time: a bare date sorts before every time of that day, and `~` after all of them.
+pub fn day_bounds(range: DateRange) -> (String, String) {
+    let lo = if range.from() == Date::MIN {
+        "0".to_owned()
+    } else {
+        timefmt::date(range.from())
+    };
+    let hi = if range.to() == Date::MAX {
+        "~".to_owned()
+    } else {
+        format!("{}~", timefmt::date(range.to()))
+    };
+    (lo, hi)
+}
+
 /// LSI sort key of a booking: slot start (RFC 3339, UTC, fixed width) then the booking id.
-pub fn booking_by_slot_sk(slot_start: &str, booking_id: Uuid) -> String {
+pub fn booking_by_slot_sk(slot_start: SlotStart, booking_id: Uuid) -> String {
     format!("{slot_start}#{booking_id}")
 }
 
-/// GSI partition of booked tests of one test type in one month (`YYYY-MM`): spreading a busy test type by
-/// month keeps it from being one hot partition. A date range reads one partition per month it touches.
-pub fn tests_by_type_pk(test_type_code: &str, month: &str) -> String {
+/// GSI partition of booked tests of one test type in one month: spreading a busy test type by month keeps
+/// it from being one hot partition. A date range reads one partition per month it touches.
+pub fn tests_by_type_pk(test_type_code: &str, month: Month) -> String {
     format!("TESTTYPE#{test_type_code}#{month}")
 }
 
 /// GSI sort key of a booked test: slot start, booking id, test id.
-pub fn tests_by_type_sk(slot_start: &str, booking_id: Uuid, test_id: Uuid) -> String {
+pub fn tests_by_type_sk(slot_start: SlotStart, booking_id: Uuid, test_id: Uuid) -> String {
     format!("{slot_start}#{booking_id}#{test_id}")
 }
 
@@ -134,23 +214,23 @@ pub fn awaiting_review_sk(critical: bool, recorded_at: &str, test_id: Uuid) -> S
     format!("{rank}#{recorded_at}#{test_id}")
 }
 
-/// GSI partition of the bookings of one day (`YYYY-MM-DD`).
-pub fn bookings_by_day_pk(date: &str) -> String {
-    format!("DAY#{date}")
+/// GSI partition of the bookings of one day (`DAY#YYYY-MM-DD`).
+pub fn bookings_by_day_pk(date: Date) -> String {
+    format!("DAY#{}", timefmt::date(date))
 }
 
 /// GSI sort key of a booking in its day: slot start then booking id.
-pub fn bookings_by_day_sk(slot_start: &str, booking_id: Uuid) -> String {
+pub fn bookings_by_day_sk(slot_start: SlotStart, booking_id: Uuid) -> String {
     format!("{slot_start}#{booking_id}")
 }
 
-/// Partition of the slot counters of one day (`YYYY-MM-DD`): the slots view is one Query.
-pub fn slots_pk(date: &str) -> String {
-    format!("SLOTS#{date}")
+/// Partition of the slot counters of one day (`SLOTS#YYYY-MM-DD`): the slots view is one Query.
+pub fn slots_pk(date: Date) -> String {
+    format!("SLOTS#{}", timefmt::date(date))
 }
 
 /// Sort key of one slot counter: its start.
-pub fn slot_sk(slot_start: &str) -> String {
+pub fn slot_sk(slot_start: SlotStart) -> String {
     format!("SLOT#{slot_start}")
 }
 
@@ -194,9 +274,9 @@ pub const MIGRATION_SK_PREFIX: &str = "MIGRATION#";
 /// Sort key of the lease that lets one process at a time apply migrations.
 pub const MIGRATION_LEASE_SK: &str = "LEASE";
 
-/// Partition of a patient's audit events in one month (`YYYY-MM`): kept out of the patient's item collection,
-/// whose size an LSI caps at 10 GB.
-pub fn audit_pk(patient_id: Uuid, month: &str) -> String {
+/// Partition of a patient's audit events in one month: kept out of the patient's item collection, whose size
+/// an LSI caps at 10 GB.
+pub fn audit_pk(patient_id: Uuid, month: Month) -> String {
     format!("AUDIT#{patient_id}#{month}")
 }
 
@@ -259,21 +339,42 @@ mod tests {
     #[test]
     fn index_keys_have_their_exact_formats() {
         let (b, t) = (id(2), id(3));
-        let slot = "2026-12-01T07:15:00Z";
+        let slot = SlotStart::new(time::macros::datetime!(2026-12-01 07:15 UTC));
+        let (day, month) = (slot.date(), Month::of(slot.date()));
         assert_eq!(
             booking_by_slot_sk(slot, b),
             "2026-12-01T07:15:00Z#00000000-0000-0000-0000-000000000002"
         );
-        assert_eq!(tests_by_type_pk("CBC", "2026-12"), "TESTTYPE#CBC#2026-12");
+        assert_eq!(tests_by_type_pk("CBC", month), "TESTTYPE#CBC#2026-12");
         assert_eq!(
             tests_by_type_sk(slot, b, t),
             "2026-12-01T07:15:00Z#00000000-0000-0000-0000-000000000002#00000000-0000-0000-0000-000000000003"
         );
-        assert_eq!(bookings_by_day_pk("2026-12-01"), "DAY#2026-12-01");
+        assert_eq!(bookings_by_day_pk(day), "DAY#2026-12-01");
         assert_eq!(bookings_by_day_sk(slot, b), booking_by_slot_sk(slot, b));
-        assert_eq!(slots_pk("2026-12-01"), "SLOTS#2026-12-01");
+        assert_eq!(slots_pk(day), "SLOTS#2026-12-01");
         assert_eq!(slot_sk(slot), "SLOT#2026-12-01T07:15:00Z");
         assert_eq!(AWAITING_REVIEW_PK, "WORKLIST");
+    }
+
+    #[test]
+    fn ranges_become_month_buckets_and_sort_key_bounds() {
+        use time::macros::date;
+        let range = DateRange::new(date!(2026 - 11 - 30), date!(2027 - 01 - 02)).unwrap();
+        let months: Vec<String> = months(range).iter().map(Month::to_string).collect();
+        assert_eq!(months, ["2026-11", "2026-12", "2027-01"]);
+        assert_eq!(day_bounds(range), ("2026-11-30".into(), "2027-01-02~".into()));
+        assert_eq!(
+            day_bounds(DateRange::open(None, None).unwrap()),
+            ("0".into(), "~".into())
+        );
+        let slot = "2027-01-02T17:45:00Z";
+        assert!(day_bounds(range).0.as_str() < slot && slot < day_bounds(range).1.as_str());
+        assert_eq!(Month::of_instant("2026-13-01T00:00:00Z"), None);
+        assert_eq!(
+            Month::of_instant("0815-01-01T00:00:00Z").unwrap().to_string(),
+            "0815-01"
+        );
     }
 
     #[test]
@@ -296,7 +397,7 @@ mod tests {
         assert_eq!(test_type_pk("CBC"), "TESTTYPE#CBC");
         assert_eq!(idempotency_pk("u1", "k1"), "IDEMPOTENCY#u1#k1");
         assert_eq!(
-            audit_pk(id(1), "2026-12"),
+            audit_pk(id(1), Month::of_instant("2026-12-01T00:00:00.000Z").unwrap()),
             "AUDIT#00000000-0000-0000-0000-000000000001#2026-12"
         );
         assert_eq!(

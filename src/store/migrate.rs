@@ -18,9 +18,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Store, StoreError, from_item,
-    items::{MigrationItem, MigrationLeaseItem, entity},
-    key, keys, n, s, to_item,
+    Store, StoreError,
+    expr::Expr,
+    from_item,
+    items::{MigrationItem, MigrationLeaseItem, attr, entity},
+    key, keys, s, to_item,
 };
 use crate::domain::{
     test_type::{TestType, TestTypeDefinition},
@@ -221,12 +223,9 @@ impl Store {
                     definition: def.clone(),
                     created_at: timefmt::now(),
                 };
-                match self.put_test_type_version(&test_type).await {
-                    Ok(()) => {}
-                    // Present already: created by an earlier, interrupted run of this migration, or by an admin.
-                    Err(e) if e.condition_failed(0) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                // Present already (CurrentMoved, VersionTaken): created by an earlier, interrupted run of this
+                // migration, or by an admin.
+                self.put_test_type_version(&test_type).await?;
             }
             let record = MigrationItem {
                 pk: keys::MIGRATIONS_PK.to_owned(),
@@ -278,10 +277,8 @@ impl Store {
     async fn acquire_lease(&self, owner: &str) -> Result<(), MigrateError> {
         let deadline = Instant::now() + LEASE_WAIT;
         loop {
-            match self
-                .write_lease(owner, "attribute_not_exists(PK) OR expiresAt < :now")
-                .await
-            {
+            let free = Expr::new().absent_or_lt(keys::EXPIRES_AT, OffsetDateTime::now_utc().unix_timestamp());
+            match self.write_lease(owner, free).await {
                 Ok(()) => return Ok(()),
                 Err(StoreError::ConditionFailed) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -293,10 +290,10 @@ impl Store {
     }
 
     async fn renew_lease(&self, owner: &str) -> Result<(), StoreError> {
-        self.write_lease(owner, "#owner = :owner").await
+        self.write_lease(owner, Expr::new().eq(attr::OWNER, owner)).await
     }
 
-    async fn write_lease(&self, owner: &str, condition: &str) -> Result<(), StoreError> {
+    async fn write_lease(&self, owner: &str, condition: Expr) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let lease = MigrationLeaseItem {
             pk: keys::MIGRATIONS_PK.to_owned(),
@@ -305,32 +302,28 @@ impl Store {
             owner: owner.to_owned(),
             expires_at: now + LEASE_SECONDS,
         };
-        let mut values = HashMap::new();
-        let mut names = HashMap::new();
-        if condition.contains(":now") {
-            values.insert(":now".to_owned(), n(now));
-        }
-        if condition.contains(":owner") {
-            values.insert(":owner".to_owned(), s(owner));
-            names.insert("#owner".to_owned(), "owner".to_owned());
-        }
+        let text = condition.condition();
+        let (names, values) = condition.placeholders()?;
         self.put(
             self.put_builder(to_item(&lease)?)
-                .condition_expression(condition)
-                .set_expression_attribute_values(Some(values))
-                .set_expression_attribute_names((!names.is_empty()).then_some(names)),
+                .set_condition_expression(text)
+                .set_expression_attribute_values(values)
+                .set_expression_attribute_names(names),
         )
         .await
     }
 
     async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
+        let condition = Expr::new().eq(attr::OWNER, owner);
+        let text = condition.condition();
+        let (names, values) = condition.placeholders()?;
         self.delete(
             self.client
                 .delete_item()
                 .set_key(Some(key(keys::MIGRATIONS_PK, keys::MIGRATION_LEASE_SK)))
-                .condition_expression("#owner = :owner")
-                .expression_attribute_names("#owner", "owner")
-                .expression_attribute_values(":owner", s(owner)),
+                .set_condition_expression(text)
+                .set_expression_attribute_names(names)
+                .set_expression_attribute_values(values),
         )
         .await
     }

@@ -1,8 +1,10 @@
 //! The DynamoDB repository: the only module that knows the SDK.
 //!
 //! Every request path uses GetItem, Query, TransactWriteItems or BatchGetItem (never Scan), builds its keys
-//! with [`keys`], and converts items with the persistence structs of [`items`]. Every call asks for consumed
-//! capacity and records it with [`usage`], so a request can report what it cost.
+//! with [`keys`], and converts items with the persistence structs of `items` (private to the store: callers
+//! see domain types only). Every write returns an outcome type of its own, built from labelled transaction
+//! actions (`tx`). Every call asks for consumed capacity and records it with [`usage`], so a request can
+//! report what it cost.
 
 pub mod audit;
 pub mod bookings;
@@ -11,13 +13,21 @@ pub mod catalog;
 pub mod client;
 #[cfg(feature = "embedded")]
 pub mod engine;
-pub mod items;
+mod expr;
+mod items;
 pub mod keys;
 pub mod migrate;
 pub mod patients;
+pub mod seed;
+mod tx;
 pub mod usage;
 
-use std::{collections::HashMap, fmt, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    future::Future,
+    sync::Arc,
+};
 
 use aws_sdk_dynamodb::{
     Client,
@@ -26,12 +36,8 @@ use aws_sdk_dynamodb::{
         delete_item::builders::DeleteItemFluentBuilder,
         put_item::builders::PutItemFluentBuilder,
         query::{QueryOutput, builders::QueryFluentBuilder},
-        transact_write_items::TransactWriteItemsError,
     },
-    types::{
-        AttributeValue, CancellationReason, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
-        TransactWriteItem,
-    },
+    types::{AttributeValue, ReturnConsumedCapacity},
 };
 use serde::{Serialize, de::DeserializeOwned};
 use tracing::Instrument;
@@ -62,16 +68,12 @@ pub enum StoreError {
     /// A condition expression did not hold (the item exists already, or its version moved on).
     #[error("condition failed")]
     ConditionFailed,
-    /// A transaction was cancelled; one reason code per action, in order (`None` where that action was fine).
-    #[error("transaction cancelled: {0:?}")]
-    TransactionCanceled(Vec<Option<String>>),
     /// The engine could not be reached, timed out, or throttled us after the SDK's retries.
     #[error("engine unavailable: {0}")]
     Unavailable(String),
-    /// The transaction's ClientRequestToken was used within 10 minutes for a transaction with other
-    /// parameters (a concurrent or repeated request with the same idempotency key).
-    #[error("client request token reused with other parameters")]
-    TokenReused,
+    /// A page key (cursor) that belongs to another list.
+    #[error("page key of another list")]
+    ForeignKey,
     /// A stored item does not have the shape this code expects.
     #[error("stored item is malformed: {0}")]
     Corrupt(String),
@@ -109,36 +111,6 @@ impl StoreError {
             }
             _ => Self::Engine(aws_smithy_types::error::display::DisplayErrorContext(&err).to_string()),
         }
-    }
-
-    /// The reason codes of a transaction cancellation. DynamoDB evaluates every action and gives a reason for
-    /// each one that failed, so callers can tell conditions apart without another read. A conflict with
-    /// another transaction or throttling is not the caller's fault: it becomes [`StoreError::Unavailable`].
-    pub(crate) fn canceled(reasons: &[CancellationReason]) -> Self {
-        let codes: Vec<Option<String>> = reasons
-            .iter()
-            .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
-            .collect();
-        let retryable = |c: &str| {
-            matches!(
-                c,
-                "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
-            )
-        };
-        for code in codes.iter().flatten() {
-            metrics::counter!("medbook_dynamodb_transaction_cancellations_total", "reason" => code.clone())
-                .increment(1);
-        }
-        if codes.iter().flatten().any(|c| retryable(c)) {
-            return Self::Unavailable(format!("transaction cancelled: {codes:?}"));
-        }
-        Self::TransactionCanceled(codes)
-    }
-
-    /// Whether the `index`-th action of a cancelled transaction failed its condition.
-    pub fn condition_failed(&self, index: usize) -> bool {
-        matches!(self, Self::TransactionCanceled(reasons)
-            if reasons.get(index).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed"))
     }
 }
 
@@ -212,6 +184,34 @@ impl Store {
         }
     }
 
+    /// Every item a Query matches, following LastEvaluatedKey (one call unless the result passes 1 MB).
+    pub(crate) async fn query_all(&self, query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self.query(query.clone().set_exclusive_start_key(start)).await?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// `query` with `filter`'s condition as its FilterExpression.
+    pub(crate) fn filtered(query: QueryFluentBuilder, filter: expr::Expr) -> Result<QueryFluentBuilder, StoreError> {
+        let text = filter.condition();
+        let (names, values) = filter.placeholders()?;
+        let mut query = query.set_filter_expression(text);
+        for (k, v) in names.into_iter().flatten() {
+            query = query.expression_attribute_names(k, v);
+        }
+        for (k, v) in values.into_iter().flatten() {
+            query = query.expression_attribute_values(k, v);
+        }
+        Ok(query)
+    }
+
     /// Sends one Query for a page of `limit` items from `start` (the cursor's key, cut to `key_attributes`),
     /// reading each item as `R` and mapping it to `T`.
     pub(crate) async fn query_page<R: DeserializeOwned, T>(
@@ -226,7 +226,7 @@ impl Store {
             .query(
                 query
                     .limit(limit)
-                    .set_exclusive_start_key(start.map(|k| k.to_item(key_attributes))),
+                    .set_exclusive_start_key(start.and_then(|k| k.to_item(key_attributes))),
             )
             .await?;
         let items = out
@@ -287,60 +287,6 @@ impl Store {
             }
         }
     }
-
-    /// Sends one TransactWriteItems, all or nothing, and records its cost. `token` makes retries of the same
-    /// logical request idempotent for 10 minutes (ClientRequestToken). A cancellation comes back as
-    /// [`StoreError::TransactionCanceled`] with one reason per action, so callers can tell conditions apart
-    /// without another read.
-    pub(crate) async fn transact(
-        &self,
-        actions: Vec<TransactWriteItem>,
-        token: Option<String>,
-    ) -> Result<(), StoreError> {
-        let call = Call::start("TransactWriteItems", &self.table, None);
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .set_client_request_token(token)
-            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-            .send()
-            .instrument(call.span())
-            .await;
-        let result = match result {
-            Ok(out) => Ok(out),
-            Err(e) => Err(match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                    StoreError::canceled(c.cancellation_reasons())
-                }
-                Some(TransactWriteItemsError::IdempotentParameterMismatchException(_)) => StoreError::TokenReused,
-                _ => StoreError::from_sdk(e),
-            }),
-        };
-        match result {
-            Ok(out) => {
-                call.finish(Kind::Write, out.consumed_capacity().iter().collect(), None);
-                Ok(())
-            }
-            Err(e) => {
-                call.finish(Kind::Write, Vec::new(), Some(&e));
-                Err(e)
-            }
-        }
-    }
-
-    /// A Put action for a transaction on this table.
-    pub(crate) fn tx_put(&self, item: Item, condition: Option<&str>, values: Option<Item>) -> TransactWriteItem {
-        let put = Put::builder()
-            .table_name(self.table.as_ref())
-            .set_item(Some(item))
-            .set_condition_expression(condition.map(str::to_owned))
-            .set_expression_attribute_values(values)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::None)
-            .build()
-            .expect("put action is complete");
-        TransactWriteItem::builder().put(put).build()
-    }
 }
 
 /// Serialises a persistence struct into an item.
@@ -358,38 +304,54 @@ pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-/// A number attribute value.
-pub(crate) fn n(value: impl fmt::Display) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
 /// The primary key of an item.
 pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))])
 }
 
-/// Where a page of a Query ended: the LastEvaluatedKey, as plain strings (every key attribute of this table
-/// is a string). Opaque to callers; the API signs it into a cursor.
+/// Where a page of a Query ended: the LastEvaluatedKey as plain strings (every key attribute of this table is
+/// a string) and, for a list kept in buckets (month partitions), the bucket it continues in. Opaque outside
+/// the store: the service wraps it in its cursor and the API seals that.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct PageKey(pub std::collections::BTreeMap<String, String>);
+pub struct PageKey {
+    #[serde(rename = "k", default, skip_serializing_if = "BTreeMap::is_empty")]
+    key: BTreeMap<String, String>,
+    #[serde(rename = "b", default, skip_serializing_if = "Option::is_none")]
+    bucket: Option<String>,
+}
 
 impl PageKey {
-    pub(crate) fn from_item(item: Option<Item>) -> Option<Self> {
+    fn from_item(item: Option<Item>) -> Option<Self> {
         let item = item?;
-        Some(Self(
-            item.into_iter()
+        Some(Self {
+            key: item
+                .into_iter()
                 .filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone())))
                 .collect(),
-        ))
+            bucket: None,
+        })
     }
 
-    /// The key as ExclusiveStartKey, keeping only `attributes` (a cursor cannot smuggle other attributes in).
-    pub(crate) fn to_item(&self, attributes: &[&str]) -> Item {
-        self.0
+    /// The key as ExclusiveStartKey, keeping only `attributes` (a cursor cannot smuggle other attributes in);
+    /// `None` for a key that only names a bucket.
+    fn to_item(&self, attributes: &[&str]) -> Option<Item> {
+        let item: Item = self
+            .key
             .iter()
             .filter(|(k, _)| attributes.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), s(v)))
-            .collect()
+            .collect();
+        (!item.is_empty()).then_some(item)
+    }
+
+    /// The key's bytes, for a cursor.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a page key serialises")
+    }
+
+    /// A key from [`PageKey::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
     }
 }
 
@@ -400,4 +362,52 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Where the next page starts, if there is one.
     pub next: Option<PageKey>,
+}
+
+impl Store {
+    /// One page of a list kept in buckets (month partitions), read in the order of `buckets`: each page is one
+    /// Query (`query(bucket, resume_key)`) on one bucket; the page key carries the bucket, so the next page
+    /// continues there, and moves on to the next bucket when one is exhausted (a page can then hold fewer
+    /// items than asked).
+    ///
+    /// # Errors
+    /// [`StoreError::ForeignKey`] for a key of another list; engine failures.
+    pub(crate) async fn bucket_paged<B, T, F, Fut>(
+        buckets: &[B],
+        start: Option<&PageKey>,
+        query: F,
+    ) -> Result<Page<T>, StoreError>
+    where
+        B: fmt::Display + Copy,
+        F: FnOnce(B, Option<PageKey>) -> Fut,
+        Fut: Future<Output = Result<Page<T>, StoreError>>,
+    {
+        let position = match start {
+            None if !buckets.is_empty() => 0,
+            Some(PageKey {
+                bucket: Some(bucket), ..
+            }) => buckets
+                .iter()
+                .position(|b| b.to_string() == *bucket)
+                .ok_or(StoreError::ForeignKey)?,
+            _ => return Err(StoreError::ForeignKey),
+        };
+        let bucket = buckets[position];
+        let resume = start.filter(|k| !k.key.is_empty()).cloned();
+        let page = query(bucket, resume).await?;
+        let next = match page.next {
+            Some(mut key) => {
+                key.bucket = Some(bucket.to_string());
+                Some(key)
+            }
+            None => buckets.get(position + 1).map(|b| PageKey {
+                key: BTreeMap::new(),
+                bucket: Some(b.to_string()),
+            }),
+        };
+        Ok(Page {
+            items: page.items,
+            next,
+        })
+    }
 }

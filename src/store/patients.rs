@@ -1,24 +1,76 @@
 //! Patient profiles.
 
-use std::collections::HashMap;
-
 use uuid::Uuid;
 
-use super::{Store, StoreError, from_item, items::PatientItem, keys, n, to_item};
+use super::{
+    Store, StoreError,
+    expr::Expr,
+    from_item,
+    items::{PatientItem, attr},
+    keys, to_item,
+    tx::{Tx, TxResult},
+};
 use crate::domain::{audit::AuditEvent, patient::Patient};
 
+/// The actions of the patient writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PatientAction {
+    /// The profile: new, or still at the version the caller read.
+    Profile,
+    /// The audit event is new.
+    Audit,
+}
+
+/// How [`Store::create_patient`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreatePatientOutcome {
+    /// Written.
+    Created,
+    /// The id is taken.
+    IdTaken,
+}
+
+/// How [`Store::replace_patient`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplacePatientOutcome {
+    /// Written.
+    Replaced,
+    /// The stored version moved on, or the patient is gone.
+    VersionMoved,
+}
+
 impl Store {
+    fn patient_tx(
+        &self,
+        patient: &Patient,
+        profile: Expr,
+        audit: &AuditEvent,
+    ) -> Result<Tx<PatientAction>, StoreError> {
+        let mut tx = Tx::new(self);
+        tx.put(PatientAction::Profile, to_item(&PatientItem::from(patient))?, profile)?;
+        tx.put(
+            PatientAction::Audit,
+            self.audit_item(audit)?,
+            Expr::new().not_exists(keys::PK),
+        )?;
+        Ok(tx)
+    }
+
     /// Stores a new patient and its audit event in one transaction; the id must be free.
     ///
     /// # Errors
-    /// [`StoreError::TransactionCanceled`] when the id is taken; engine failures.
-    pub async fn create_patient(&self, patient: &Patient, audit: &AuditEvent) -> Result<(), StoreError> {
-        let item = to_item(&PatientItem::from(patient))?;
-        let actions = vec![
-            self.tx_put(item, Some("attribute_not_exists(PK)"), None),
-            self.tx_audit(audit)?,
-        ];
-        self.transact(actions, None).await
+    /// Engine failures.
+    pub async fn create_patient(
+        &self,
+        patient: &Patient,
+        audit: &AuditEvent,
+    ) -> Result<CreatePatientOutcome, StoreError> {
+        let tx = self.patient_tx(patient, Expr::new().not_exists(keys::PK), audit)?;
+        match self.send(tx, None).await? {
+            TxResult::Committed => Ok(CreatePatientOutcome::Created),
+            TxResult::Rejected(r) if r.has(PatientAction::Profile) => Ok(CreatePatientOutcome::IdTaken),
+            other => Err(StoreError::Engine(format!("patient create: {other:?}"))),
+        }
     }
 
     /// A patient's profile (GetItem).
@@ -36,14 +88,18 @@ impl Store {
     /// transaction.
     ///
     /// # Errors
-    /// [`StoreError::TransactionCanceled`] (action 0) when the version moved on or the patient is gone.
-    pub async fn replace_patient(&self, patient: &Patient, audit: &AuditEvent) -> Result<(), StoreError> {
-        let item = to_item(&PatientItem::from(patient))?;
-        let previous = HashMap::from([(":previous".to_owned(), n(patient.version - 1))]);
-        let actions = vec![
-            self.tx_put(item, Some("version = :previous"), Some(previous)),
-            self.tx_audit(audit)?,
-        ];
-        self.transact(actions, None).await
+    /// Engine failures.
+    pub async fn replace_patient(
+        &self,
+        patient: &Patient,
+        audit: &AuditEvent,
+    ) -> Result<ReplacePatientOutcome, StoreError> {
+        let previous = Expr::new().eq(attr::VERSION, patient.version - 1);
+        let tx = self.patient_tx(patient, previous, audit)?;
+        match self.send(tx, None).await? {
+            TxResult::Committed => Ok(ReplacePatientOutcome::Replaced),
+            TxResult::Rejected(r) if r.has(PatientAction::Profile) => Ok(ReplacePatientOutcome::VersionMoved),
+            other => Err(StoreError::Engine(format!("patient replace: {other:?}"))),
+        }
     }
 }

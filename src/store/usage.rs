@@ -115,15 +115,19 @@ impl Call {
         let outcome = match error {
             None => "ok",
             Some(StoreError::ConditionFailed) => "condition_failed",
-            Some(StoreError::TransactionCanceled(_)) => "transaction_canceled",
-            Some(StoreError::TokenReused) => "token_reused",
             Some(StoreError::Unavailable(m)) if m.contains("Throttl") || m.contains("ProvisionedThroughput") => {
                 "throttled"
             }
             Some(StoreError::Unavailable(_)) => "unavailable",
             Some(StoreError::Corrupt(_)) => "corrupt",
+            Some(StoreError::ForeignKey) => "foreign_key",
             Some(StoreError::Engine(_)) => "error",
         };
+        self.finish_as(kind, capacity, outcome);
+    }
+
+    /// Records the call with an `outcome` label of the caller's (`transaction_canceled`, `token_reused`).
+    pub(crate) fn finish_as(self, kind: Kind, capacity: Vec<&ConsumedCapacity>, outcome: &'static str) {
         consumed(kind, capacity.iter().copied());
         let units = capacity.iter().fold(0.0, |sum, c| sum + total_units(c));
         self.span.record(if kind == Kind::Read { "rcu" } else { "wcu" }, units);

@@ -12,12 +12,9 @@ use crate::helpers::{TestApp, assert_problem, day, slot, spawn_app, usage};
 /// Every event of `patient` this month, oldest first, read straight from the store (an HTTP read of the
 /// trail would itself be audited).
 async fn events(app: &TestApp, patient: Uuid) -> Vec<AuditEvent> {
-    let month = &medbook::domain::timefmt::now()[..7];
-    let page = app
-        .store
-        .audit_page(patient, month, ("0", "~"), 100, None)
-        .await
-        .unwrap();
+    let today = time::OffsetDateTime::now_utc().date();
+    let month = medbook::domain::booking::DateRange::new(today.replace_day(1).unwrap(), today).unwrap();
+    let page = app.store.audit_page(patient, month, 100, None).await.unwrap();
     let mut items = page.items;
     items.reverse();
     items

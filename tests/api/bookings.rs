@@ -526,3 +526,36 @@ async fn repeating_a_booking_after_its_slot_filled_returns_the_first_answer_not_
     assert_eq!(repeat.status(), 201, "the key's record wins over the full slot");
     assert_eq!(repeat.text().await.unwrap(), first);
 }
+
+#[tokio::test]
+async fn a_bookings_cursor_is_refused_when_any_filter_differs() {
+    let app = spawn_app().await;
+    let patient = app.create_patient().await;
+    let lab = app.staff(Role::Lab);
+    for (d, t) in [(34, "08:00"), (35, "08:00"), (36, "08:00")] {
+        app.booked(patient, &slot(&day(d), t), &["TSH"]).await;
+    }
+    let base = format!("/v1/patients/{patient}/bookings");
+    let range = format!("from={}&to={}", day(30), day(40));
+    let first: Value = app
+        .get(&format!("{base}?limit=1&status=booked&{range}"), &lab)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cursor = first["nextCursor"].as_str().expect("a second page");
+    let same = app
+        .get(&format!("{base}?limit=1&status=booked&{range}&cursor={cursor}"), &lab)
+        .await;
+    assert_eq!(same.status(), 200, "the same list and filters");
+    for other in [
+        format!("status=cancelled&{range}"),
+        range.clone(),
+        format!("status=booked&from={}&to={}", day(31), day(40)),
+        format!("status=booked&from={}", day(30)),
+        "status=booked".to_owned(),
+    ] {
+        let res = app.get(&format!("{base}?limit=1&{other}&cursor={cursor}"), &lab).await;
+        assert_problem(res, 400, "bad-request").await;
+    }
+}

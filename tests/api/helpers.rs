@@ -103,7 +103,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 pub async fn spawn_app_on(endpoint: &str, extra: &[(&str, &str)]) -> TestApp {
     let table = table_name();
     let settings = settings(&table, extra);
-    let client = local_client(endpoint, &ClientOptions::from(&settings));
+    let client = local_client(endpoint, &ClientOptions::from(&settings.store));
     let app = Application::build_with_client(settings, client)
         .await
         .expect("app builds");

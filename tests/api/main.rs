@@ -16,6 +16,7 @@ mod limits;
 mod metrics;
 mod migrations;
 mod openapi;
+mod outcomes;
 mod patients;
 mod process;
 mod proxy;

@@ -1,0 +1,175 @@
+//! Condition and update expressions, built from attribute-name constants and serde values.
+//!
+//! Business code never types an attribute name or a stored enum value into an expression: it names the
+//! attribute by the constant next to its item struct ([`super::items::attr`]) and passes the domain value,
+//! which serde_dynamo turns into exactly what the item struct stores. A serde rename then changes the
+//! expressions with it instead of turning every conditional write into a failed condition at run time.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+
+use super::StoreError;
+
+/// Expression attribute names and values, as the SDK's builders take them (`None` when there are none).
+pub(crate) type Placeholders = (Option<HashMap<String, String>>, Option<HashMap<String, AttributeValue>>);
+
+/// A condition expression and, optionally, an update expression over the same placeholders.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Expr {
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+    conditions: Vec<String>,
+    set: Vec<String>,
+    add: Vec<String>,
+    remove: Vec<String>,
+    error: Option<String>,
+}
+
+impl Expr {
+    /// An empty expression.
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    fn name(&mut self, attribute: &str) -> String {
+        let placeholder = format!("#{}", attribute.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+        self.names.insert(placeholder.clone(), attribute.to_owned());
+        placeholder
+    }
+
+    fn value(&mut self, value: impl Serialize) -> String {
+        let placeholder = format!(":v{}", self.values.len());
+        match serde_dynamo::to_attribute_value(value) {
+            Ok(v) => {
+                self.values.insert(placeholder.clone(), v);
+            }
+            Err(e) => self.error = Some(e.to_string()),
+        }
+        placeholder
+    }
+
+    fn compare(mut self, attribute: &str, operator: &str, value: impl Serialize) -> Self {
+        let (name, value) = (self.name(attribute), self.value(value));
+        self.conditions.push(format!("{name} {operator} {value}"));
+        self
+    }
+
+    /// Condition: the item exists (it has `attribute`, one of its key attributes).
+    pub(crate) fn exists(mut self, attribute: &str) -> Self {
+        let name = self.name(attribute);
+        self.conditions.push(format!("attribute_exists({name})"));
+        self
+    }
+
+    /// Condition: the item does not exist (it has no `attribute`, one of its key attributes).
+    pub(crate) fn not_exists(mut self, attribute: &str) -> Self {
+        let name = self.name(attribute);
+        self.conditions.push(format!("attribute_not_exists({name})"));
+        self
+    }
+
+    /// Condition: `attribute` equals `value`.
+    pub(crate) fn eq(self, attribute: &str, value: impl Serialize) -> Self {
+        self.compare(attribute, "=", value)
+    }
+
+    /// Condition: `attribute` differs from `value`.
+    pub(crate) fn ne(self, attribute: &str, value: impl Serialize) -> Self {
+        self.compare(attribute, "<>", value)
+    }
+
+    /// Condition: `attribute` is greater than `value`.
+    pub(crate) fn gt(self, attribute: &str, value: impl Serialize) -> Self {
+        self.compare(attribute, ">", value)
+    }
+
+    /// Condition: `attribute` is absent or less than `value` (a counter below its limit).
+    pub(crate) fn absent_or_lt(mut self, attribute: &str, value: impl Serialize) -> Self {
+        let (name, value) = (self.name(attribute), self.value(value));
+        self.conditions
+            .push(format!("(attribute_not_exists({name}) OR {name} < {value})"));
+        self
+    }
+
+    /// Update: `SET attribute = value`.
+    pub(crate) fn set(mut self, attribute: &str, value: impl Serialize) -> Self {
+        let (name, value) = (self.name(attribute), self.value(value));
+        self.set.push(format!("{name} = {value}"));
+        self
+    }
+
+    /// Update: `ADD attribute value` (a number).
+    pub(crate) fn add(mut self, attribute: &str, value: i64) -> Self {
+        let (name, value) = (self.name(attribute), self.value(value));
+        self.add.push(format!("{name} {value}"));
+        self
+    }
+
+    /// Update: `REMOVE attribute`.
+    pub(crate) fn remove(mut self, attribute: &str) -> Self {
+        let name = self.name(attribute);
+        self.remove.push(name);
+        self
+    }
+
+    /// The condition expression, if any.
+    pub(crate) fn condition(&self) -> Option<String> {
+        (!self.conditions.is_empty()).then(|| self.conditions.join(" AND "))
+    }
+
+    /// The update expression, if any.
+    pub(crate) fn update(&self) -> Option<String> {
+        let mut clauses = Vec::new();
+        for (keyword, parts) in [("SET", &self.set), ("ADD", &self.add), ("REMOVE", &self.remove)] {
+            if !parts.is_empty() {
+                clauses.push(format!("{keyword} {}", parts.join(", ")));
+            }
+        }
+        (!clauses.is_empty()).then(|| clauses.join(" "))
+    }
+
+    /// The placeholders for attribute names and values, or the value that could not be serialised.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when a value did not serialise.
+    pub(crate) fn placeholders(self) -> Result<Placeholders, StoreError> {
+        if let Some(e) = self.error {
+            return Err(StoreError::Corrupt(format!("expression value: {e}")));
+        }
+        let names = (!self.names.is_empty()).then_some(self.names);
+        let values = (!self.values.is_empty()).then_some(self.values);
+        Ok((names, values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::booking::BookingStatus;
+
+    #[test]
+    fn conditions_and_updates_share_placeholders_and_serialise_values_like_the_items() {
+        let expr = Expr::new()
+            .set("status", BookingStatus::Cancelled)
+            .add("booked", -1)
+            .remove("GSI1PK")
+            .eq("status", BookingStatus::Booked)
+            .absent_or_lt("booked", 4);
+        assert_eq!(
+            expr.update().unwrap(),
+            "SET #status = :v0 ADD #booked :v1 REMOVE #GSI1PK"
+        );
+        assert_eq!(
+            expr.condition().unwrap(),
+            "#status = :v2 AND (attribute_not_exists(#booked) OR #booked < :v3)"
+        );
+        let (names, values) = expr.placeholders().unwrap();
+        assert_eq!(names.unwrap()["#status"], "status");
+        let values = values.unwrap();
+        assert_eq!(values[":v0"], AttributeValue::S("cancelled".into()));
+        assert_eq!(values[":v2"], AttributeValue::S("booked".into()));
+        assert_eq!(values[":v1"], AttributeValue::N("-1".into()));
+    }
+}

@@ -1,0 +1,368 @@
+//! Each store write's outcome type, proved on the real engine by forcing every condition of its
+//! transaction to fail: a rejection maps to its own outcome, never to another's (and never to a 500).
+
+use medbook::{
+    config::CapacityMode,
+    domain::{
+        audit::{Actor, AuditDraft, AuditEvent},
+        booking::{BookedTest, Booking, BookingStatus, LabResult, ResultStatus, SlotStart, TestAddress, TestStatus},
+        idempotency::IdempotencyKey,
+        patient::{NewPatient, Patient, Sex},
+        test_type::{TestType, TestTypeDefinition},
+        timefmt,
+    },
+    store::{
+        Store,
+        bookings::{BookOutcome, CancelOutcome, NoteOutcome, SaveResultOutcome},
+        catalog::TestTypeOutcome,
+        client::local_client,
+        keys,
+        patients::{CreatePatientOutcome, ReplacePatientOutcome},
+    },
+};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::helpers::{engine_endpoint, fresh_store};
+
+async fn store() -> Store {
+    let store = fresh_store();
+    store.bootstrap(CapacityMode::OnDemand).await.unwrap();
+    store
+}
+
+fn audit(patient: Uuid) -> AuditEvent {
+    AuditDraft {
+        actor: Actor {
+            sub: "outcome-test".into(),
+            role: "admin".into(),
+        },
+        action: "TEST".into(),
+        resource: "/".into(),
+        outcome: 200,
+        request_id: Uuid::now_v7().to_string(),
+    }
+    .event(patient)
+}
+
+async fn patient(store: &Store) -> Patient {
+    let patient = Patient::create(
+        NewPatient {
+            given_name: "Ada".into(),
+            family_name: "Lovelace".into(),
+            birth_date: time::macros::date!(1990 - 12 - 10),
+            sex: Sex::Female,
+            email: None,
+            phone: None,
+        },
+        &timefmt::now(),
+    );
+    let outcome = store.create_patient(&patient, &audit(patient.id)).await.unwrap();
+    assert_eq!(outcome, CreatePatientOutcome::Created);
+    patient
+}
+
+fn slot() -> SlotStart {
+    let day = OffsetDateTime::now_utc().date() + Duration::days(3);
+    SlotStart::new(day.with_hms(9, 0, 0).unwrap().assume_utc())
+}
+
+fn booking(patient_id: Uuid, slot_start: SlotStart) -> Booking {
+    let now = timefmt::now();
+    Booking {
+        id: Uuid::now_v7(),
+        patient_id,
+        slot_start,
+        status: BookingStatus::Booked,
+        tests: (0..2)
+            .map(|i| BookedTest {
+                id: Uuid::now_v7(),
+                test_type_code: format!("T{i}"),
+                test_type_version: 1,
+                name: "a test".into(),
+                status: TestStatus::Ordered,
+            })
+            .collect(),
+        note: None,
+        version: 1,
+        created_at: now.clone(),
+        updated_at: now,
+    }
+}
+
+fn key(name: &str) -> IdempotencyKey {
+    IdempotencyKey::new(
+        "admin:outcomes",
+        &format!("{name}-{}", Uuid::now_v7()),
+        &[name.as_bytes()],
+    )
+}
+
+fn expiry() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp() + 3600
+}
+
+fn cancelled(booking: &Booking) -> Booking {
+    Booking {
+        status: BookingStatus::Cancelled,
+        tests: booking
+            .tests
+            .iter()
+            .map(|t| BookedTest {
+                status: TestStatus::Cancelled,
+                ..t.clone()
+            })
+            .collect(),
+        version: booking.version + 1,
+        ..booking.clone()
+    }
+}
+
+fn result(version: u64) -> LabResult {
+    LabResult {
+        status: ResultStatus::Preliminary,
+        revision: 1,
+        version,
+        values: vec![],
+        critical: false,
+        performed_at: "2026-12-01T08:00:00Z".into(),
+        comment: None,
+        recorded_at: timefmt::now(),
+        recorded_by: "lab".into(),
+        review: None,
+    }
+}
+
+fn first_test(booking: &Booking) -> TestAddress {
+    TestAddress {
+        patient_id: booking.patient_id,
+        booking_id: booking.id,
+        test_id: booking.tests[0].id,
+    }
+}
+
+#[tokio::test]
+async fn each_failed_condition_of_a_booking_has_its_own_outcome() {
+    let store = store().await;
+    let p = patient(&store).await;
+    let (first, first_key) = (booking(p.id, slot()), key("first"));
+    let book = |b: &Booking, k: &IdempotencyKey| {
+        let (store, b, k) = (store.clone(), b.clone(), k.clone());
+        async move {
+            store
+                .create_booking(&b, 1, &k, expiry(), &audit(b.patient_id))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(book(&first, &first_key).await, BookOutcome::Booked);
+    // Capacity 1: the slot is full now.
+    assert_eq!(
+        book(&booking(p.id, slot()), &key("second")).await,
+        BookOutcome::SlotFull
+    );
+    let elsewhere = SlotStart::new(slot().at() + Duration::hours(1));
+    assert_eq!(
+        book(&booking(Uuid::now_v7(), elsewhere), &key("nobody")).await,
+        BookOutcome::NoPatient
+    );
+    // The same key again, as a retry after the slot filled: the key wins. Within 10 minutes DynamoDB knows
+    // the transaction's ClientRequestToken and refuses it without a record (`KeyUsed(None)`); later the
+    // record's condition answers and carries it (a unit test of store::bookings covers that path).
+    let repeat = book(&booking(p.id, slot()), &first_key).await;
+    assert!(matches!(repeat, BookOutcome::KeyUsed(_)), "{repeat:?}");
+    let record = store.idempotency_record(&first_key).await.unwrap().unwrap();
+    assert_eq!((record.booking.id, record.booking.tests.len()), (first.id, 2));
+    assert!(first_key.matches(&record));
+}
+
+#[tokio::test]
+async fn each_failed_condition_of_a_cancellation_has_its_own_outcome() {
+    let store = store().await;
+    let p = patient(&store).await;
+    let cancel = |b: &Booking, expected: u64, k: Option<&IdempotencyKey>| {
+        let (store, b, k) = (store.clone(), b.clone(), k.cloned());
+        async move {
+            store
+                .cancel_booking(
+                    &cancelled(&b),
+                    expected,
+                    k.as_ref().map(|k| (k, expiry())),
+                    &audit(b.patient_id),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let b = booking(p.id, slot());
+        let outcome = store
+            .create_booking(&b, 10, &key("book"), expiry(), &audit(p.id))
+            .await
+            .unwrap();
+        assert_eq!(outcome, BookOutcome::Booked);
+        made.push(b);
+    }
+    assert_eq!(cancel(&made[0], 7, None).await, CancelOutcome::BookingChanged);
+
+    let at = first_test(&made[1]);
+    let saved = store
+        .save_result(at, "T0", &result(1), None, &audit(p.id))
+        .await
+        .unwrap();
+    assert_eq!(saved, SaveResultOutcome::Saved);
+    assert_eq!(cancel(&made[1], 1, None).await, CancelOutcome::ResultRecorded);
+
+    let k = key("cancel");
+    assert_eq!(cancel(&made[0], 1, Some(&k)).await, CancelOutcome::Cancelled);
+    // Another booking cancelled with the same key: refused as a used key, and nothing of it is written.
+    let outcome = cancel(&made[2], 1, Some(&k)).await;
+    assert!(matches!(outcome, CancelOutcome::KeyUsed(_)), "{outcome:?}");
+    let record = store.idempotency_record(&k).await.unwrap().unwrap();
+    assert_eq!(
+        (record.booking.id, record.booking.status),
+        (made[0].id, BookingStatus::Cancelled)
+    );
+    assert_eq!(
+        cancel(&made[0], 2, None).await,
+        CancelOutcome::BookingChanged,
+        "cancelled already"
+    );
+}
+
+#[tokio::test]
+async fn each_failed_condition_of_a_result_and_a_note_has_its_own_outcome() {
+    let store = store().await;
+    let p = patient(&store).await;
+    let b = booking(p.id, slot());
+    let booked = store
+        .create_booking(&b, 10, &key("r"), expiry(), &audit(p.id))
+        .await
+        .unwrap();
+    assert_eq!(booked, BookOutcome::Booked);
+    let at = first_test(&b);
+    let save = |version: u64, expected: Option<u64>, at: TestAddress| {
+        let store = store.clone();
+        async move {
+            store
+                .save_result(at, "T0", &result(version), expected, &audit(at.patient_id))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(save(1, None, at).await, SaveResultOutcome::Saved);
+    assert_eq!(
+        save(1, None, at).await,
+        SaveResultOutcome::VersionMoved,
+        "exists already"
+    );
+    assert_eq!(
+        save(2, Some(5), at).await,
+        SaveResultOutcome::VersionMoved,
+        "stale version"
+    );
+    assert_eq!(save(2, Some(1), at).await, SaveResultOutcome::Saved);
+
+    let other = booking(p.id, slot());
+    store
+        .create_booking(&other, 10, &key("c"), expiry(), &audit(p.id))
+        .await
+        .unwrap();
+    let outcome = store
+        .cancel_booking(&cancelled(&other), 1, None, &audit(p.id))
+        .await
+        .unwrap();
+    assert_eq!(outcome, CancelOutcome::Cancelled);
+    assert_eq!(
+        save(1, None, first_test(&other)).await,
+        SaveResultOutcome::TestCancelled
+    );
+
+    let note = medbook::domain::booking::Note {
+        id: Uuid::now_v7(),
+        author_id: "doc".into(),
+        text: "ok".into(),
+        created_at: timefmt::now(),
+    };
+    assert_eq!(
+        store.add_note(at, &note, &audit(p.id)).await.unwrap(),
+        NoteOutcome::Added
+    );
+    let nowhere = TestAddress {
+        test_id: Uuid::now_v7(),
+        ..at
+    };
+    assert_eq!(
+        store.add_note(nowhere, &note, &audit(p.id)).await.unwrap(),
+        NoteOutcome::NoTest
+    );
+}
+
+#[tokio::test]
+async fn each_failed_condition_of_a_patient_write_has_its_own_outcome() {
+    let store = store().await;
+    let p = patient(&store).await;
+    let again = store.create_patient(&p, &audit(p.id)).await.unwrap();
+    assert_eq!(again, CreatePatientOutcome::IdTaken);
+    let next = Patient {
+        version: p.version + 1,
+        ..p.clone()
+    };
+    assert_eq!(
+        store.replace_patient(&next, &audit(p.id)).await.unwrap(),
+        ReplacePatientOutcome::Replaced
+    );
+    assert_eq!(
+        store.replace_patient(&next, &audit(p.id)).await.unwrap(),
+        ReplacePatientOutcome::VersionMoved,
+        "stale: the stored version is now {}",
+        next.version
+    );
+}
+
+#[tokio::test]
+async fn each_failed_condition_of_a_test_type_version_has_its_own_outcome() {
+    let store = store().await;
+    let mut definition: TestTypeDefinition = serde_json::from_value(crate::test_types_definition()).unwrap();
+    definition.code = "OUTC".into();
+    let version = |n: u32| TestType {
+        version: n,
+        definition: definition.clone(),
+        created_at: timefmt::now(),
+    };
+    assert_eq!(
+        store.put_test_type_version(&version(1)).await.unwrap(),
+        TestTypeOutcome::Written
+    );
+    assert_eq!(
+        store.put_test_type_version(&version(1)).await.unwrap(),
+        TestTypeOutcome::CurrentMoved
+    );
+    assert_eq!(
+        store.put_test_type_version(&version(2)).await.unwrap(),
+        TestTypeOutcome::Written
+    );
+    // Wind the catalog entry back to version 1 by hand: now only the version item's condition fails.
+    local_client(engine_endpoint(), &Default::default())
+        .update_item()
+        .table_name(store.table())
+        .key(
+            keys::PK,
+            aws_sdk_dynamodb::types::AttributeValue::S(keys::CATALOG_PK.into()),
+        )
+        .key(
+            keys::SK,
+            aws_sdk_dynamodb::types::AttributeValue::S(keys::catalog_sk("OUTC")),
+        )
+        .update_expression("SET #v = :one")
+        .expression_attribute_names("#v", "version")
+        .expression_attribute_values(":one", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        store.put_test_type_version(&version(2)).await.unwrap(),
+        TestTypeOutcome::VersionTaken
+    );
+}
