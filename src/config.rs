@@ -8,7 +8,10 @@ use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 use base64::Engine as _;
 use time::Time;
 
-use crate::domain::booking::{OpeningHours, SlotGrid};
+use crate::domain::{
+    booking::{OpeningHours, SlotGrid},
+    timefmt,
+};
 
 /// Minimum length of the JWT signing secret (HS256 wants at least the hash length).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -401,10 +404,9 @@ fn valid_table_name(name: &str) -> bool {
 }
 
 fn parse_opening_hours(value: &str) -> Option<OpeningHours> {
-    let format = time::macros::format_description!("[hour]:[minute]");
     let (open, close) = value.split_once('-')?;
-    let open = Time::parse(open.trim(), format).ok()?;
-    let close = Time::parse(close.trim(), format).ok()?;
+    let open = timefmt::parse_hour_minute(open.trim())?;
+    let close = timefmt::parse_hour_minute(close.trim())?;
     (open < close).then_some(OpeningHours { open, close })
 }
 

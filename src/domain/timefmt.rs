@@ -2,13 +2,15 @@
 //! the same width: record times with milliseconds, slot starts and performed times to the second, dates as
 //! `YYYY-MM-DD`.
 
-use time::{Date, OffsetDateTime, UtcOffset, format_description::FormatItem, macros::format_description};
+use time::{Date, OffsetDateTime, Time, UtcOffset, format_description::FormatItem, macros::format_description};
 
 /// `2026-12-01T07:15:00.123Z`: record times (createdAt, recordedAt), millisecond precision.
 const INSTANT: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 /// `2026-12-01T07:15:00Z`: slot starts and performed times, second precision.
 const SECOND: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+/// `07:30`: opening hours.
+const HOUR_MINUTE: &[FormatItem<'static>] = format_description!("[hour]:[minute]");
 /// `2026-12-01`.
 const DATE: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
 
@@ -37,6 +39,11 @@ pub fn date(date: Date) -> String {
 /// Parses `YYYY-MM-DD`.
 pub fn parse_date(text: &str) -> Option<Date> {
     Date::parse(text, DATE).ok()
+}
+
+/// Parses a time of day `HH:MM`.
+pub fn parse_hour_minute(text: &str) -> Option<Time> {
+    Time::parse(text, HOUR_MINUTE).ok()
 }
 
 /// Parses an RFC 3339 instant (any offset).
