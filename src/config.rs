@@ -275,13 +275,14 @@ impl StoreSettings {
                 "must be 3 to 255 characters of a-z, A-Z, 0-9, '_', '-', '.'",
             ));
         }
-        let modes = [("on-demand", None), ("provisioned", Some(()))];
-        let capacity = match vars.choice("MEDBOOK_CAPACITY_MODE", &modes)? {
-            None => CapacityMode::OnDemand,
-            Some(()) => CapacityMode::Provisioned {
+        let modes = [("on-demand", false), ("provisioned", true)];
+        let capacity = if vars.choice("MEDBOOK_CAPACITY_MODE", &modes)? {
+            CapacityMode::Provisioned {
                 rcu: vars.ranged("MEDBOOK_RCU", 5, 1..=i64::from(u32::MAX))?,
                 wcu: vars.ranged("MEDBOOK_WCU", 5, 1..=i64::from(u32::MAX))?,
-            },
+            }
+        } else {
+            CapacityMode::OnDemand
         };
         Ok(Self {
             kind: vars.choice("MEDBOOK_STORE", &kinds)?,

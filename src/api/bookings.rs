@@ -370,7 +370,12 @@ async fn list_bookings(
     let filters = [
         ("from", from.map(timefmt::date)),
         ("to", to.map(timefmt::date)),
-        ("status", params.status.map(|s| s.to_string())),
+        (
+            "status",
+            params
+                .status
+                .map(|s| serde_json::to_string(&s).expect("a status serialises")),
+        ),
     ];
     let list = ListRequest::new(&state, uri.path(), &filters, params.limit, 20, params.cursor.as_deref())?;
     let page = state

@@ -206,15 +206,6 @@ pub enum BookingStatus {
     Cancelled,
 }
 
-impl fmt::Display for BookingStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Booked => "booked",
-            Self::Cancelled => "cancelled",
-        })
-    }
-}
-
 /// State of one booked test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

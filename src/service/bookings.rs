@@ -140,35 +140,7 @@ impl Bookings {
             .check(new.slot_start, OffsetDateTime::now_utc())
             .map_err(|e| errors.push(FieldError::new("slotStart", e.to_string())))
             .ok();
-        let mut seen = HashSet::new();
-        let mut tests = Vec::new();
-        for (i, code) in new.tests.iter().enumerate() {
-            if !seen.insert(code.as_str()) {
-                errors.push(FieldError::new(
-                    format!("tests[{i}]"),
-                    format!("`{code}` appears twice"),
-                ));
-                continue;
-            }
-            match self.catalog.current(code).await {
-                Ok(t) if t.definition.active => tests.push(BookedTest {
-                    id: Uuid::now_v7(),
-                    test_type_code: t.definition.code.clone(),
-                    test_type_version: t.version,
-                    name: t.definition.name.clone(),
-                    status: TestStatus::Ordered,
-                }),
-                Ok(_) => errors.push(FieldError::new(
-                    format!("tests[{i}]"),
-                    format!("`{code}` is not bookable"),
-                )),
-                Err(ServiceError::NotFound(_)) => errors.push(FieldError::new(
-                    format!("tests[{i}]"),
-                    format!("unknown test type `{code}`"),
-                )),
-                Err(e) => return Err(e),
-            }
-        }
+        let tests = self.booked_tests(&new.tests, &mut errors).await?;
         if new.tests.is_empty() || new.tests.len() > MAX_TESTS {
             errors.push(FieldError::new(
                 "tests",
@@ -216,6 +188,45 @@ impl Bookings {
             )),
             BookOutcome::NoPatient => Err(ServiceError::NotFound("patient")),
         }
+    }
+
+    /// The tests of `codes` at their current catalog versions; each code that is repeated, unknown or not
+    /// bookable adds an error naming it.
+    async fn booked_tests(
+        &self,
+        codes: &[String],
+        errors: &mut Vec<FieldError>,
+    ) -> Result<Vec<BookedTest>, ServiceError> {
+        let mut seen = HashSet::new();
+        let mut tests = Vec::new();
+        for (i, code) in codes.iter().enumerate() {
+            if !seen.insert(code.as_str()) {
+                errors.push(FieldError::new(
+                    format!("tests[{i}]"),
+                    format!("`{code}` appears twice"),
+                ));
+                continue;
+            }
+            match self.catalog.current(code).await {
+                Ok(t) if t.definition.active => tests.push(BookedTest {
+                    id: Uuid::now_v7(),
+                    test_type_code: t.definition.code.clone(),
+                    test_type_version: t.version,
+                    name: t.definition.name.clone(),
+                    status: TestStatus::Ordered,
+                }),
+                Ok(_) => errors.push(FieldError::new(
+                    format!("tests[{i}]"),
+                    format!("`{code}` is not bookable"),
+                )),
+                Err(ServiceError::NotFound(_)) => errors.push(FieldError::new(
+                    format!("tests[{i}]"),
+                    format!("unknown test type `{code}`"),
+                )),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(tests)
     }
 
     /// The first answer to an idempotency key: the record the rejection carried, or read back. On Amazon

@@ -13,7 +13,8 @@ use crate::{
     domain::{
         audit::AuditDraft,
         booking::{
-            LabResult, Note, RawValue, ResultStatus, Review, TestAddress, TestStatus, WorklistEntry, flag_values,
+            BookedTest, BookingTree, LabResult, Note, RawValue, ResultStatus, Review, TestAddress, TestStatus,
+            WorklistEntry, flag_values,
         },
         timefmt,
     },
@@ -62,17 +63,7 @@ impl Results {
         input: ResultInput,
         audit: &AuditDraft,
     ) -> Result<LabResult, ServiceError> {
-        let tree = self
-            .store
-            .booking_tree(at.patient_id, at.booking_id)
-            .await?
-            .ok_or(ServiceError::NotFound("booking"))?;
-        let test = tree
-            .booking
-            .tests
-            .iter()
-            .find(|t| t.id == at.test_id)
-            .ok_or(ServiceError::NotFound("test"))?;
+        let (tree, test) = self.tree_and_test(at).await?;
         if test.status == TestStatus::Cancelled {
             return Err(ServiceError::conflict(
                 "booking-cancelled",
@@ -132,6 +123,23 @@ impl Results {
                 "the booking was cancelled meanwhile",
             )),
         }
+    }
+
+    /// The booking tree a test belongs to (one Query), and the test.
+    async fn tree_and_test(&self, at: TestAddress) -> Result<(BookingTree, BookedTest), ServiceError> {
+        let tree = self
+            .store
+            .booking_tree(at.patient_id, at.booking_id)
+            .await?
+            .ok_or(ServiceError::NotFound("booking"))?;
+        let test = tree
+            .booking
+            .tests
+            .iter()
+            .find(|t| t.id == at.test_id)
+            .cloned()
+            .ok_or(ServiceError::NotFound("test"))?;
+        Ok((tree, test))
     }
 
     /// A test's current result (GetItem).
@@ -194,17 +202,7 @@ impl Results {
         conclusion: String,
         audit: &AuditDraft,
     ) -> Result<LabResult, ServiceError> {
-        let tree = self
-            .store
-            .booking_tree(at.patient_id, at.booking_id)
-            .await?
-            .ok_or(ServiceError::NotFound("booking"))?;
-        let test = tree
-            .booking
-            .tests
-            .iter()
-            .find(|t| t.id == at.test_id)
-            .ok_or(ServiceError::NotFound("test"))?;
+        let (tree, test) = self.tree_and_test(at).await?;
         let Some(current) = tree.results.get(&at.test_id) else {
             return Err(ServiceError::conflict(
                 "no-result",

@@ -15,7 +15,7 @@ use super::{
     from_item,
     items::{BookingItem, IdempotencyItem, NoteItem, ResultItem, ResultRevisionItem, SlotItem, TestItem, attr, entity},
     key, keys, s, to_item,
-    tx::{Rejections, Tx, TxResult},
+    tx::{Sent, Tx, TxResult},
 };
 use crate::domain::{
     audit::AuditEvent,
@@ -130,16 +130,6 @@ pub enum NoteOutcome {
     NoTest,
 }
 
-/// The rejection of an action whose condition cannot fail unless the data or the code is wrong.
-fn unexpected<L: Copy + PartialEq + std::fmt::Debug>(rejected: &Rejections<L>) -> StoreError {
-    StoreError::Engine(format!("unexpected failed conditions: {:?}", rejected.labels()))
-}
-
-/// Condition of an idempotency record: none yet, or only an expired one (TTL deletes late).
-fn fresh_key() -> Expr {
-    Expr::new().absent_or_lt(keys::EXPIRES_AT, OffsetDateTime::now_utc().unix_timestamp())
-}
-
 impl Store {
     /// The counters of a day's booked slots (one Query).
     ///
@@ -188,7 +178,7 @@ impl Store {
             Expr::new().exists(keys::PK),
         )?;
         let record = IdempotencyItem::new(idempotency, booking, expires_at);
-        tx.put_returning_old(BookAction::Key, to_item(&record)?, fresh_key())?;
+        tx.put_returning_old(BookAction::Key, to_item(&record)?, Expr::new().absent_or_expired())?;
         tx.put(
             BookAction::Booking,
             to_item(&BookingItem::from(booking))?,
@@ -210,8 +200,8 @@ impl Store {
     }
 
     /// Writes a new booking in one transaction: the slot counter takes a place, the patient must exist, the
-    /// idempotency record (kept until `expires_at`, epoch seconds) must be new, then the booking, each test
-    /// and the audit event.
+    /// idempotency record (kept until `expires_at`, epoch seconds) must be new or its predecessor expired,
+    /// then the booking, each test and the audit event.
     ///
     /// # Errors
     /// Engine failures.
@@ -224,7 +214,7 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<BookOutcome, StoreError> {
         let tx = self.book_tx(booking, capacity, idempotency, expires_at, audit)?;
-        Ok(match self.send(tx, Some(idempotency.token())).await? {
+        Ok(match self.send_keyed(tx, Some(idempotency.token())).await? {
             TxResult::Committed => BookOutcome::Booked,
             TxResult::TokenReused => BookOutcome::KeyUsed(None),
             TxResult::Rejected(mut r) if r.has(BookAction::Key) => {
@@ -232,7 +222,7 @@ impl Store {
             }
             TxResult::Rejected(r) if r.has(BookAction::Slot) => BookOutcome::SlotFull,
             TxResult::Rejected(r) if r.has(BookAction::Patient) => BookOutcome::NoPatient,
-            TxResult::Rejected(r) => return Err(unexpected(&r)),
+            TxResult::Rejected(r) => return Err(r.unexpected()),
         })
     }
 
@@ -360,7 +350,7 @@ impl Store {
         )?;
         if let Some((key, expires_at)) = idempotency {
             let record = IdempotencyItem::new(key, cancelled, expires_at);
-            tx.put_returning_old(CancelAction::Key, to_item(&record)?, fresh_key())?;
+            tx.put_returning_old(CancelAction::Key, to_item(&record)?, Expr::new().absent_or_expired())?;
         }
         for test in &cancelled.tests {
             tx.update(
@@ -387,7 +377,7 @@ impl Store {
     /// index) and the audit event.
     ///
     /// # Errors
-    /// Engine failures; a slot counter already at zero is reported as a defect.
+    /// Engine failures; a slot counter already at zero (data no booking could have left) is an engine error.
     pub async fn cancel_booking(
         &self,
         cancelled: &Booking,
@@ -396,7 +386,7 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<CancelOutcome, StoreError> {
         let tx = self.cancel_tx(cancelled, expected_version, idempotency, audit)?;
-        Ok(match self.send(tx, idempotency.map(|(k, _)| k.token())).await? {
+        Ok(match self.send_keyed(tx, idempotency.map(|(k, _)| k.token())).await? {
             TxResult::Committed => CancelOutcome::Cancelled,
             TxResult::TokenReused => CancelOutcome::KeyUsed(None),
             TxResult::Rejected(mut r) if r.has(CancelAction::Key) => {
@@ -404,7 +394,7 @@ impl Store {
             }
             TxResult::Rejected(r) if r.has(CancelAction::Booking) => CancelOutcome::BookingChanged,
             TxResult::Rejected(r) if r.has(CancelAction::Test) => CancelOutcome::ResultRecorded,
-            TxResult::Rejected(r) => return Err(unexpected(&r)),
+            TxResult::Rejected(r) => return Err(r.unexpected()),
         })
     }
 
@@ -470,12 +460,11 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<SaveResultOutcome, StoreError> {
         let tx = self.result_tx(at, test_type_code, result, expected_version, audit)?;
-        Ok(match self.send(tx, None).await? {
-            TxResult::Committed => SaveResultOutcome::Saved,
-            TxResult::Rejected(r) if r.has(ResultAction::Current) => SaveResultOutcome::VersionMoved,
-            TxResult::Rejected(r) if r.has(ResultAction::Test) => SaveResultOutcome::TestCancelled,
-            TxResult::Rejected(r) => return Err(unexpected(&r)),
-            TxResult::TokenReused => return Err(StoreError::Engine("token reused without a token".into())),
+        Ok(match self.send(tx).await? {
+            Sent::Committed => SaveResultOutcome::Saved,
+            Sent::Rejected(r) if r.has(ResultAction::Current) => SaveResultOutcome::VersionMoved,
+            Sent::Rejected(r) if r.has(ResultAction::Test) => SaveResultOutcome::TestCancelled,
+            Sent::Rejected(r) => return Err(r.unexpected()),
         })
     }
 
@@ -542,11 +531,10 @@ impl Store {
     /// Engine failures.
     pub async fn add_note(&self, at: TestAddress, note: &Note, audit: &AuditEvent) -> Result<NoteOutcome, StoreError> {
         let tx = self.note_tx(at, note, audit)?;
-        Ok(match self.send(tx, None).await? {
-            TxResult::Committed => NoteOutcome::Added,
-            TxResult::Rejected(r) if r.has(NoteAction::Test) => NoteOutcome::NoTest,
-            TxResult::Rejected(r) => return Err(unexpected(&r)),
-            TxResult::TokenReused => return Err(StoreError::Engine("token reused without a token".into())),
+        Ok(match self.send(tx).await? {
+            Sent::Committed => NoteOutcome::Added,
+            Sent::Rejected(r) if r.has(NoteAction::Test) => NoteOutcome::NoTest,
+            Sent::Rejected(r) => return Err(r.unexpected()),
         })
     }
 
@@ -643,8 +631,6 @@ fn record_of(item: Option<super::Item>) -> Result<Option<IdempotencyRecord>, Sto
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_dynamodb::types::TransactWriteItem;
-
     use super::*;
     use crate::{
         domain::{
@@ -652,16 +638,8 @@ mod tests {
             booking::BookedTest,
             patient::{Patient, Sex},
         },
-        store::items::PatientItem,
+        store::{items::PatientItem, tx::assert_names_in_targets as check},
     };
-
-    fn store() -> Store {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("eu-central-1"))
-            .build();
-        Store::new(aws_sdk_dynamodb::Client::from_conf(config), "t")
-    }
 
     fn booking() -> Booking {
         let slot_start = SlotStart::new(time::macros::datetime!(2026-12-01 07:15 UTC));
@@ -737,46 +715,6 @@ mod tests {
             .collect()
     }
 
-    /// Every attribute an action's expressions name, and the item the action targets.
-    fn check<L: Copy + PartialEq + std::fmt::Debug>(
-        tx: &Tx<L>,
-        stored: &HashMap<(String, String), super::super::Item>,
-    ) {
-        let key_of = |key: &super::super::Item| {
-            let part = |name: &str| key[name].as_s().unwrap().clone();
-            (part(keys::PK), part(keys::SK))
-        };
-        for (label, action) in tx.actions() {
-            let (target, names) = match action {
-                TransactWriteItem { put: Some(put), .. } => {
-                    (Some(put.item().clone()), put.expression_attribute_names())
-                }
-                TransactWriteItem {
-                    update: Some(update), ..
-                } => (
-                    stored.get(&key_of(update.key())).cloned(),
-                    update.expression_attribute_names(),
-                ),
-                TransactWriteItem {
-                    condition_check: Some(check),
-                    ..
-                } => (
-                    stored.get(&key_of(check.key())).cloned(),
-                    check.expression_attribute_names(),
-                ),
-                other => panic!("{label:?}: unexpected action {other:?}"),
-            };
-            let target = target.unwrap_or_else(|| panic!("{label:?}: targets no item of this test"));
-            for name in names.into_iter().flat_map(|n| n.values()) {
-                assert!(
-                    target.contains_key(name),
-                    "{label:?} names `{name}`, which its item does not have: {:?}",
-                    target.keys().collect::<Vec<_>>()
-                );
-            }
-        }
-    }
-
     fn audit(patient: Uuid) -> AuditEvent {
         AuditDraft {
             actor: Actor {
@@ -824,7 +762,7 @@ mod tests {
             ..first.clone()
         };
         let tx = store.book_tx(&again, 4, &key, expires, &audit(patient.id)).unwrap();
-        let TxResult::Rejected(mut rejected) = store.send(tx, None).await.unwrap() else {
+        let Sent::Rejected(mut rejected) = store.send(tx).await.unwrap() else {
             panic!("the repeat must be rejected");
         };
         assert!(rejected.has(BookAction::Key));
@@ -835,7 +773,7 @@ mod tests {
 
     #[test]
     fn every_attribute_an_expression_names_exists_in_the_item_it_targets() {
-        let (store, b) = (store(), booking());
+        let (store, b) = (crate::store::tests::offline_store(), booking());
         let stored = stored(&b);
         let audit = audit(b.patient_id);
         let key = IdempotencyKey::new("admin:s", "k", &[b"x"]);

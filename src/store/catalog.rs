@@ -6,9 +6,11 @@ use super::{
     from_item,
     items::{TestTypeItem, attr},
     keys, s, to_item,
-    tx::{Tx, TxResult},
+    tx::{Sent, Tx},
 };
 use crate::domain::test_type::TestType;
+#[cfg(test)]
+use crate::domain::test_type::TestTypeDefinition;
 
 /// The actions of [`Store::put_test_type_version`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,26 +39,16 @@ impl Store {
     /// # Errors
     /// When the engine fails or an item is malformed.
     pub async fn list_catalog(&self) -> Result<Vec<TestType>, StoreError> {
-        let mut types = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .query(
-                    self.query_builder()
-                        .key_condition_expression("#pk = :pk")
-                        .expression_attribute_names("#pk", keys::PK)
-                        .expression_attribute_values(":pk", s(keys::CATALOG_PK))
-                        .set_exclusive_start_key(start),
-                )
-                .await?;
-            for item in out.items.unwrap_or_default() {
-                types.push(TestType::from(from_item::<TestTypeItem>(item)?));
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(types);
-            }
-        }
+        self.query_all(
+            self.query_builder()
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_values(":pk", s(keys::CATALOG_PK)),
+        )
+        .await?
+        .into_iter()
+        .map(|item| from_item::<TestTypeItem>(item).map(TestType::from))
+        .collect()
     }
 
     /// A test type's current version (GetItem).
@@ -88,6 +80,16 @@ impl Store {
     /// # Errors
     /// Engine failures.
     pub async fn put_test_type_version(&self, test_type: &TestType) -> Result<TestTypeOutcome, StoreError> {
+        let tx = self.test_type_tx(test_type)?;
+        match self.send(tx).await? {
+            Sent::Committed => Ok(TestTypeOutcome::Written),
+            Sent::Rejected(r) if r.has(TestTypeAction::Current) => Ok(TestTypeOutcome::CurrentMoved),
+            Sent::Rejected(r) if r.has(TestTypeAction::Version) => Ok(TestTypeOutcome::VersionTaken),
+            Sent::Rejected(r) => Err(r.unexpected()),
+        }
+    }
+
+    fn test_type_tx(&self, test_type: &TestType) -> Result<Tx<TestTypeAction>, StoreError> {
         let current = if test_type.version == 1 {
             Expr::new().not_exists(keys::PK)
         } else {
@@ -104,11 +106,26 @@ impl Store {
             to_item(&TestTypeItem::version(test_type))?,
             Expr::new().not_exists(keys::PK),
         )?;
-        match self.send(tx, None).await? {
-            TxResult::Committed => Ok(TestTypeOutcome::Written),
-            TxResult::Rejected(r) if r.has(TestTypeAction::Current) => Ok(TestTypeOutcome::CurrentMoved),
-            TxResult::Rejected(_) => Ok(TestTypeOutcome::VersionTaken),
-            TxResult::TokenReused => Err(StoreError::Engine("token reused without a token".into())),
+        Ok(tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tx::assert_names_in_targets;
+
+    #[test]
+    fn every_attribute_a_test_type_write_names_exists_in_its_item() {
+        let definition = serde_json::from_value(crate::examples::test_type_definition()).unwrap();
+        let store = crate::store::tests::offline_store();
+        for version in [1, 2] {
+            let test_type = TestType {
+                version,
+                definition: TestTypeDefinition::clone(&definition),
+                created_at: "t".into(),
+            };
+            assert_names_in_targets(&store.test_type_tx(&test_type).unwrap(), &Default::default());
         }
     }
 }

@@ -33,8 +33,13 @@ impl Expr {
         Self::default()
     }
 
+    /// The placeholder of `attribute`: `#n<i>`, one per attribute however often it is named (never one of
+    /// the `#pk`/`#sk` a Query's key condition uses).
     fn name(&mut self, attribute: &str) -> String {
-        let placeholder = format!("#{}", attribute.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+        if let Some((placeholder, _)) = self.names.iter().find(|(_, a)| a.as_str() == attribute) {
+            return placeholder.clone();
+        }
+        let placeholder = format!("#n{}", self.names.len());
         self.names.insert(placeholder.clone(), attribute.to_owned());
         placeholder
     }
@@ -85,6 +90,14 @@ impl Expr {
         self.compare(attribute, ">", value)
     }
 
+    /// Condition: the item has no unexpired `expiresAt` (none at all, or one in the past: TTL deletes late).
+    pub(crate) fn absent_or_expired(self) -> Self {
+        self.absent_or_lt(
+            super::keys::EXPIRES_AT,
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        )
+    }
+
     /// Condition: `attribute` is absent or less than `value` (a counter below its limit).
     pub(crate) fn absent_or_lt(mut self, attribute: &str, value: impl Serialize) -> Self {
         let (name, value) = (self.name(attribute), self.value(value));
@@ -119,6 +132,11 @@ impl Expr {
         (!self.conditions.is_empty()).then(|| self.conditions.join(" AND "))
     }
 
+    /// Whether the expression has update clauses (SET, ADD, REMOVE).
+    pub(crate) fn has_update(&self) -> bool {
+        !(self.set.is_empty() && self.add.is_empty() && self.remove.is_empty())
+    }
+
     /// The update expression, if any.
     pub(crate) fn update(&self) -> Option<String> {
         let mut clauses = Vec::new();
@@ -150,6 +168,16 @@ mod tests {
     use crate::domain::booking::BookingStatus;
 
     #[test]
+    fn attributes_whose_names_differ_only_in_punctuation_get_their_own_placeholders() {
+        let expr = Expr::new().eq("a-b", 1).eq("a_b", 2).eq("a.b", 3).eq("a-b", 4);
+        assert_eq!(
+            expr.condition().unwrap(),
+            "#n0 = :v0 AND #n1 = :v1 AND #n2 = :v2 AND #n0 = :v3"
+        );
+        assert_eq!(expr.placeholders().unwrap().0.unwrap().len(), 3);
+    }
+
+    #[test]
     fn conditions_and_updates_share_placeholders_and_serialise_values_like_the_items() {
         let expr = Expr::new()
             .set("status", BookingStatus::Cancelled)
@@ -157,16 +185,15 @@ mod tests {
             .remove("GSI1PK")
             .eq("status", BookingStatus::Booked)
             .absent_or_lt("booked", 4);
-        assert_eq!(
-            expr.update().unwrap(),
-            "SET #status = :v0 ADD #booked :v1 REMOVE #GSI1PK"
-        );
+        assert_eq!(expr.update().unwrap(), "SET #n0 = :v0 ADD #n1 :v1 REMOVE #n2");
         assert_eq!(
             expr.condition().unwrap(),
-            "#status = :v2 AND (attribute_not_exists(#booked) OR #booked < :v3)"
+            "#n0 = :v2 AND (attribute_not_exists(#n1) OR #n1 < :v3)"
         );
         let (names, values) = expr.placeholders().unwrap();
-        assert_eq!(names.unwrap()["#status"], "status");
+        let names = names.unwrap();
+        assert_eq!((names["#n0"].as_str(), names["#n1"].as_str()), ("status", "booked"));
+        assert_eq!(names["#n2"], "GSI1PK");
         let values = values.unwrap();
         assert_eq!(values[":v0"], AttributeValue::S("cancelled".into()));
         assert_eq!(values[":v2"], AttributeValue::S("booked".into()));

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::{
     Store, StoreError,
+    catalog::TestTypeOutcome,
     expr::Expr,
     from_item,
     items::{MigrationItem, MigrationLeaseItem, attr, entity},
@@ -223,9 +224,17 @@ impl Store {
                     definition: def.clone(),
                     created_at: timefmt::now(),
                 };
-                // Present already (CurrentMoved, VersionTaken): created by an earlier, interrupted run of this
-                // migration, or by an admin.
-                self.put_test_type_version(&test_type).await?;
+                match self.put_test_type_version(&test_type).await? {
+                    // Present already: created by an earlier, interrupted run of this migration, or by an admin.
+                    TestTypeOutcome::Written | TestTypeOutcome::CurrentMoved => {}
+                    TestTypeOutcome::VersionTaken => {
+                        return Err(StoreError::Corrupt(format!(
+                            "test type {}: version 1 exists without its catalog entry",
+                            def.code
+                        ))
+                        .into());
+                    }
+                }
             }
             let record = MigrationItem {
                 pk: keys::MIGRATIONS_PK.to_owned(),
@@ -237,48 +246,36 @@ impl Store {
                 applied_at: timefmt::now(),
                 applied_by: owner.to_owned(),
             };
-            self.put(
-                self.put_builder(to_item(&record)?)
-                    .condition_expression("attribute_not_exists(PK)"),
-            )
-            .await?;
+            self.put_if(to_item(&record)?, Expr::new().not_exists(keys::PK)).await?;
             done.push(migration.name.clone());
         }
         Ok(done)
     }
 
     async fn applied_migrations(&self) -> Result<BTreeMap<u32, MigrationItem>, StoreError> {
+        let items = self
+            .query_all(
+                self.query_builder()
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#pk", keys::PK)
+                    .expression_attribute_names("#sk", keys::SK)
+                    .expression_attribute_values(":pk", s(keys::MIGRATIONS_PK))
+                    .expression_attribute_values(":prefix", s(keys::MIGRATION_SK_PREFIX))
+                    .consistent_read(true),
+            )
+            .await?;
         let mut applied = BTreeMap::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .query(
-                    self.query_builder()
-                        .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                        .expression_attribute_names("#pk", keys::PK)
-                        .expression_attribute_names("#sk", keys::SK)
-                        .expression_attribute_values(":pk", s(keys::MIGRATIONS_PK))
-                        .expression_attribute_values(":prefix", s(keys::MIGRATION_SK_PREFIX))
-                        .consistent_read(true)
-                        .set_exclusive_start_key(start),
-                )
-                .await?;
-            for item in out.items.unwrap_or_default() {
-                let record: MigrationItem = from_item(item)?;
-                applied.insert(record.version, record);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(applied);
-            }
+        for item in items {
+            let record: MigrationItem = from_item(item)?;
+            applied.insert(record.version, record);
         }
+        Ok(applied)
     }
 
     async fn acquire_lease(&self, owner: &str) -> Result<(), MigrateError> {
         let deadline = Instant::now() + LEASE_WAIT;
         loop {
-            let free = Expr::new().absent_or_lt(keys::EXPIRES_AT, OffsetDateTime::now_utc().unix_timestamp());
-            match self.write_lease(owner, free).await {
+            match self.write_lease(owner, Expr::new().absent_or_expired()).await {
                 Ok(()) => return Ok(()),
                 Err(StoreError::ConditionFailed) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -302,15 +299,7 @@ impl Store {
             owner: owner.to_owned(),
             expires_at: now + LEASE_SECONDS,
         };
-        let text = condition.condition();
-        let (names, values) = condition.placeholders()?;
-        self.put(
-            self.put_builder(to_item(&lease)?)
-                .set_condition_expression(text)
-                .set_expression_attribute_values(values)
-                .set_expression_attribute_names(names),
-        )
-        .await
+        self.put_if(to_item(&lease)?, condition).await
     }
 
     async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
@@ -353,6 +342,21 @@ fn check_checksums(migrations: &[Migration], applied: &BTreeMap<u32, MigrationIt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lease_has_the_attributes_its_conditions_name() {
+        let lease = to_item(&MigrationLeaseItem {
+            pk: keys::MIGRATIONS_PK.to_owned(),
+            sk: keys::MIGRATION_LEASE_SK.to_owned(),
+            entity: entity::MIGRATION_LEASE.to_owned(),
+            owner: "me".into(),
+            expires_at: 1,
+        })
+        .unwrap();
+        for attribute in [attr::OWNER, keys::EXPIRES_AT, keys::PK] {
+            assert!(lease.contains_key(attribute), "{attribute}");
+        }
+    }
 
     #[test]
     fn every_file_in_migrations_is_embedded_valid_and_in_order() {

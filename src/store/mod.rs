@@ -200,6 +200,9 @@ impl Store {
 
     /// `query` with `filter`'s condition as its FilterExpression.
     pub(crate) fn filtered(query: QueryFluentBuilder, filter: expr::Expr) -> Result<QueryFluentBuilder, StoreError> {
+        if filter.has_update() {
+            return Err(StoreError::Engine("update clauses in a filter".into()));
+        }
         let text = filter.condition();
         let (names, values) = filter.placeholders()?;
         let mut query = query.set_filter_expression(text);
@@ -248,6 +251,20 @@ impl Store {
             .table_name(self.table.as_ref())
             .set_item(Some(item))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
+    }
+
+    /// Sends one PutItem of `item` where `condition` holds (a failed condition is
+    /// [`StoreError::ConditionFailed`]).
+    pub(crate) async fn put_if(&self, item: Item, condition: expr::Expr) -> Result<(), StoreError> {
+        let text = condition.condition();
+        let (names, values) = condition.placeholders()?;
+        self.put(
+            self.put_builder(item)
+                .set_condition_expression(text)
+                .set_expression_attribute_names(names)
+                .set_expression_attribute_values(values),
+        )
+        .await
     }
 
     /// Sends one PutItem and records its cost.
@@ -313,6 +330,7 @@ pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
 /// a string) and, for a list kept in buckets (month partitions), the bucket it continues in. Opaque outside
 /// the store: the service wraps it in its cursor and the API seals that.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PageKey {
     #[serde(rename = "k", default, skip_serializing_if = "BTreeMap::is_empty")]
     key: BTreeMap<String, String>,
@@ -409,5 +427,19 @@ impl Store {
             items: page.items,
             next,
         })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A store whose client is never sent anything: for tests of what a write would send.
+    pub(crate) fn offline_store() -> Store {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("eu-central-1"))
+            .build();
+        Store::new(Client::from_conf(config), "offline")
     }
 }

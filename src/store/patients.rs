@@ -8,7 +8,7 @@ use super::{
     from_item,
     items::{PatientItem, attr},
     keys, to_item,
-    tx::{Tx, TxResult},
+    tx::{Sent, Tx},
 };
 use crate::domain::{audit::AuditEvent, patient::Patient};
 
@@ -66,10 +66,10 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<CreatePatientOutcome, StoreError> {
         let tx = self.patient_tx(patient, Expr::new().not_exists(keys::PK), audit)?;
-        match self.send(tx, None).await? {
-            TxResult::Committed => Ok(CreatePatientOutcome::Created),
-            TxResult::Rejected(r) if r.has(PatientAction::Profile) => Ok(CreatePatientOutcome::IdTaken),
-            other => Err(StoreError::Engine(format!("patient create: {other:?}"))),
+        match self.send(tx).await? {
+            Sent::Committed => Ok(CreatePatientOutcome::Created),
+            Sent::Rejected(r) if r.has(PatientAction::Profile) => Ok(CreatePatientOutcome::IdTaken),
+            Sent::Rejected(r) => Err(r.unexpected()),
         }
     }
 
@@ -96,10 +96,54 @@ impl Store {
     ) -> Result<ReplacePatientOutcome, StoreError> {
         let previous = Expr::new().eq(attr::VERSION, patient.version - 1);
         let tx = self.patient_tx(patient, previous, audit)?;
-        match self.send(tx, None).await? {
-            TxResult::Committed => Ok(ReplacePatientOutcome::Replaced),
-            TxResult::Rejected(r) if r.has(PatientAction::Profile) => Ok(ReplacePatientOutcome::VersionMoved),
-            other => Err(StoreError::Engine(format!("patient replace: {other:?}"))),
+        match self.send(tx).await? {
+            Sent::Committed => Ok(ReplacePatientOutcome::Replaced),
+            Sent::Rejected(r) if r.has(PatientAction::Profile) => Ok(ReplacePatientOutcome::VersionMoved),
+            Sent::Rejected(r) => Err(r.unexpected()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        domain::{
+            audit::{Actor, AuditDraft},
+            patient::Sex,
+        },
+        store::tx::assert_names_in_targets,
+    };
+
+    #[test]
+    fn every_attribute_a_patient_write_names_exists_in_its_item() {
+        let patient = Patient {
+            id: Uuid::now_v7(),
+            given_name: "Ada".into(),
+            family_name: "Lovelace".into(),
+            birth_date: time::macros::date!(1990 - 01 - 01),
+            sex: Sex::Female,
+            email: None,
+            phone: None,
+            version: 2,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+        };
+        let audit = AuditDraft {
+            actor: Actor {
+                sub: "s".into(),
+                role: "admin".into(),
+            },
+            action: "a".into(),
+            resource: "r".into(),
+            outcome: 200,
+            request_id: "q".into(),
+        }
+        .event(patient.id);
+        let store = crate::store::tests::offline_store();
+        for profile in [Expr::new().not_exists(keys::PK), Expr::new().eq(attr::VERSION, 1)] {
+            let tx = store.patient_tx(&patient, profile, &audit).unwrap();
+            assert_names_in_targets(&tx, &Default::default());
         }
     }
 }

@@ -41,6 +41,15 @@ pub(crate) enum TxResult<L> {
     TokenReused,
 }
 
+/// How a transaction sent without a ClientRequestToken ended, when the engine answered.
+#[derive(Debug)]
+pub(crate) enum Sent<L> {
+    /// Every action was applied.
+    Committed,
+    /// Nothing was applied: these actions' conditions failed.
+    Rejected(Rejections<L>),
+}
+
 /// The actions of a cancelled transaction whose conditions failed, with the item each found where the
 /// action asked for it (`ReturnValuesOnConditionCheckFailure = ALL_OLD`).
 #[derive(Debug)]
@@ -60,10 +69,25 @@ impl<L: Copy + PartialEq> Rejections<L> {
             .and_then(|(_, item)| item.take())
     }
 
-    /// The labels, for a defect report.
-    pub(crate) fn labels(&self) -> Vec<L> {
-        self.0.iter().map(|(l, _)| *l).collect()
+    /// The error for rejections no outcome accounts for: a condition that cannot fail did (a defect, or
+    /// data the code does not expect).
+    pub(crate) fn unexpected(&self) -> StoreError
+    where
+        L: std::fmt::Debug,
+    {
+        let labels: Vec<L> = self.0.iter().map(|(l, _)| *l).collect();
+        StoreError::Engine(format!("unexpected failed conditions: {labels:?}"))
     }
+}
+
+/// A Put or a ConditionCheck takes a condition only: update clauses there would be sent and refused.
+fn only_condition(expr: &Expr) -> Result<(), StoreError> {
+    if expr.has_update() {
+        return Err(StoreError::Engine(
+            "update clauses on an action that takes a condition only".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl<L: Copy + PartialEq + std::fmt::Debug> Tx<L> {
@@ -104,6 +128,7 @@ impl<L: Copy + PartialEq + std::fmt::Debug> Tx<L> {
         condition: Expr,
         old: ReturnValuesOnConditionCheckFailure,
     ) -> Result<(), StoreError> {
+        only_condition(&condition)?;
         let text = condition.condition();
         let (names, values) = condition.placeholders()?;
         let put = Put::builder()
@@ -144,6 +169,7 @@ impl<L: Copy + PartialEq + std::fmt::Debug> Tx<L> {
     /// # Errors
     /// [`StoreError::Corrupt`] when a value does not serialise.
     pub(crate) fn check(&mut self, label: L, key: Item, condition: Expr) -> Result<(), StoreError> {
+        only_condition(&condition)?;
         let text = condition.condition();
         let (names, values) = condition.placeholders()?;
         let check = ConditionCheck::builder()
@@ -166,13 +192,25 @@ impl<L: Copy + PartialEq + std::fmt::Debug> Tx<L> {
 }
 
 impl Store {
+    /// Sends one TransactWriteItems without a ClientRequestToken (see [`Store::send_keyed`]).
+    ///
+    /// # Errors
+    /// As [`Store::send_keyed`].
+    pub(crate) async fn send<L: Copy + PartialEq + std::fmt::Debug>(&self, tx: Tx<L>) -> Result<Sent<L>, StoreError> {
+        match self.send_keyed(tx, None).await? {
+            TxResult::Committed => Ok(Sent::Committed),
+            TxResult::Rejected(r) => Ok(Sent::Rejected(r)),
+            TxResult::TokenReused => Err(StoreError::Engine("token reused without a token".into())),
+        }
+    }
+
     /// Sends one TransactWriteItems, all or nothing, and records its cost. `token` makes retries of the same
     /// logical request idempotent for 10 minutes (ClientRequestToken). A conflict with another transaction
     /// or throttling is not the caller's fault: it is [`StoreError::Unavailable`], never a rejection.
     ///
     /// # Errors
     /// Engine failures; [`StoreError::Engine`] when the engine's reasons do not match the actions.
-    pub(crate) async fn send<L: Copy + PartialEq + std::fmt::Debug>(
+    pub(crate) async fn send_keyed<L: Copy + PartialEq + std::fmt::Debug>(
         &self,
         tx: Tx<L>,
         token: Option<String>,
@@ -230,6 +268,14 @@ fn rejections<L: Copy + std::fmt::Debug>(
         metrics::counter!("medbook_dynamodb_transaction_cancellations_total", "reason" => (*code).to_owned())
             .increment(1);
     }
+    if let Some(code) = codes.iter().find(|c| {
+        matches!(
+            **c,
+            "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+        )
+    }) {
+        return Err(StoreError::Unavailable(format!("transaction cancelled: {code}")));
+    }
     if codes.len() != labels.len() {
         return Err(StoreError::Engine(format!(
             "{} cancellation reasons for {} actions",
@@ -260,6 +306,47 @@ fn rejections<L: Copy + std::fmt::Debug>(
         )));
     }
     Ok(Rejections(failed))
+}
+
+/// Asserts that every attribute an action of `tx` names in its expressions exists in the item it targets: a
+/// Put's own item, or for an Update or ConditionCheck the item of `stored` with its key.
+#[cfg(test)]
+pub(crate) fn assert_names_in_targets<L: Copy + PartialEq + std::fmt::Debug>(
+    tx: &Tx<L>,
+    stored: &std::collections::HashMap<(String, String), Item>,
+) {
+    use super::keys;
+    let key_of = |key: &Item| {
+        let part = |name: &str| key[name].as_s().unwrap().clone();
+        (part(keys::PK), part(keys::SK))
+    };
+    for (label, action) in tx.actions() {
+        let (target, names) = match action {
+            TransactWriteItem { put: Some(put), .. } => (Some(put.item().clone()), put.expression_attribute_names()),
+            TransactWriteItem {
+                update: Some(update), ..
+            } => (
+                stored.get(&key_of(update.key())).cloned(),
+                update.expression_attribute_names(),
+            ),
+            TransactWriteItem {
+                condition_check: Some(check),
+                ..
+            } => (
+                stored.get(&key_of(check.key())).cloned(),
+                check.expression_attribute_names(),
+            ),
+            other => panic!("{label:?}: unexpected action {other:?}"),
+        };
+        let target = target.unwrap_or_else(|| panic!("{label:?}: targets no item of this test"));
+        for name in names.into_iter().flat_map(|n| n.values()) {
+            assert!(
+                target.contains_key(name),
+                "{label:?} names `{name}`, which its item does not have: {:?}",
+                target.keys().collect::<Vec<_>>()
+            );
+        }
+    }
 }
 
 #[cfg(test)]

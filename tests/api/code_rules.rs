@@ -39,23 +39,56 @@ fn without_test_modules(text: &str) -> String {
             continue;
         };
         code.push_str(&rest[..at]);
-        let mut depth = 1;
-        let mut end = body.len();
-        for (i, c) in body.char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => depth -= 1,
-                _ => {}
-            }
-            if depth == 0 {
-                end = i + 1;
-                break;
-            }
-        }
+        let end = block_end(body);
         rest = &body[end..];
     }
     code.push_str(rest);
     code
+}
+
+/// Where the block whose body starts `body` (just after its `{`) ends: the index after its `}`, counting
+/// braces outside string, raw string and character literals.
+fn block_end(body: &str) -> usize {
+    let bytes = body.as_bytes();
+    let (mut depth, mut i) = (1usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            b'r' if matches!(bytes.get(i + 1), Some(b'#' | b'"')) && !is_ident(bytes, i) => {
+                let hashes = bytes[i + 1..].iter().take_while(|b| **b == b'#').count();
+                if bytes.get(i + 1 + hashes) == Some(&b'"') {
+                    let close = format!("\"{}", "#".repeat(hashes));
+                    let from = i + 2 + hashes;
+                    i = body[from..]
+                        .find(&close)
+                        .map_or(bytes.len(), |j| from + j + close.len());
+                    continue;
+                }
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'\'' if bytes.get(i + 2) == Some(&b'\'') => i += 2,
+            b'\'' if bytes.get(i + 1) == Some(&b'\\') && bytes.get(i + 3) == Some(&b'\'') => i += 3,
+            _ => {}
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+/// Whether the byte at `i` continues an identifier (so an `r` there is no raw-string prefix).
+fn is_ident(bytes: &[u8], i: usize) -> bool {
+    i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_') && bytes[i - 1] != b'b'
 }
 
 #[test]
@@ -64,6 +97,11 @@ fn only_test_modules_are_left_out_of_the_code_rules() {
     let code = without_test_modules(text);
     assert!(!code.contains("PATIENT#") && !code.contains("SLOT#"), "{code}");
     assert!(code.contains("BOOKING#") && code.contains("fn helper"), "{code}");
+    // Braces inside literals of a test module do not end it early or keep it open.
+    let text = "#[cfg(test)]\nmod tests {\n let a = \"{\"; let b = r#\"{\"#; let c = '{';\n}\nafter \"SLOTS#\"\n";
+    assert!(without_test_modules(text).contains("after \"SLOTS#\""));
+    let text = "#[cfg(test)]\nmod tests {\n let a = \"}\"; let b = br#\"}\"#; let c = '}'; \"PATIENT#\"\n}\n";
+    assert!(!without_test_modules(text).contains("PATIENT#"));
 }
 
 #[test]
