@@ -20,7 +20,7 @@ use super::{
     AppState, REQUEST_ID,
     error::ApiError,
     extract::{Path, Query, VerifiedCaller},
-    paging::{ListRequest, Page, date_param},
+    paging::{ListRequest, Page, PageParams, date_param},
 };
 use crate::{
     auth::{Caller, Role},
@@ -144,12 +144,6 @@ pub struct AuditParams {
     /// Last day (inclusive), `YYYY-MM-DD`; default today.
     #[param(format = Date, example = "2026-11-30")]
     pub to: Option<String>,
-    /// Page size, 1 to 100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
-    /// Cursor from the previous page.
-    #[param(max_length = 2048)]
-    pub cursor: Option<String>,
 }
 
 /// Who read or changed this patient's data (admin; the patient themself): newest first, one Query per
@@ -159,7 +153,7 @@ pub struct AuditParams {
     path = "/v1/patients/{patientId}/audit",
     tag = "patients",
     security(("bearer" = [])),
-    params(("patientId" = Uuid, Path, description = "patient id"), AuditParams),
+    params(("patientId" = Uuid, Path, description = "patient id"), AuditParams, PageParams),
     responses(
         (status = 200, description = "a page of audit events", body = Page<AuditEvent>),
         (status = 400, description = "bad parameter or cursor"),
@@ -175,12 +169,13 @@ async fn audit_trail(
     Path(patient_id): Path<Uuid>,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<AuditParams>,
+    Query(page): Query<PageParams>,
 ) -> Result<axum::Json<Page<AuditEvent>>, ApiError> {
     caller.require_patient_access(patient_id, &[Role::Patient, Role::Admin])?;
     let from = date_param("from", params.from.as_deref())?;
     let to = date_param("to", params.to.as_deref())?;
     let filters = [("from", from.map(timefmt::date)), ("to", to.map(timefmt::date))];
-    let list = ListRequest::new(&state, uri.path(), &filters, params.limit, 20, params.cursor.as_deref())?;
+    let list = ListRequest::new(&state, uri.path(), &filters, &page, 20)?;
     let page = state
         .audit
         .page(patient_id, from, to, list.limit(), list.start())

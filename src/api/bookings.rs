@@ -15,7 +15,7 @@ use super::{
     audit::{AuditContext, mark_recorded},
     error::ApiError,
     extract::{IfMatch, Json, Path, Query, etag},
-    paging::{ListRequest, Page, date_param},
+    paging::{ListRequest, Page, PageParams, date_param},
     results::ResultView,
 };
 use crate::{
@@ -233,12 +233,6 @@ pub struct ListParams {
     pub to: Option<String>,
     /// Only bookings in this state.
     pub status: Option<BookingStatus>,
-    /// Page size, 1 to 100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
-    /// Cursor from the previous page.
-    #[param(max_length = 2048)]
-    pub cursor: Option<String>,
 }
 
 fn idempotency_key(headers: &HeaderMap, required: bool) -> Result<Option<String>, ApiError> {
@@ -348,7 +342,7 @@ async fn create_booking(
     path = "/v1/patients/{patientId}/bookings",
     tag = "bookings",
     security(("bearer" = [])),
-    params(("patientId" = Uuid, Path, description = "patient id"), ListParams),
+    params(("patientId" = Uuid, Path, description = "patient id"), ListParams, PageParams),
     responses(
         (status = 200, description = "a page of bookings", body = Page<BookingSummaryView>),
         (status = 400, description = "bad parameter or cursor"),
@@ -363,6 +357,7 @@ async fn list_bookings(
     Path(patient_id): Path<Uuid>,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<ListParams>,
+    Query(page): Query<PageParams>,
 ) -> Result<axum::Json<Page<BookingSummaryView>>, ApiError> {
     caller.require_patient_access(patient_id, &[Role::Patient, Role::Lab, Role::Doctor, Role::Admin])?;
     let from = date_param("from", params.from.as_deref())?;
@@ -377,7 +372,7 @@ async fn list_bookings(
                 .map(|s| serde_json::to_string(&s).expect("a status serialises")),
         ),
     ];
-    let list = ListRequest::new(&state, uri.path(), &filters, params.limit, 20, params.cursor.as_deref())?;
+    let list = ListRequest::new(&state, uri.path(), &filters, &page, 20)?;
     let page = state
         .bookings
         .list(patient_id, from, to, params.status, list.limit(), list.start())

@@ -11,7 +11,7 @@ use super::{
     bookings::BookingSummaryView,
     error::ApiError,
     extract::{Path, Query},
-    paging::{ListRequest, Page, required_date},
+    paging::{ListRequest, Page, PageParams, required_date},
 };
 use crate::{
     auth::{Caller, Role},
@@ -63,12 +63,6 @@ pub struct DayParams {
     /// The day, `YYYY-MM-DD`.
     #[param(format = Date, example = "2026-12-01")]
     pub date: Option<String>,
-    /// Page size, 1 to 100 (default 100; schedule only).
-    #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
-    /// Cursor from the previous page (schedule only).
-    #[param(max_length = 2048)]
-    pub cursor: Option<String>,
 }
 
 /// Every slot of a day with its free places (any authenticated caller); one Query.
@@ -111,7 +105,7 @@ async fn slots(
     path = "/v1/schedule",
     tag = "lab",
     security(("bearer" = [])),
-    params(DayParams),
+    params(DayParams, PageParams),
     responses(
         (status = 200, description = "the day's bookings", body = Page<BookingSummaryView>),
         (status = 400, description = "bad parameter or cursor"),
@@ -126,33 +120,15 @@ async fn schedule(
     audit: AuditContext,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<DayParams>,
+    Query(page): Query<PageParams>,
 ) -> Result<axum::Json<Page<BookingSummaryView>>, ApiError> {
     caller.require(&[Role::Lab, Role::Doctor, Role::Admin])?;
     let date = required_date("date", params.date.as_deref())?;
     let filters = [("date", Some(timefmt::date(date)))];
-    let list = ListRequest::new(
-        &state,
-        uri.path(),
-        &filters,
-        params.limit,
-        100,
-        params.cursor.as_deref(),
-    )?;
+    let list = ListRequest::new(&state, uri.path(), &filters, &page, 100)?;
     let page = state.bookings.schedule(date, list.limit(), list.start()).await?;
     record_views(&state, &audit, &caller, page.items.iter().map(|b| b.patient_id));
     Ok(axum::Json(list.page(&state, page, BookingSummaryView::from)))
-}
-
-/// A page.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageParams {
-    /// Page size, 1 to 100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
-    /// Cursor from the previous page.
-    #[param(max_length = 2048)]
-    pub cursor: Option<String>,
 }
 
 /// A result awaiting review.
@@ -196,10 +172,10 @@ async fn worklist(
     caller: Caller,
     audit: AuditContext,
     OriginalUri(uri): OriginalUri,
-    Query(params): Query<PageParams>,
+    Query(page): Query<PageParams>,
 ) -> Result<axum::Json<Page<WorklistItem>>, ApiError> {
     caller.require(&[Role::Doctor, Role::Admin])?;
-    let list = ListRequest::new(&state, uri.path(), &[], params.limit, 20, params.cursor.as_deref())?;
+    let list = ListRequest::new(&state, uri.path(), &[], &page, 20)?;
     let page = state.results.worklist(list.limit(), list.start()).await?;
     record_views(&state, &audit, &caller, page.items.iter().map(|e| e.patient_id));
     Ok(axum::Json(list.page(&state, page, |e| WorklistItem {
@@ -222,12 +198,6 @@ pub struct RangeParams {
     /// Last day (inclusive), `YYYY-MM-DD`; at most 24 months after `from`.
     #[param(format = Date, example = "2026-12-31")]
     pub to: Option<String>,
-    /// Page size, 1 to 100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
-    /// Cursor from the previous page.
-    #[param(max_length = 2048)]
-    pub cursor: Option<String>,
 }
 
 /// A booked test of one type.
@@ -259,7 +229,7 @@ pub struct TypedTestView {
     path = "/v1/test-types/{code}/tests",
     tag = "lab",
     security(("bearer" = [])),
-    params(("code" = String, Path, description = "test type code", example = "CBC"), RangeParams),
+    params(("code" = String, Path, description = "test type code", example = "CBC"), RangeParams, PageParams),
     responses(
         (status = 200, description = "a page of booked tests", body = Page<TypedTestView>),
         (status = 400, description = "bad parameter or cursor"),
@@ -275,13 +245,14 @@ async fn tests_by_type(
     Path(code): Path<String>,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<RangeParams>,
+    Query(page): Query<PageParams>,
 ) -> Result<axum::Json<Page<TypedTestView>>, ApiError> {
     caller.require(&[Role::Lab, Role::Doctor, Role::Admin])?;
     let from = required_date("from", params.from.as_deref())?;
     let to = required_date("to", params.to.as_deref())?;
     // The cursor carries a month of this range: bind it to the range as well as the path.
     let filters = [("from", Some(timefmt::date(from))), ("to", Some(timefmt::date(to)))];
-    let list = ListRequest::new(&state, uri.path(), &filters, params.limit, 20, params.cursor.as_deref())?;
+    let list = ListRequest::new(&state, uri.path(), &filters, &page, 20)?;
     let page = state
         .bookings
         .tests_by_type(&code, from, to, list.limit(), list.start())

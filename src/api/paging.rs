@@ -5,7 +5,7 @@
 //! them, so a cursor taken from `?status=booked` is refused (400) on `?status=cancelled`, on another
 //! patient's list, or on another endpoint. Each page is one Query + Limit + ExclusiveStartKey in the store.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::Date;
 
 use super::{AppState, error::ApiError};
@@ -16,6 +16,18 @@ use crate::{
 
 /// Largest page.
 pub const MAX_LIMIT: u32 = 100;
+
+/// The page parameters every list takes (next to its own filters).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Page size, 1 to 100 (default 20; the schedule's default is 100).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// Cursor from the previous page of the same list and filters.
+    #[param(max_length = 2048)]
+    pub cursor: Option<String>,
+}
 
 /// A page of a list.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -55,8 +67,8 @@ pub struct ListRequest {
 }
 
 impl ListRequest {
-    /// A request on `path` whose filters have the values in `filters` (`None`: not given), for `limit` items
-    /// (default `default_limit`) from `cursor`.
+    /// A request on `path` whose filters have the values in `filters` (`None`: not given), for the page
+    /// `page` names (`default_limit` items when it names no limit).
     ///
     /// # Errors
     /// 422 for a limit outside 1 to 100; 400 for a cursor of another list or filter.
@@ -64,11 +76,10 @@ impl ListRequest {
         state: &AppState,
         path: &str,
         filters: &[(&str, Option<String>)],
-        limit: Option<u32>,
+        page: &PageParams,
         default_limit: u32,
-        cursor: Option<&str>,
     ) -> Result<Self, ApiError> {
-        let limit = match limit.unwrap_or(default_limit) {
+        let limit = match page.limit.unwrap_or(default_limit) {
             n @ 1..=MAX_LIMIT => n as i32,
             _ => return Err(ApiError::invalid("limit", "must be between 1 and 100")),
         };
@@ -80,7 +91,9 @@ impl ListRequest {
             scope.push('=');
             scope.push_str(value.as_deref().unwrap_or("\0"));
         }
-        let start = cursor
+        let start = page
+            .cursor
+            .as_deref()
             .map(|c| {
                 state
                     .cursors
