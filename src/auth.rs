@@ -1,8 +1,9 @@
 //! Bearer tokens (JWT, HS256) and the roles they carry.
 //!
 //! The algorithm is pinned (a token naming any other, `none` included, is rejected), `exp`, `iss`, `aud` and
-//! `sub` are required, `iss` and `aud` must be `medbook`, and tokens over 8 KiB are refused before parsing.
-//! For the `patient` role, `sub` is the patient's id.
+//! `sub` are required, `iss` and `aud` must be `medbook`, `nbf` is honoured, a token may live at most
+//! `MEDBOOK_JWT_MAX_TTL` (`exp` − `iat`, or `exp` − now without `iat`), and tokens over 8 KiB are refused
+//! before parsing. `sub` is 1 to 128 visible ASCII characters; for the `patient` role, the patient's id.
 
 use std::{fmt, time::Duration};
 
@@ -16,8 +17,10 @@ use crate::config::Secret;
 pub const ISSUER: &str = "medbook";
 /// Largest accepted token, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
-/// Clock skew tolerated on `exp`.
+/// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECONDS: u64 = 30;
+/// Longest token lifetime accepted unless configured otherwise (`MEDBOOK_JWT_MAX_TTL`).
+pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// What a caller may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
@@ -58,7 +61,11 @@ pub struct Claims {
     /// Expiry, epoch seconds.
     pub exp: u64,
     /// Issued at, epoch seconds.
-    pub iat: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Not before, epoch seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 /// An authenticated caller.
@@ -122,6 +129,7 @@ pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    max_ttl: Duration,
 }
 
 impl fmt::Debug for TokenKeys {
@@ -139,19 +147,33 @@ impl TokenKeys {
         validation.set_audience(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
         Self {
             encoding: EncodingKey::from_secret(secret.expose()),
             decoding: DecodingKey::from_secret(secret.expose()),
             validation,
+            max_ttl: DEFAULT_MAX_TTL,
         }
+    }
+
+    /// These keys, accepting tokens that live at most `max_ttl`.
+    pub fn with_max_ttl(mut self, max_ttl: Duration) -> Self {
+        self.max_ttl = max_ttl;
+        self
     }
 
     /// Signs a token for `sub` with `role`, valid for `ttl`.
     ///
     /// # Errors
-    /// When a patient's `sub` is not a UUID, or signing fails.
+    /// When a patient's `sub` is not a UUID, `ttl` is over the longest lifetime accepted, or signing fails.
     pub fn issue(&self, role: Role, sub: &str, ttl: Duration) -> Result<String, TokenError> {
         check_subject(role, sub)?;
+        if ttl > self.max_ttl {
+            return Err(TokenError::Invalid(format!(
+                "a token may live at most {} s (MEDBOOK_JWT_MAX_TTL)",
+                self.max_ttl.as_secs()
+            )));
+        }
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: sub.to_owned(),
@@ -159,7 +181,8 @@ impl TokenKeys {
             iss: ISSUER.to_owned(),
             aud: ISSUER.to_owned(),
             exp: now + ttl.as_secs(),
-            iat: now,
+            iat: Some(now),
+            nbf: None,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| TokenError::Invalid(e.to_string()))
@@ -176,6 +199,15 @@ impl TokenKeys {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         check_subject(data.claims.role, &data.claims.sub)?;
+        let now = jsonwebtoken::get_current_timestamp();
+        // From when it was issued, or from now: an `iat` in the future does not make a long token short.
+        let lifetime = data.claims.exp.saturating_sub(data.claims.iat.unwrap_or(now).min(now));
+        if lifetime > self.max_ttl.as_secs() + LEEWAY_SECONDS {
+            return Err(TokenError::Invalid(format!(
+                "the token lives {lifetime} s, longer than the {} s accepted",
+                self.max_ttl.as_secs()
+            )));
+        }
         Ok(Caller {
             sub: data.claims.sub,
             role: data.claims.role,
@@ -184,37 +216,15 @@ impl TokenKeys {
 }
 
 fn check_subject(role: Role, sub: &str) -> Result<(), TokenError> {
-    if sub.is_empty() || sub.len() > 128 {
-        return Err(TokenError::Invalid("sub must be 1 to 128 characters".into()));
+    if sub.is_empty() || sub.len() > 128 || !sub.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(TokenError::Invalid(
+            "sub must be 1 to 128 visible ASCII characters".into(),
+        ));
     }
     if role == Role::Patient && Uuid::parse_str(sub).is_err() {
         return Err(TokenError::Invalid("a patient's sub must be their patient id".into()));
     }
     Ok(())
-}
-
-/// Parses a duration like `90s`, `15m`, `1h`, `7d`.
-///
-/// # Errors
-/// A message when the text is not a number followed by s, m, h or d.
-pub fn parse_ttl(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}`: expected e.g. 90s, 15m, 1h, 7d"))?;
-    let seconds = match unit {
-        "s" => number,
-        "m" => number * 60,
-        "h" | "" => number * 3600,
-        "d" => number * 86_400,
-        _ => return Err(format!("`{text}`: unit must be s, m, h or d")),
-    };
-    if seconds == 0 || seconds > 366 * 86_400 {
-        return Err(format!("`{text}`: must be between 1s and 366d"));
-    }
-    Ok(Duration::from_secs(seconds))
 }
 
 #[cfg(test)]
@@ -324,11 +334,67 @@ mod tests {
         assert_eq!(doctor.require_patient_access(id, &[Role::Lab]), Err(Denied::Forbidden));
     }
 
+    fn signed(claims: serde_json::Value) -> String {
+        let key = EncodingKey::from_secret(&[7u8; 32]);
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap()
+    }
+
+    fn claims(exp: u64, iat: Option<u64>, nbf: Option<u64>) -> serde_json::Value {
+        let mut claims = serde_json::json!({"sub": "lab-1", "role": "lab", "iss": ISSUER, "aud": ISSUER, "exp": exp});
+        if let Some(iat) = iat {
+            claims["iat"] = iat.into();
+        }
+        if let Some(nbf) = nbf {
+            claims["nbf"] = nbf.into();
+        }
+        claims
+    }
+
     #[test]
-    fn ttl_parses_units() {
-        assert_eq!(parse_ttl("1h").unwrap(), Duration::from_secs(3600));
-        assert_eq!(parse_ttl("15m").unwrap(), Duration::from_secs(900));
-        assert!(parse_ttl("0s").is_err());
-        assert!(parse_ttl("1y").is_err());
+    fn a_token_not_valid_yet_or_living_too_long_is_refused() {
+        let k = keys();
+        let now = jsonwebtoken::get_current_timestamp();
+        let hour = 3600;
+        assert!(k.verify(&signed(claims(now + hour, Some(now), None))).is_ok());
+        assert!(
+            k.verify(&signed(claims(now + hour, Some(now), Some(now + 10)))).is_ok(),
+            "within the leeway"
+        );
+        assert!(
+            k.verify(&signed(claims(now + 2 * 86_400, Some(now), Some(now + 86_400))))
+                .is_err(),
+            "valid from tomorrow"
+        );
+        assert!(
+            k.verify(&signed(claims(now + 25 * hour, Some(now), None))).is_err(),
+            "25 h lifetime"
+        );
+        assert!(
+            k.verify(&signed(claims(now + 10 * 365 * 86_400, None, None))).is_err(),
+            "ten years, no iat"
+        );
+        assert!(
+            k.verify(&signed(claims(
+                now + 3650 * 86_400,
+                Some(now + 3650 * 86_400 - hour),
+                None
+            )))
+            .is_err(),
+            "an iat in the future does not shorten the lifetime"
+        );
+        let short = keys().with_max_ttl(Duration::from_secs(600));
+        assert!(short.verify(&signed(claims(now + hour, Some(now), None))).is_err());
+        assert!(short.issue(Role::Lab, "lab-1", Duration::from_secs(3600)).is_err());
+    }
+
+    #[test]
+    fn a_subject_is_visible_ascii() {
+        let k = keys();
+        let now = jsonwebtoken::get_current_timestamp();
+        for sub in ["lab 1", "lab#\u{7}", "läb"] {
+            let mut c = claims(now + 60, Some(now), None);
+            c["sub"] = sub.into();
+            assert!(k.verify(&signed(c)).is_err(), "{sub:?}");
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::{process::ExitCode, time::Duration};
 use clap::{Parser, Subcommand};
 
 use crate::{
-    auth::{Role, TokenKeys, parse_ttl},
+    auth::{Role, TokenKeys},
     config::Settings,
     startup::{Application, StartupError, open_store},
     store::migrate,
@@ -40,7 +40,7 @@ enum Command {
         #[arg(long)]
         sub: String,
         /// Lifetime, e.g. 90s, 15m, 1h, 7d.
-        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        #[arg(long, default_value = "1h", value_parser = crate::domain::timefmt::parse_duration)]
         ttl: Duration,
     },
     /// Print the OpenAPI document (to regenerate openapi/openapi.json).
@@ -84,7 +84,10 @@ pub fn run() -> ExitCode {
             Ok(s) => s,
             Err(e) => return fail(&StartupError::Config(e)),
         };
-        return match TokenKeys::new(&secret).issue(*role, sub, *ttl) {
+        return match TokenKeys::new(&secret)
+            .with_max_ttl(settings.jwt_max_ttl)
+            .issue(*role, sub, *ttl)
+        {
             Ok(token) => {
                 println!("{token}");
                 ExitCode::SUCCESS

@@ -82,6 +82,8 @@ pub struct Settings {
     pub store: StoreSettings,
     /// JWT secret from `MEDBOOK_JWT_SECRET`, if set; see [`Settings::resolve_jwt_secret`].
     pub jwt_secret: Option<Secret>,
+    /// Longest lifetime of an accepted token (`MEDBOOK_JWT_MAX_TTL`, e.g. `24h`).
+    pub jwt_max_ttl: Duration,
     /// Limits on what a client may send.
     pub limits: Limits,
     /// The booking grid (`MEDBOOK_SLOT_MINUTES`, `MEDBOOK_SLOT_CAPACITY`, `MEDBOOK_OPENING_HOURS`, UTC).
@@ -229,6 +231,10 @@ impl Settings {
             server: ServerSettings::read(&vars)?,
             store: StoreSettings::read(&vars)?,
             jwt_secret: jwt_secret(&vars)?,
+            jwt_max_ttl: match vars.get("MEDBOOK_JWT_MAX_TTL") {
+                None => crate::auth::DEFAULT_MAX_TTL,
+                Some(v) => timefmt::parse_duration(&v).map_err(|e| ConfigError::new("MEDBOOK_JWT_MAX_TTL", e))?,
+            },
             limits: Limits::read(&vars)?,
             slots: slot_grid(&vars)?,
         })
@@ -472,6 +478,7 @@ mod tests {
             ("MEDBOOK_SHUTDOWN_GRACE_S", "9999"),
             ("MEDBOOK_STARTUP_WAIT_S", "9999"),
             ("MEDBOOK_STARTUP_WAIT_S", "soon"),
+            ("MEDBOOK_JWT_MAX_TTL", "forever"),
         ] {
             let err = settings(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{err}");

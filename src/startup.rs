@@ -177,7 +177,7 @@ impl Application {
             patients: Patients::new(store.clone()),
             audit: AuditTrail::new(store.clone()),
             health: health.clone(),
-            tokens: Arc::new(TokenKeys::new(&secret)),
+            tokens: Arc::new(TokenKeys::new(&secret).with_max_ttl(settings.jwt_max_ttl)),
             cursors: Arc::new(CursorKey::new(&secret)),
         });
         let listener = TcpListener::bind(settings.server.addr)

@@ -271,7 +271,8 @@ pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
             policy.request_timeout,
         ))
         // Outside the limits, so a 429 or a timeout still says what it cost; every route, docs included.
-        .layer(middleware::from_fn(record_usage));
+        .layer(middleware::from_fn(record_usage))
+        .layer(middleware::from_fn(refuse_repeated_authorization));
     if !policy.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = policy
             .cors_origins
@@ -334,6 +335,7 @@ pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
         ]))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::from_fn(sanitize_request_id))
 }
 
 /// `GET /metrics`: Prometheus text. With `MEDBOOK_METRICS_TOKEN` set, only for `Authorization: Bearer <it>`.
@@ -357,6 +359,49 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The `method` label of a request: one of the methods the API knows, or `other` (a client may send any token
+/// as a method; none of it becomes a label). Every other label is a route template or a status code.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Longest `X-Request-Id` kept as sent.
+pub const MAX_REQUEST_ID: usize = 64;
+
+/// Drops an `X-Request-Id` that is not 1 to 64 characters of `[A-Za-z0-9._-]`, so the request-id layer
+/// generates one instead: a client cannot store arbitrary text in the audit trail or forge another request's
+/// correlation.
+async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
+    let valid = |v: &HeaderValue| {
+        let bytes = v.as_bytes();
+        (1..=MAX_REQUEST_ID).contains(&bytes.len())
+            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
+    };
+    let values = req.headers().get_all(REQUEST_ID);
+    let keep = values.iter().count() == 1 && values.iter().all(valid);
+    if !keep {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    next.run(req).await
+}
+
+/// A request with more than one `Authorization` header is refused (400): which one counts would be a guess.
+async fn refuse_repeated_authorization(req: Request, next: Next) -> Response {
+    if req.headers().get_all(header::AUTHORIZATION).iter().nth(1).is_some() {
+        return error::ApiError::BadRequest("send one Authorization header".into()).into_response();
+    }
+    next.run(req).await
+}
+
 /// Adds `Dynamodb-Usage: calls=<n>, rcu=<r>, wcu=<w>` to every response, and records the request in the
 /// metrics (`medbook_http_requests_total{method,route,status}`, `medbook_http_request_duration_seconds`).
 async fn record_usage(req: Request, next: Next) -> Response {
@@ -364,11 +409,11 @@ async fn record_usage(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let started = std::time::Instant::now();
     let (mut response, usage) = usage::measure(next.run(req)).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("medbook_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("medbook_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("medbook_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());

@@ -83,7 +83,8 @@ impl ResultView {
             critical: (!withheld).then_some(result.critical),
             values_withheld: withheld,
             performed_at: result.performed_at,
-            comment: result.comment,
+            // The lab's comment can carry the value ("K+ 6.9, called ward"): withheld with the values.
+            comment: result.comment.filter(|_| !withheld),
             recorded_at: result.recorded_at,
             recorded_by: result.recorded_by,
             review: result.review,

@@ -88,9 +88,9 @@ impl Results {
             (None, Some(_)) => return Err(ServiceError::VersionMismatch),
             (Some(_), None) => return Err(ServiceError::PreconditionRequired),
             (Some(cur), Some(v)) if cur.version != v => return Err(ServiceError::VersionMismatch),
-            // Not reviewed yet: replace this revision.
-            (Some(cur), Some(_)) if cur.awaits_review() => (cur.revision, cur.status, cur.version + 1),
-            // Reviewed: amend, keeping the reviewed revision.
+            // Every recorded set of values is a revision of its own and stays in the history. Not reviewed
+            // yet: a new revision in the same status; reviewed: an amendment.
+            (Some(cur), Some(_)) if cur.awaits_review() => (cur.revision + 1, cur.status, cur.version + 1),
             (Some(cur), Some(_)) => (cur.revision + 1, ResultStatus::Amended, cur.version + 1),
         };
         let result = LabResult {
@@ -117,6 +117,9 @@ impl Results {
             .await?;
         match outcome {
             SaveResultOutcome::Saved => Ok(result),
+            // A first recording that lost to another first recording: the same answer a later request without
+            // If-Match gets (428), not a 412 for a version it never sent.
+            SaveResultOutcome::VersionMoved if expected_version.is_none() => Err(ServiceError::PreconditionRequired),
             SaveResultOutcome::VersionMoved => Err(ServiceError::VersionMismatch),
             SaveResultOutcome::TestCancelled => Err(ServiceError::conflict(
                 "booking-cancelled",

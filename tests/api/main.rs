@@ -9,6 +9,7 @@ mod cli;
 mod code_rules;
 mod faults;
 mod fhir;
+mod hardening;
 mod health;
 mod helpers;
 mod lab;

@@ -117,7 +117,7 @@ async fn a_result_is_flagged_reviewed_and_only_then_shown_to_the_patient() {
 }
 
 #[tokio::test]
-async fn replacing_before_review_keeps_one_revision_and_amending_after_review_keeps_both() {
+async fn every_recording_is_a_revision_of_its_own_and_amending_after_review_keeps_them_all() {
     let app = spawn_app().await;
     let (patient, _, _, base) = booked_cbc(&app, "07:45").await;
     put(&app, &base, &values(13.0), None).await;
@@ -139,7 +139,8 @@ async fn replacing_before_review_keeps_one_revision_and_amending_after_review_ke
     let replaced: Value = replaced.json().await.unwrap();
     assert_eq!(
         (replaced["revision"].as_u64(), replaced["version"].as_u64()),
-        (Some(1), Some(2))
+        (Some(2), Some(2)),
+        "the first values stay in the history as revision 1"
     );
     assert_problem(review(&app, &base, "\"1\"").await, 412, "precondition-failed").await;
     assert_eq!(review(&app, &base, "\"2\"").await.status(), 200);
@@ -148,7 +149,7 @@ async fn replacing_before_review_keeps_one_revision_and_amending_after_review_ke
     assert_eq!(amended.status(), 200);
     let amended: Value = amended.json().await.unwrap();
     assert_eq!(amended["status"], "amended");
-    assert_eq!(amended["revision"], 2);
+    assert_eq!(amended["revision"], 3);
     assert!(amended.get("review").is_none());
     let worklist: Value = app
         .get("/v1/worklist", &app.staff(Role::Doctor))
@@ -162,15 +163,23 @@ async fn replacing_before_review_keeps_one_revision_and_amending_after_review_ke
     assert_eq!(usage(&history).0, 1);
     let history: Value = history.json().await.unwrap();
     let items = history["items"].as_array().unwrap();
-    assert_eq!(items.len(), 2, "{history}");
+    assert_eq!(items.len(), 3, "{history}");
     assert_eq!(
         (items[0]["revision"].as_u64(), items[0]["status"].as_str()),
-        (Some(1), Some("final"))
+        (Some(1), Some("preliminary"))
     );
-    assert_eq!(items[0]["values"][0]["value"], 13.1);
+    assert_eq!(
+        items[0]["values"][0]["value"], 13.0,
+        "the values the lab first reported"
+    );
     assert_eq!(
         (items[1]["revision"].as_u64(), items[1]["status"].as_str()),
-        (Some(2), Some("amended"))
+        (Some(2), Some("final"))
+    );
+    assert_eq!(items[1]["values"][0]["value"], 13.1);
+    assert_eq!(
+        (items[2]["revision"].as_u64(), items[2]["status"].as_str()),
+        (Some(3), Some("amended"))
     );
 
     let res = review(&app, &base, "\"4\"").await;
@@ -181,7 +190,7 @@ async fn replacing_before_review_keeps_one_revision_and_amending_after_review_ke
     );
     assert!(re_reviewed["review"].is_object());
 
-    // The patient sees reviewed revisions' values in the history.
+    // The patient sees reviewed revisions' values in the history, not the superseded unreviewed one.
     let me = app.token(Role::Patient, &patient.to_string());
     let mine: Value = app
         .get(&format!("{base}/result/history"), &me)
@@ -189,13 +198,13 @@ async fn replacing_before_review_keeps_one_revision_and_amending_after_review_ke
         .json()
         .await
         .unwrap();
-    assert!(
-        mine["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["valuesWithheld"] == false)
-    );
+    let withheld: Vec<bool> = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["valuesWithheld"] == true)
+        .collect();
+    assert_eq!(withheld, [true, false, false]);
 }
 
 #[tokio::test]

@@ -1,0 +1,150 @@
+//! Hardening II: what an attacker and a second engine found, each with the test that failed before its fix.
+
+use medbook::auth::Role;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{assert_problem, day, slot, spawn_app};
+
+#[tokio::test]
+async fn unknown_methods_share_one_metric_label() {
+    let app = spawn_app().await;
+    let odd = "X".repeat(300);
+    for _ in 0..3 {
+        let method = Method::from_bytes(odd.as_bytes()).unwrap();
+        let res = app.request(method, "/v1/test-types", None).send().await.unwrap();
+        assert!(res.status().is_client_error(), "{}", res.status());
+    }
+    let text = app
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains(&odd), "a client's method became a label");
+    assert!(text.contains(r#"method="other""#), "{text}");
+}
+
+#[tokio::test]
+async fn a_request_id_is_kept_only_when_short_and_plain() {
+    let app = spawn_app().await;
+    let sent = |id: &str| {
+        let rb = app
+            .request(Method::GET, "/health/live", None)
+            .header("x-request-id", id.to_owned());
+        async move {
+            rb.send().await.unwrap().headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    assert_eq!(sent("abc-123_x.y").await, "abc-123_x.y");
+    let long = "a".repeat(65);
+    for bad in [long.as_str(), "two words", "quote\"d", "ünïcode", "semi;colon"] {
+        let answered = sent(bad).await;
+        assert_ne!(answered, bad);
+        assert!(uuid::Uuid::parse_str(&answered).is_ok(), "{bad:?} -> {answered}");
+    }
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_a_400_problem_with_the_security_headers() {
+    let app = spawn_app().await;
+    let admin = app.staff(Role::Admin);
+    let res = app
+        .request(Method::GET, "/v1/worklist", None)
+        .header("authorization", format!("Bearer {admin}"))
+        .header("authorization", "Bearer forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert_problem(res, 400, "bad-request").await;
+}
+
+#[tokio::test]
+async fn birth_dates_are_exactly_yyyy_mm_dd() {
+    let app = spawn_app().await;
+    for bad in ["+1990-12-10", "1990-12-1", " 1990-12-10"] {
+        let res = app
+            .request(Method::POST, "/v1/patients", Some(&app.staff(Role::Admin)))
+            .json(&json!({"givenName": "Ada", "familyName": "Lovelace", "birthDate": bad, "sex": "female"}))
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(res, 422, "validation").await;
+        assert_eq!(problem["errors"][0]["field"], "birthDate", "{bad}");
+    }
+}
+
+/// A booked CBC and the URL of its test.
+async fn booked_cbc(app: &crate::helpers::TestApp) -> (uuid::Uuid, String) {
+    let patient = app.create_patient().await;
+    let booking = app.booked(patient, &slot(&day(31), "10:15"), &["CBC"]).await;
+    let base = format!(
+        "/v1/patients/{patient}/bookings/{}/tests/{}",
+        booking["id"].as_str().unwrap(),
+        booking["tests"][0]["id"].as_str().unwrap()
+    );
+    (patient, base)
+}
+
+fn cbc(comment: &str) -> Value {
+    json!({"values": [{"analyte": "HGB", "value": 6.1, "unit": "g/dL"}],
+           "performedAt": "2026-12-01T08:00:00Z", "comment": comment})
+}
+
+#[tokio::test]
+async fn a_patient_sees_no_lab_comment_while_the_values_are_withheld() {
+    let app = spawn_app().await;
+    let (patient, base) = booked_cbc(&app).await;
+    let lab = app.staff(Role::Lab);
+    let res = app
+        .request(Method::PUT, &format!("{base}/result"), Some(&lab))
+        .json(&cbc("HGB 6.1, called ward"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let me = app.token(Role::Patient, &patient.to_string());
+    let tree_url = base.split("/tests/").next().unwrap().to_owned();
+    for url in [format!("{base}/result"), format!("{base}/result/history"), tree_url] {
+        let body = app.get(&url, &me).await.text().await.unwrap();
+        assert!(!body.contains("called ward"), "{url}: {body}");
+        assert!(body.contains("valuesWithheld"), "{url}: {body}");
+    }
+    let staff: Value = app.get(&format!("{base}/result"), &lab).await.json().await.unwrap();
+    assert_eq!(staff["comment"], "HGB 6.1, called ward");
+}
+
+#[tokio::test]
+async fn concurrent_first_recordings_lose_as_a_late_request_without_if_match_does() {
+    let app = spawn_app().await;
+    let (_, base) = booked_cbc(&app).await;
+    let lab = app.staff(Role::Lab);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let rb = app
+                .request(Method::PUT, &format!("{base}/result"), Some(&lab))
+                .json(&cbc("x"));
+            tokio::spawn(async move { rb.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses[0], 201, "{statuses:?}");
+    assert!(statuses[1..].iter().all(|s| *s == 428), "{statuses:?}");
+    let late = app
+        .request(Method::PUT, &format!("{base}/result"), Some(&lab))
+        .json(&cbc("y"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(late, 428, "precondition-required").await;
+}
