@@ -86,7 +86,8 @@ pub struct Settings {
     pub jwt_max_ttl: Duration,
     /// Limits on what a client may send.
     pub limits: Limits,
-    /// The booking grid (`MEDBOOK_SLOT_MINUTES`, `MEDBOOK_SLOT_CAPACITY`, `MEDBOOK_OPENING_HOURS`, UTC).
+    /// The booking grid (`MEDBOOK_SLOT_MINUTES`, `MEDBOOK_SLOT_CAPACITY`, `MEDBOOK_OPENING_HOURS` in UTC,
+    /// `MEDBOOK_BOOKING_HORIZON_DAYS`).
     pub slots: SlotGrid,
 }
 
@@ -366,6 +367,7 @@ fn slot_grid(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<SlotGrid, C
         minutes,
         capacity: vars.ranged("MEDBOOK_SLOT_CAPACITY", 4, 1..=1000)?,
         hours,
+        horizon_days: vars.ranged("MEDBOOK_BOOKING_HORIZON_DAYS", 180, 1..=3650)?,
     })
 }
 
@@ -437,7 +439,7 @@ mod tests {
         assert_eq!(s.store.table, "medbook");
         assert_eq!(s.store.capacity, CapacityMode::OnDemand);
         assert_eq!(s.server.log_format, LogFormat::Pretty);
-        assert_eq!((s.slots.minutes, s.slots.capacity), (15, 4));
+        assert_eq!((s.slots.minutes, s.slots.capacity, s.slots.horizon_days), (15, 4, 180));
         assert_eq!(s.slots.hours.open, Time::from_hms(7, 0, 0).unwrap());
         assert_eq!(s.slots.hours.close, Time::from_hms(18, 0, 0).unwrap());
         let l = &s.limits;
@@ -479,6 +481,7 @@ mod tests {
             ("MEDBOOK_STARTUP_WAIT_S", "9999"),
             ("MEDBOOK_STARTUP_WAIT_S", "soon"),
             ("MEDBOOK_JWT_MAX_TTL", "forever"),
+            ("MEDBOOK_BOOKING_HORIZON_DAYS", "0"),
         ] {
             let err = settings(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{err}");

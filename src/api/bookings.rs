@@ -23,7 +23,7 @@ use crate::{
     domain::{
         booking::{BookedTest, Booking, BookingStatus, BookingSummary, BookingTree, Note, TestRef, TestStatus},
         idempotency::IdempotencyKey,
-        timefmt,
+        text, timefmt,
     },
     service::bookings::NewBooking,
 };
@@ -54,7 +54,7 @@ pub struct CreateBookingBody {
     pub tests: Vec<String>,
     /// A note for the lab.
     #[serde(default)]
-    #[garde(inner(length(chars, max = 1000)))]
+    #[garde(inner(length(chars, max = 1000), custom(text::multi_line)))]
     #[schema(max_length = 1000)]
     pub note: Option<String>,
 }
@@ -290,7 +290,7 @@ fn booking_headers(booking: &BookingView, location: bool) -> HeaderMap {
         (status = 401, description = "no valid token"),
         (status = 403, description = "role may not book"),
         (status = 404, description = "no such patient (or not yours)"),
-        (status = 409, description = "slot full"),
+        (status = 409, description = "slot full, or this patient holds this slot already"),
         (status = 415, description = "not JSON"),
         (status = 422, description = "invalid slot, tests, or key reused with another body"),
     )

@@ -9,7 +9,10 @@ use axum::{
 use serde::de::DeserializeOwned;
 
 use super::{AppState, error::ApiError};
-use crate::{auth::Caller, service::FieldError};
+use crate::{
+    auth::Caller,
+    service::{Expected, FieldError},
+};
 
 /// A JSON body: 415 unless the content type is JSON, 400 for malformed JSON, 422 naming the field for a
 /// wrong type, a missing field or an unknown field.
@@ -145,24 +148,38 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The version named by `If-Match` (`"3"` or `W/"3"`): 428 when absent; a value that is no version of ours
-/// can match nothing, so it is a 412.
+/// The precondition `If-Match` states (RFC 9110, strong comparison): `*` matches any current version,
+/// `"3"` version 3. A weak tag (`W/"3"`) never matches in If-Match, and a quoted tag that is no version of ours
+/// matches nothing: both 412. An unquoted value is no entity tag: 400. Absent: 428.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IfMatch(pub u64);
+pub struct IfMatch(pub Expected);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(header::IF_MATCH)
-            .ok_or(ApiError::PreconditionRequired)?;
-        let text = value.to_str().map_err(|_| ApiError::PreconditionFailed)?.trim();
-        let text = text.strip_prefix("W/").unwrap_or(text);
-        text.trim_matches('"')
-            .parse()
-            .map(IfMatch)
+        let mut values = parts.headers.get_all(header::IF_MATCH).iter();
+        let value = values.next().ok_or(ApiError::PreconditionRequired)?;
+        if values.next().is_some() {
+            return Err(ApiError::BadRequest("send one If-Match header".into()));
+        }
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("If-Match must be an entity tag".into()))?
+            .trim();
+        if text == "*" {
+            return Ok(IfMatch(Expected::Any));
+        }
+        if text.starts_with("W/\"") && text.ends_with('"') && text.len() >= 4 {
+            return Err(ApiError::PreconditionFailed);
+        }
+        let Some(tag) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+            return Err(ApiError::BadRequest(
+                "If-Match must be a quoted entity tag, e.g. \"3\", or *".into(),
+            ));
+        };
+        tag.parse()
+            .map(|v| IfMatch(Expected::Version(v)))
             .map_err(|_| ApiError::PreconditionFailed)
     }
 }

@@ -13,13 +13,16 @@ use uuid::Uuid;
 
 use super::{
     AppState,
-    audit::{AuditContext, AuditRecorded},
+    audit::{AuditContext, AuditRecorded, mark_recorded},
     error::ApiError,
     extract::{IfMatch, Json, Path, etag},
 };
 use crate::{
     auth::{Caller, Role},
-    domain::patient::{NewPatient, Patient, PatientPatch, Sex},
+    domain::{
+        patient::{NewPatient, Patient, PatientPatch, Sex},
+        text,
+    },
     service::FieldError,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -40,11 +43,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 }))]
 pub struct CreatePatient {
     /// Given name.
-    #[garde(length(chars, min = 1, max = 100))]
+    #[garde(length(chars, min = 1, max = 100), custom(text::name))]
     #[schema(min_length = 1, max_length = 100)]
     pub given_name: String,
     /// Family name.
-    #[garde(length(chars, min = 1, max = 100))]
+    #[garde(length(chars, min = 1, max = 100), custom(text::name))]
     #[schema(min_length = 1, max_length = 100)]
     pub family_name: String,
     /// Date of birth, `YYYY-MM-DD`, not in the future.
@@ -56,7 +59,11 @@ pub struct CreatePatient {
     pub sex: Sex,
     /// E-mail address.
     #[serde(default)]
-    #[garde(inner(length(max = 320), pattern(r"^[^@ \t\r\n]{1,64}@[^@ \t\r\n]{1,255}$")))]
+    #[garde(inner(
+        length(max = 320),
+        pattern(r"^[^@ \t\r\n]{1,64}@[^@ \t\r\n]{1,255}$"),
+        custom(text::single_line)
+    ))]
     #[schema(max_length = 320, pattern = r"^[^@ \t\r\n]{1,64}@[^@ \t\r\n]{1,255}$")]
     pub email: Option<String>,
     /// Phone number.
@@ -73,12 +80,12 @@ pub struct CreatePatient {
 pub struct PatchPatientBody {
     /// New given name.
     #[serde(default)]
-    #[garde(inner(length(chars, min = 1, max = 100)))]
+    #[garde(inner(length(chars, min = 1, max = 100), custom(text::name)))]
     #[schema(min_length = 1, max_length = 100)]
     pub given_name: Option<String>,
     /// New family name.
     #[serde(default)]
-    #[garde(inner(length(chars, min = 1, max = 100)))]
+    #[garde(inner(length(chars, min = 1, max = 100), custom(text::name)))]
     #[schema(min_length = 1, max_length = 100)]
     pub family_name: Option<String>,
     /// New date of birth.
@@ -92,7 +99,11 @@ pub struct PatchPatientBody {
     pub sex: Option<Sex>,
     /// New e-mail, or `null` to remove it.
     #[serde(default, deserialize_with = "present")]
-    #[garde(inner(inner(length(max = 320), pattern(r"^[^@ \t\r\n]{1,64}@[^@ \t\r\n]{1,255}$"))))]
+    #[garde(inner(inner(
+        length(max = 320),
+        pattern(r"^[^@ \t\r\n]{1,64}@[^@ \t\r\n]{1,255}$"),
+        custom(text::single_line)
+    )))]
     #[schema(value_type = Option<String>, nullable, max_length = 320, pattern = r"^[^@ \t\r\n]{1,64}@[^@ \t\r\n]{1,255}$")]
     pub email: Option<Option<String>>,
     /// New phone, or `null` to remove it.
@@ -322,10 +333,9 @@ async fn patch_patient(
         phone: body.phone,
     };
     let draft = audit.draft(&caller, StatusCode::OK);
-    let response = PatientResponse::from(state.patients.patch(patient_id, expected, patch, &draft).await?);
-    Ok((
-        Extension(AuditRecorded),
-        patient_headers(&response, false),
-        axum::Json(response),
-    ))
+    let (patient, changed) = state.patients.patch(patient_id, expected, patch, &draft).await?;
+    let response = PatientResponse::from(patient);
+    let response = (patient_headers(&response, false), axum::Json(response)).into_response();
+    // An unchanged patient wrote no event with a change: the audit layer records the request as a read.
+    Ok(mark_recorded(response, changed))
 }

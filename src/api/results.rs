@@ -21,7 +21,7 @@ use crate::{
     auth::{Caller, Role},
     domain::{
         booking::{LabResult, Note, RawValue, ResultStatus, ResultValue, Review, TestAddress},
-        timefmt,
+        text, timefmt,
     },
     service::{ServiceError, results::ResultInput},
 };
@@ -106,7 +106,7 @@ pub struct ResultHistory {
 #[schema(example = crate::examples::value_body)]
 pub struct ValueBody {
     /// Analyte code of the booked test type version.
-    #[garde(length(min = 1, max = 32))]
+    #[garde(length(min = 1, max = 32), custom(text::single_line))]
     #[schema(example = "HGB", min_length = 1, max_length = 32)]
     pub analyte: String,
     /// The measured value.
@@ -114,7 +114,7 @@ pub struct ValueBody {
     #[schema(example = 13.5)]
     pub value: f64,
     /// UCUM unit; must be the analyte's.
-    #[garde(length(min = 1, max = 32))]
+    #[garde(length(min = 1, max = 32), custom(text::single_line))]
     #[schema(example = "g/dL", min_length = 1, max_length = 32)]
     pub unit: String,
 }
@@ -137,7 +137,7 @@ pub struct RecordResultBody {
     pub performed_at: String,
     /// Lab comment.
     #[serde(default)]
-    #[garde(inner(length(chars, max = 2000)))]
+    #[garde(inner(length(chars, max = 2000), custom(text::multi_line)))]
     #[schema(max_length = 2000)]
     pub comment: Option<String>,
 }
@@ -148,7 +148,7 @@ pub struct RecordResultBody {
 #[schema(example = json!({"text": "Repeat in 3 months."}))]
 pub struct NoteBody {
     /// Text, 1 to 4000 characters.
-    #[garde(length(chars, min = 1, max = 4000))]
+    #[garde(length(chars, min = 1, max = 4000), custom(text::visible_text))]
     #[schema(min_length = 1, max_length = 4000)]
     pub text: String,
 }
@@ -159,7 +159,7 @@ pub struct NoteBody {
 #[schema(example = json!({"conclusion": "Mild anaemia; iron studies advised."}))]
 pub struct ReviewBody {
     /// The doctor's conclusion, 1 to 4000 characters.
-    #[garde(length(chars, min = 1, max = 4000))]
+    #[garde(length(chars, min = 1, max = 4000), custom(text::visible_text))]
     #[schema(min_length = 1, max_length = 4000)]
     pub conclusion: String,
 }

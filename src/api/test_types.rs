@@ -225,7 +225,6 @@ async fn replace_test_type(
     caller.require(&[Role::Admin])?;
     let IfMatch(expected) = if_match?;
     let Json(definition) = body?;
-    let expected = u32::try_from(expected).map_err(|_| ApiError::PreconditionFailed)?;
     let test_type = state.catalog.replace(&code, expected, definition).await?;
     Ok((with_etag(&test_type), axum::Json(TestTypeView::from(test_type))))
 }

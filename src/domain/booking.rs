@@ -122,6 +122,8 @@ pub struct SlotGrid {
     pub capacity: u32,
     /// Opening hours (UTC).
     pub hours: OpeningHours,
+    /// How many days ahead a slot may be booked.
+    pub horizon_days: u32,
 }
 
 /// Why a slot cannot be booked.
@@ -136,6 +138,9 @@ pub enum SlotError {
     /// Already started.
     #[error("is in the past")]
     Past,
+    /// Further ahead than bookings are taken.
+    #[error("is more than {0} days ahead")]
+    BeyondHorizon(u32),
 }
 
 impl SlotGrid {
@@ -169,6 +174,9 @@ impl SlotGrid {
         }
         if start <= now {
             return Err(SlotError::Past);
+        }
+        if start > now + Duration::days(self.horizon_days.into()) {
+            return Err(SlotError::BeyondHorizon(self.horizon_days));
         }
         Ok(SlotStart::new(start))
     }
@@ -524,6 +532,7 @@ mod tests {
                 open: hm(7, 0),
                 close: hm(18, 0),
             },
+            horizon_days: 180,
         }
     }
 
@@ -576,6 +585,15 @@ mod tests {
         assert_eq!(g.check(datetime!(2026-12-01 18:00 UTC), now), Err(SlotError::Closed));
         assert!(g.check(datetime!(2026-12-01 17:45 UTC), now).is_ok());
         assert_eq!(g.check(datetime!(2026-11-27 09:00 UTC), now), Err(SlotError::Past));
+        assert!(g.check(datetime!(2027-05-27 07:00 UTC), now).is_ok(), "day 180");
+        assert_eq!(
+            g.check(datetime!(2027-05-27 07:15 UTC), now),
+            Err(SlotError::BeyondHorizon(180))
+        );
+        assert_eq!(
+            g.check(datetime!(9999-12-31 09:00 UTC), now),
+            Err(SlotError::BeyondHorizon(180))
+        );
     }
 
     fn cbc() -> TestType {

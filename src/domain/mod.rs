@@ -5,4 +5,5 @@ pub mod booking;
 pub mod idempotency;
 pub mod patient;
 pub mod test_type;
+pub mod text;
 pub mod timefmt;

@@ -94,6 +94,25 @@ impl Patient {
         }
     }
 
+    /// Whether `other` holds the same record (what a patient is, ignoring version and times).
+    pub fn same_record(&self, other: &Self) -> bool {
+        (
+            &self.given_name,
+            &self.family_name,
+            self.birth_date,
+            self.sex,
+            &self.email,
+            &self.phone,
+        ) == (
+            &other.given_name,
+            &other.family_name,
+            other.birth_date,
+            other.sex,
+            &other.email,
+            &other.phone,
+        )
+    }
+
     /// This patient with `patch` applied and the version moved on.
     pub fn patched(&self, patch: PatientPatch, now: &str) -> Self {
         Self {

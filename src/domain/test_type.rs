@@ -53,7 +53,7 @@ pub struct Analyte {
     #[schema(example = "HGB", pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
     pub code: String,
     /// Display name.
-    #[garde(length(min = 1, max = 200))]
+    #[garde(length(min = 1, max = 200), custom(super::text::name))]
     #[schema(example = "Hemoglobin", min_length = 1, max_length = 200)]
     pub name: String,
     /// LOINC code of the analyte.
@@ -61,7 +61,7 @@ pub struct Analyte {
     #[schema(example = "718-7", pattern = r"^[0-9]{1,7}-[0-9]$")]
     pub loinc: String,
     /// UCUM unit; a recorded value must use exactly this unit.
-    #[garde(length(min = 1, max = 32))]
+    #[garde(length(min = 1, max = 32), custom(super::text::name))]
     #[schema(example = "g/dL", min_length = 1, max_length = 32)]
     pub unit: String,
     /// Adult reference range: values inside are normal.
@@ -69,8 +69,36 @@ pub struct Analyte {
     pub reference_range: Range,
     /// Critical range: values outside it are critical (LL/HH). Absent where none is defined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[garde(custom(ordered_if_present))]
+    #[garde(
+        custom(ordered_if_present),
+        custom(|critical: &Option<Range>, _: &()| contains_reference(critical, &self.reference_range))
+    )]
     pub critical_range: Option<Range>,
+}
+
+/// A critical range must contain the reference range: a normal value is never critical. Each critical
+/// bound needs the reference bound on its side (below the reference low, or above the reference high).
+fn contains_reference(critical: &Option<Range>, reference: &Range) -> garde::Result {
+    let Some(critical) = critical else {
+        return Ok(());
+    };
+    let low_ok = match (critical.low, reference.low) {
+        (None, _) => true,
+        (Some(c), Some(r)) => c <= r,
+        (Some(_), None) => false,
+    };
+    let high_ok = match (critical.high, reference.high) {
+        (None, _) => true,
+        (Some(c), Some(r)) => c >= r,
+        (Some(_), None) => false,
+    };
+    if low_ok && high_ok {
+        Ok(())
+    } else {
+        Err(garde::Error::new(
+            "must contain the reference range (critical low <= reference low, critical high >= reference high)",
+        ))
+    }
 }
 
 fn ordered_if_present(range: &Option<Range>, ctx: &()) -> garde::Result {
@@ -97,11 +125,11 @@ pub struct TestTypeDefinition {
     #[schema(example = "CBC", pattern = r"^[A-Z0-9][A-Z0-9_-]{1,31}$")]
     pub code: String,
     /// Display name.
-    #[garde(length(min = 1, max = 200))]
+    #[garde(length(min = 1, max = 200), custom(super::text::name))]
     #[schema(example = "Complete blood count", min_length = 1, max_length = 200)]
     pub name: String,
     /// Category (haematology, chemistry, ...).
-    #[garde(length(min = 1, max = 100))]
+    #[garde(length(min = 1, max = 100), custom(super::text::name))]
     #[schema(example = "hematology", min_length = 1, max_length = 100)]
     pub category: String,
     /// LOINC code of the panel or test.
@@ -109,12 +137,12 @@ pub struct TestTypeDefinition {
     #[schema(example = "58410-2", pattern = r"^[0-9]{1,7}-[0-9]$")]
     pub loinc: String,
     /// Specimen collected.
-    #[garde(length(min = 1, max = 100))]
+    #[garde(length(min = 1, max = 100), custom(super::text::name))]
     #[schema(example = "venous blood (EDTA)", min_length = 1, max_length = 100)]
     pub specimen: String,
     /// What the patient must do beforehand (e.g. fasting), if anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[garde(inner(length(min = 1, max = 500)))]
+    #[garde(inner(length(min = 1, max = 500), custom(super::text::multi_line)))]
     #[schema(example = "none", max_length = 500)]
     pub preparation: Option<String>,
     /// Minutes the collection takes.
@@ -276,5 +304,25 @@ mod tests {
         let report = def.validate().unwrap_err().to_string();
         assert!(report.contains("analytes[0].reference_range"), "{report}");
         assert!(report.contains("appears twice"), "{report}");
+    }
+
+    #[test]
+    fn a_critical_range_must_contain_the_reference_range() {
+        let range = |low, high| Range { low, high };
+        let mut a = hemoglobin();
+        a.reference_range = range(Some(12.0), Some(17.5));
+        for (critical, ok) in [
+            (range(Some(7.0), Some(20.0)), true),
+            (range(Some(12.0), Some(17.5)), true),
+            (range(None, Some(20.0)), true),
+            (range(Some(13.0), Some(20.0)), false),
+            (range(Some(7.0), Some(15.0)), false),
+        ] {
+            a.critical_range = Some(critical);
+            assert_eq!(a.validate().is_ok(), ok, "{critical:?}");
+        }
+        a.reference_range = range(None, Some(5.0));
+        a.critical_range = Some(range(Some(1.0), Some(10.0)));
+        assert!(a.validate().is_err(), "a critical low without a reference low");
     }
 }

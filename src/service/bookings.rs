@@ -12,7 +12,7 @@ use std::{
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{Cursor, FieldError, Page, ServiceError, catalog::Catalog, month_range};
+use super::{Cursor, Expected, FieldError, Page, ServiceError, catalog::Catalog, month_range};
 use crate::{
     domain::{
         audit::AuditDraft,
@@ -179,6 +179,13 @@ impl Bookings {
                 replayed: false,
             }),
             BookOutcome::KeyUsed(record) => self.replay(idempotency, record).await,
+            BookOutcome::AlreadyBooked => Err(ServiceError::conflict(
+                "already-booked",
+                format!(
+                    "this patient has a booking at {} already; add tests to it or cancel it first",
+                    booking.slot_start
+                ),
+            )),
             BookOutcome::SlotFull => Err(ServiceError::conflict(
                 "slot-full",
                 format!(
@@ -315,13 +322,13 @@ impl Bookings {
     /// after one read of the booking tree.
     ///
     /// # Errors
-    /// [`ServiceError::NotFound`]; [`ServiceError::VersionMismatch`] when `expected_version` is stale;
+    /// [`ServiceError::NotFound`]; [`ServiceError::VersionMismatch`] when `expected` does not hold;
     /// [`ServiceError::Conflict`] `already-cancelled` or `results-recorded`.
     pub async fn cancel(
         &self,
         patient_id: Uuid,
         booking_id: Uuid,
-        expected_version: Option<u64>,
+        expected: Option<Expected>,
         idempotency: Option<&IdempotencyKey>,
         audit: &AuditDraft,
     ) -> Result<Booked, ServiceError> {
@@ -338,7 +345,7 @@ impl Bookings {
                 "the booking is cancelled already",
             ));
         }
-        if expected_version.is_some_and(|v| v != booking.version) {
+        if expected.is_some_and(|e| !e.admits(booking.version)) {
             return Err(ServiceError::VersionMismatch);
         }
         if booking.tests.iter().any(|t| t.status != TestStatus::Ordered) || !tree.results.is_empty() {
@@ -378,7 +385,7 @@ impl Bookings {
             (CancelOutcome::KeyUsed(record), Some(key)) => self.replay(key, record).await,
             (CancelOutcome::KeyUsed(_), None) => Err(ServiceError::Internal("key used without a key".into())),
             // Changed between our read and our write: cancelled or updated by someone else.
-            (CancelOutcome::BookingChanged, _) if expected_version.is_some() => Err(ServiceError::VersionMismatch),
+            (CancelOutcome::BookingChanged, _) if expected.is_some() => Err(ServiceError::VersionMismatch),
             (CancelOutcome::BookingChanged, _) => Err(ServiceError::conflict(
                 "already-cancelled",
                 "the booking changed or was cancelled meanwhile",

@@ -13,7 +13,7 @@ use std::{
 
 use garde::Validate;
 
-use super::{FieldError, ServiceError};
+use super::{Expected, FieldError, ServiceError};
 use crate::{
     domain::{
         test_type::{TestType, TestTypeDefinition},
@@ -146,16 +146,16 @@ impl Catalog {
         Ok(test_type)
     }
 
-    /// Replaces test type `code`, whose current version must be `expected_version`, with a new version.
+    /// Replaces test type `code`, whose current version must be the one `expected` names, with a new version.
     /// Earlier versions stay readable.
     ///
     /// # Errors
     /// [`ServiceError::Invalid`], [`ServiceError::NotFound`], or [`ServiceError::VersionMismatch`] when the
-    /// current version is not `expected_version`.
+    /// current version is not the one `expected` names (`*` takes the current one).
     pub async fn replace(
         &self,
         code: &str,
-        expected_version: u32,
+        expected: Expected,
         definition: TestTypeDefinition,
     ) -> Result<TestType, ServiceError> {
         if definition.code != code {
@@ -165,6 +165,10 @@ impl Catalog {
             )]));
         }
         definition.validate()?;
+        let expected_version = match expected {
+            Expected::Version(v) => u32::try_from(v).map_err(|_| ServiceError::VersionMismatch)?,
+            Expected::Any => self.current(code).await?.version,
+        };
         if expected_version == 0 {
             return Err(ServiceError::VersionMismatch);
         }

@@ -72,6 +72,25 @@ pub(crate) fn month_range(from: Date, to: Date) -> Result<DateRange, ServiceErro
     Ok(range)
 }
 
+/// What the caller's `If-Match` says the current version must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// `*`: any current version (the resource must exist).
+    Any,
+    /// `"<n>"`: exactly this version.
+    Version(u64),
+}
+
+impl Expected {
+    /// Whether a resource at `current` satisfies the precondition.
+    pub fn admits(self, current: u64) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Version(v) => v == current,
+        }
+    }
+}
+
 /// One invalid field of an input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::ServiceError;
+use super::{Expected, ServiceError};
 use crate::{
     domain::{
         audit::AuditDraft,
@@ -55,22 +55,28 @@ impl Patients {
     /// audit event in one transaction conditioned on that version (so a concurrent change is a 412, never
     /// lost).
     ///
+    /// A patch that changes nothing writes nothing: the patient comes back as it is, same version (and the
+    /// second value is `false`).
+    ///
     /// # Errors
     /// [`ServiceError::VersionMismatch`] when it changed since, [`ServiceError::NotFound`] when there is none.
     pub async fn patch(
         &self,
         id: Uuid,
-        expected_version: u64,
+        expected: Expected,
         patch: PatientPatch,
         audit: &AuditDraft,
-    ) -> Result<Patient, ServiceError> {
+    ) -> Result<(Patient, bool), ServiceError> {
         let current = self.get(id).await?;
-        if current.version != expected_version {
+        if !expected.admits(current.version) {
             return Err(ServiceError::VersionMismatch);
         }
         let patched = current.patched(patch, &timefmt::now());
+        if patched.same_record(&current) {
+            return Ok((current, false));
+        }
         match self.store.replace_patient(&patched, &audit.event(id)).await? {
-            ReplacePatientOutcome::Replaced => Ok(patched),
+            ReplacePatientOutcome::Replaced => Ok((patched, true)),
             ReplacePatientOutcome::VersionMoved => Err(ServiceError::VersionMismatch),
         }
     }

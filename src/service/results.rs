@@ -8,7 +8,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Cursor, FieldError, Page, ServiceError, catalog::Catalog};
+use super::{Cursor, Expected, FieldError, Page, ServiceError, catalog::Catalog};
 use crate::{
     domain::{
         audit::AuditDraft,
@@ -59,7 +59,7 @@ impl Results {
         &self,
         recorder: &str,
         at: TestAddress,
-        expected_version: Option<u64>,
+        expected: Option<Expected>,
         input: ResultInput,
         audit: &AuditDraft,
     ) -> Result<LabResult, ServiceError> {
@@ -83,11 +83,11 @@ impl Results {
             )
         })?;
         let current = tree.results.get(&at.test_id);
-        let (revision, status, version) = match (current, expected_version) {
+        let (revision, status, version) = match (current, expected) {
             (None, None) => (1, ResultStatus::Preliminary, 1),
             (None, Some(_)) => return Err(ServiceError::VersionMismatch),
             (Some(_), None) => return Err(ServiceError::PreconditionRequired),
-            (Some(cur), Some(v)) if cur.version != v => return Err(ServiceError::VersionMismatch),
+            (Some(cur), Some(e)) if !e.admits(cur.version) => return Err(ServiceError::VersionMismatch),
             // Every recorded set of values is a revision of its own and stays in the history. Not reviewed
             // yet: a new revision in the same status; reviewed: an amendment.
             (Some(cur), Some(_)) if cur.awaits_review() => (cur.revision + 1, cur.status, cur.version + 1),
@@ -119,7 +119,7 @@ impl Results {
             SaveResultOutcome::Saved => Ok(result),
             // A first recording that lost to another first recording: the same answer a later request without
             // If-Match gets (428), not a 412 for a version it never sent.
-            SaveResultOutcome::VersionMoved if expected_version.is_none() => Err(ServiceError::PreconditionRequired),
+            SaveResultOutcome::VersionMoved if expected.is_none() => Err(ServiceError::PreconditionRequired),
             SaveResultOutcome::VersionMoved => Err(ServiceError::VersionMismatch),
             SaveResultOutcome::TestCancelled => Err(ServiceError::conflict(
                 "booking-cancelled",
@@ -188,6 +188,10 @@ impl Results {
         match self.store.add_note(at, &note, &audit.event(at.patient_id)).await? {
             NoteOutcome::Added => Ok(note),
             NoteOutcome::NoTest => Err(ServiceError::NotFound("test")),
+            NoteOutcome::TestCancelled => Err(ServiceError::conflict(
+                "booking-cancelled",
+                "the booking is cancelled; its tests take no notes",
+            )),
         }
     }
 
@@ -201,7 +205,7 @@ impl Results {
         &self,
         reviewer: &str,
         at: TestAddress,
-        expected_version: u64,
+        expected: Expected,
         conclusion: String,
         audit: &AuditDraft,
     ) -> Result<LabResult, ServiceError> {
@@ -212,7 +216,7 @@ impl Results {
                 "no result has been recorded for this test yet",
             ));
         };
-        if current.version != expected_version {
+        if !expected.admits(current.version) {
             return Err(ServiceError::VersionMismatch);
         }
         if !current.awaits_review() {

@@ -13,7 +13,10 @@ use super::{
     Page, PageKey, Store, StoreError,
     expr::Expr,
     from_item,
-    items::{BookingItem, IdempotencyItem, NoteItem, ResultItem, ResultRevisionItem, SlotItem, TestItem, attr, entity},
+    items::{
+        BookingItem, IdempotencyItem, NoteItem, PatientSlotItem, ResultItem, ResultRevisionItem, SlotItem, TestItem,
+        attr, entity,
+    },
     key, keys, s, to_item,
     tx::{Sent, Tx, TxResult},
 };
@@ -35,6 +38,8 @@ enum BookAction {
     Patient,
     /// The idempotency record is new (or its predecessor expired).
     Key,
+    /// The patient holds no booking of this slot yet.
+    PatientSlot,
     /// The booking item is new.
     Booking,
     /// A test item is new.
@@ -52,6 +57,8 @@ pub enum BookOutcome {
     /// with the rejection (else read it with [`Store::idempotency_record`]). Wins over the other rejections: a
     /// repeat of a request that succeeded before the slot filled must get its first answer.
     KeyUsed(Option<IdempotencyRecord>),
+    /// The patient has a booking of this slot already.
+    AlreadyBooked,
     /// The slot has no free place.
     SlotFull,
     /// No such patient.
@@ -67,6 +74,8 @@ enum CancelAction {
     Slot,
     /// The idempotency record is new (or its predecessor expired).
     Key,
+    /// The patient's hold on the slot goes (unconditional).
+    PatientSlot,
     /// A test is still `ordered` (no result recorded).
     Test,
     /// The audit event is new.
@@ -113,7 +122,7 @@ pub enum SaveResultOutcome {
 /// The actions of [`Store::add_note`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NoteAction {
-    /// The test exists.
+    /// The test exists and is not cancelled (the item comes back when it fails).
     Test,
     /// The note is new.
     Note,
@@ -128,6 +137,8 @@ pub enum NoteOutcome {
     Added,
     /// No such test.
     NoTest,
+    /// The test was cancelled with its booking.
+    TestCancelled,
 }
 
 impl Store {
@@ -180,6 +191,11 @@ impl Store {
         let record = IdempotencyItem::new(idempotency, booking, expires_at);
         tx.put_returning_old(BookAction::Key, to_item(&record)?, Expr::new().absent_or_expired())?;
         tx.put(
+            BookAction::PatientSlot,
+            to_item(&PatientSlotItem::new(booking))?,
+            Expr::new().not_exists(keys::PK),
+        )?;
+        tx.put(
             BookAction::Booking,
             to_item(&BookingItem::from(booking))?,
             Expr::new().not_exists(keys::PK),
@@ -201,7 +217,7 @@ impl Store {
 
     /// Writes a new booking in one transaction: the slot counter takes a place, the patient must exist, the
     /// idempotency record (kept until `expires_at`, epoch seconds) must be new or its predecessor expired,
-    /// then the booking, each test and the audit event.
+    /// the patient's hold on the slot must be new, then the booking, each test and the audit event.
     ///
     /// # Errors
     /// Engine failures.
@@ -220,6 +236,7 @@ impl Store {
             TxResult::Rejected(mut r) if r.has(BookAction::Key) => {
                 BookOutcome::KeyUsed(record_of(r.take_item(BookAction::Key))?)
             }
+            TxResult::Rejected(r) if r.has(BookAction::PatientSlot) => BookOutcome::AlreadyBooked,
             TxResult::Rejected(r) if r.has(BookAction::Slot) => BookOutcome::SlotFull,
             TxResult::Rejected(r) if r.has(BookAction::Patient) => BookOutcome::NoPatient,
             TxResult::Rejected(r) => return Err(r.unexpected()),
@@ -352,6 +369,10 @@ impl Store {
             let record = IdempotencyItem::new(key, cancelled, expires_at);
             tx.put_returning_old(CancelAction::Key, to_item(&record)?, Expr::new().absent_or_expired())?;
         }
+        tx.delete(
+            CancelAction::PatientSlot,
+            key(patient_pk.clone(), keys::patient_slot_sk(cancelled.slot_start)),
+        );
         for test in &cancelled.tests {
             tx.update(
                 CancelAction::Test,
@@ -373,7 +394,7 @@ impl Store {
 
     /// Cancels a booking in one transaction: the booking (still `booked`, at `expected_version`), the slot
     /// counter (gives the place back), the idempotency record when there is one (kept until its expiry,
-    /// epoch seconds), each test (still `ordered`: no result recorded; it also leaves the tests-by-type
+    /// epoch seconds), the patient's hold on the slot, each test (still `ordered`: no result recorded; it also leaves the tests-by-type
     /// index) and the audit event.
     ///
     /// # Errors
@@ -511,10 +532,10 @@ impl Store {
             note: note.clone(),
         };
         let mut tx = Tx::new(self);
-        tx.check(
+        tx.check_returning_old(
             NoteAction::Test,
             key(pk, keys::test_sk(at.booking_id, at.test_id)),
-            Expr::new().exists(keys::PK),
+            Expr::new().exists(keys::PK).ne(attr::STATUS, TestStatus::Cancelled),
         )?;
         tx.put(NoteAction::Note, to_item(&item)?, Expr::new().not_exists(keys::PK))?;
         tx.put(
@@ -525,7 +546,8 @@ impl Store {
         Ok(tx)
     }
 
-    /// Adds a note to a test that exists (one transaction: check the test, put the note and the audit event).
+    /// Adds a note to a test that exists and is not cancelled (one transaction: check the test, put the note
+    /// and the audit event).
     ///
     /// # Errors
     /// Engine failures.
@@ -533,7 +555,10 @@ impl Store {
         let tx = self.note_tx(at, note, audit)?;
         Ok(match self.send(tx).await? {
             Sent::Committed => NoteOutcome::Added,
-            Sent::Rejected(r) if r.has(NoteAction::Test) => NoteOutcome::NoTest,
+            Sent::Rejected(mut r) if r.has(NoteAction::Test) => match r.take_item(NoteAction::Test) {
+                Some(_) => NoteOutcome::TestCancelled,
+                None => NoteOutcome::NoTest,
+            },
             Sent::Rejected(r) => return Err(r.unexpected()),
         })
     }

@@ -66,6 +66,8 @@ pub(crate) mod entity {
     pub(crate) const NOTE: &str = "Note";
     /// An idempotency record.
     pub(crate) const IDEMPOTENCY: &str = "Idempotency";
+    /// A patient's hold on one slot start.
+    pub(crate) const PATIENT_SLOT: &str = "PatientSlot";
     /// An audit event.
     pub(crate) const AUDIT: &str = "AuditEvent";
 }
@@ -800,6 +802,35 @@ pub(crate) struct SlotItem {
     pub(crate) booked: u32,
     /// Capacity when last booked.
     pub(crate) capacity: u32,
+}
+
+/// A patient's hold on one slot start: `PATIENT#<id>` / `SLOTBOOKING#<start>`, written with the booking and
+/// deleted with its cancellation (bookings made before it existed have none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PatientSlotItem {
+    /// `PATIENT#<patientId>`.
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// `SLOTBOOKING#<slotStart>`.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::PATIENT_SLOT`].
+    pub(crate) entity: String,
+    /// The booking that holds it.
+    pub(crate) booking_id: Uuid,
+}
+
+impl PatientSlotItem {
+    /// The hold of `booking` on its slot.
+    pub(crate) fn new(booking: &Booking) -> Self {
+        Self {
+            pk: keys::patient_pk(booking.patient_id),
+            sk: keys::patient_slot_sk(booking.slot_start),
+            entity: entity::PATIENT_SLOT.to_owned(),
+            booking_id: booking.id,
+        }
+    }
 }
 
 /// An idempotency record: what a keyed request produced, replayed for 24 h.

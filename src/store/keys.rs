@@ -91,6 +91,12 @@ pub fn booking_sk(booking_id: Uuid) -> String {
     format!("BOOKING#{booking_id}")
 }
 
+/// Sort key of a patient's hold on one slot start (outside the `BOOKING#` prefix): it exists while one of the
+/// patient's bookings holds that slot, so the same patient cannot book the same slot twice.
+pub fn patient_slot_sk(slot_start: SlotStart) -> String {
+    format!("SLOTBOOKING#{slot_start}")
+}
+
 /// Sort key of one booked test inside a booking's tree.
 pub fn test_sk(booking_id: Uuid, test_id: Uuid) -> String {
     format!("BOOKING#{booking_id}#TEST#{test_id}")
@@ -354,6 +360,11 @@ mod tests {
         assert_eq!(bookings_by_day_sk(slot, b), booking_by_slot_sk(slot, b));
         assert_eq!(slots_pk(day), "SLOTS#2026-12-01");
         assert_eq!(slot_sk(slot), "SLOT#2026-12-01T07:15:00Z");
+        assert_eq!(patient_slot_sk(slot), "SLOTBOOKING#2026-12-01T07:15:00Z");
+        assert!(
+            !patient_slot_sk(slot).starts_with(&booking_sk(b)[..8]),
+            "outside every booking tree"
+        );
         assert_eq!(AWAITING_REVIEW_PK, "WORKLIST");
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::{
     operation::transact_write_items::TransactWriteItemsError,
     types::{
-        CancellationReason, ConditionCheck, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
+        CancellationReason, ConditionCheck, Delete, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
         TransactWriteItem, Update,
     },
 };
@@ -164,11 +164,40 @@ impl<L: Copy + PartialEq + std::fmt::Debug> Tx<L> {
         Ok(())
     }
 
+    /// Deletes the item at `key` (there or not).
+    pub(crate) fn delete(&mut self, label: L, key: Item) {
+        let delete = Delete::builder()
+            .table_name(self.table.as_ref())
+            .set_key(Some(key))
+            .build()
+            .expect("delete action is complete");
+        self.push(label, TransactWriteItem::builder().delete(delete).build());
+    }
+
     /// Checks `condition` on the item at `key` without writing it.
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] when a value does not serialise.
     pub(crate) fn check(&mut self, label: L, key: Item, condition: Expr) -> Result<(), StoreError> {
+        self.check_with(label, key, condition, ReturnValuesOnConditionCheckFailure::None)
+    }
+
+    /// Like [`Tx::check`]; when the condition fails, the rejection carries the item that was there (none: it
+    /// does not exist), so "absent" and "in the wrong state" are told apart without another read.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when a value does not serialise.
+    pub(crate) fn check_returning_old(&mut self, label: L, key: Item, condition: Expr) -> Result<(), StoreError> {
+        self.check_with(label, key, condition, ReturnValuesOnConditionCheckFailure::AllOld)
+    }
+
+    fn check_with(
+        &mut self,
+        label: L,
+        key: Item,
+        condition: Expr,
+        old: ReturnValuesOnConditionCheckFailure,
+    ) -> Result<(), StoreError> {
         only_condition(&condition)?;
         let text = condition.condition();
         let (names, values) = condition.placeholders()?;
@@ -178,6 +207,7 @@ impl<L: Copy + PartialEq + std::fmt::Debug> Tx<L> {
             .set_condition_expression(text)
             .set_expression_attribute_names(names)
             .set_expression_attribute_values(values)
+            .return_values_on_condition_check_failure(old)
             .build()
             .expect("condition check is complete");
         self.push(label, TransactWriteItem::builder().condition_check(check).build());
@@ -336,6 +366,10 @@ pub(crate) fn assert_names_in_targets<L: Copy + PartialEq + std::fmt::Debug>(
                 stored.get(&key_of(check.key())).cloned(),
                 check.expression_attribute_names(),
             ),
+            // An unconditional Delete names no attribute.
+            TransactWriteItem {
+                delete: Some(delete), ..
+            } => (Some(delete.key().clone()), delete.expression_attribute_names()),
             other => panic!("{label:?}: unexpected action {other:?}"),
         };
         let target = target.unwrap_or_else(|| panic!("{label:?}: targets no item of this test"));

@@ -63,8 +63,13 @@ async fn patient(store: &Store) -> Patient {
 }
 
 fn slot() -> SlotStart {
+    slot_at(0)
+}
+
+/// The `n`-th quarter hour after 09:00 three days from now.
+fn slot_at(n: i64) -> SlotStart {
     let day = OffsetDateTime::now_utc().date() + Duration::days(3);
-    SlotStart::new(day.with_hms(9, 0, 0).unwrap().assume_utc())
+    SlotStart::new(day.with_hms(9, 0, 0).unwrap().assume_utc() + Duration::minutes(15 * n))
 }
 
 fn booking(patient_id: Uuid, slot_start: SlotStart) -> Booking {
@@ -156,9 +161,15 @@ async fn each_failed_condition_of_a_booking_has_its_own_outcome() {
         }
     };
     assert_eq!(book(&first, &first_key).await, BookOutcome::Booked);
-    // Capacity 1: the slot is full now.
     assert_eq!(
-        book(&booking(p.id, slot()), &key("second")).await,
+        book(&booking(p.id, slot()), &key("again")).await,
+        BookOutcome::AlreadyBooked,
+        "the same patient, the same slot, another key"
+    );
+    // Capacity 1: the slot is full now for anyone else.
+    let q = patient(&store).await;
+    assert_eq!(
+        book(&booking(q.id, slot()), &key("second")).await,
         BookOutcome::SlotFull
     );
     let elsewhere = SlotStart::new(slot().at() + Duration::hours(1));
@@ -195,8 +206,8 @@ async fn each_failed_condition_of_a_cancellation_has_its_own_outcome() {
         }
     };
     let mut made = Vec::new();
-    for _ in 0..3 {
-        let b = booking(p.id, slot());
+    for n in 0..3 {
+        let b = booking(p.id, slot_at(n));
         let outcome = store
             .create_booking(&b, 10, &key("book"), expiry(), &audit(p.id))
             .await
@@ -264,11 +275,12 @@ async fn each_failed_condition_of_a_result_and_a_note_has_its_own_outcome() {
     );
     assert_eq!(save(2, Some(1), at).await, SaveResultOutcome::Saved);
 
-    let other = booking(p.id, slot());
-    store
+    let other = booking(p.id, slot_at(1));
+    let booked = store
         .create_booking(&other, 10, &key("c"), expiry(), &audit(p.id))
         .await
         .unwrap();
+    assert_eq!(booked, BookOutcome::Booked);
     let outcome = store
         .cancel_booking(&cancelled(&other), 1, None, &audit(p.id))
         .await
