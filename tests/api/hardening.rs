@@ -148,3 +148,172 @@ async fn concurrent_first_recordings_lose_as_a_late_request_without_if_match_doe
         .unwrap();
     assert_problem(late, 428, "precondition-required").await;
 }
+
+#[tokio::test]
+async fn control_characters_and_invisible_names_are_refused_by_field() {
+    let app = spawn_app().await;
+    let admin = app.staff(Role::Admin);
+    let create = |body: Value| {
+        app.request(Method::POST, "/v1/patients", Some(&admin))
+            .json(&body)
+            .send()
+    };
+    for (field, body) in [
+        (
+            "givenName",
+            json!({"givenName": "Ada\u{1b}[2J", "familyName": "L", "birthDate": "1990-12-10", "sex": "female"}),
+        ),
+        (
+            "familyName",
+            json!({"givenName": "Ada", "familyName": "  \u{200B} ", "birthDate": "1990-12-10", "sex": "female"}),
+        ),
+        (
+            "email",
+            json!({"givenName": "Ada", "familyName": "L", "birthDate": "1990-12-10", "sex": "female", "email": "a\u{7}@b.c"}),
+        ),
+    ] {
+        let problem = assert_problem(create(body).await.unwrap(), 422, "validation").await;
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    let (patient, base) = booked_cbc(&app).await;
+    let note = app
+        .request(Method::POST, &format!("{base}/notes"), Some(&app.staff(Role::Doctor)))
+        .json(&json!({"text": "nul\u{0}byte"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        assert_problem(note, 422, "validation").await["errors"][0]["field"],
+        "text"
+    );
+    let comment = app
+        .request(Method::PUT, &format!("{base}/result"), Some(&app.staff(Role::Lab)))
+        .json(&cbc("bell\u{7}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        assert_problem(comment, 422, "validation").await["errors"][0]["field"],
+        "comment"
+    );
+    let booking_note = app
+        .request(Method::POST, &format!("/v1/patients/{patient}/bookings"), Some(&admin))
+        .header("idempotency-key", "ctl")
+        .json(&json!({"slotStart": slot(&day(32), "10:15"), "tests": ["CBC"], "note": "first\nsecond\u{1b}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        assert_problem(booking_note, 422, "validation").await["errors"][0]["field"],
+        "note"
+    );
+    // Line feeds and tabs are fine where text spans lines.
+    let ok = app
+        .request(Method::POST, &format!("{base}/notes"), Some(&app.staff(Role::Doctor)))
+        .json(&json!({"text": "line one\nline two\tand a tab"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 201);
+}
+
+#[tokio::test]
+async fn if_match_star_matches_any_version_weak_tags_never_and_unquoted_is_a_400() {
+    let app = spawn_app().await;
+    let patient = app.create_patient().await;
+    let admin = app.staff(Role::Admin);
+    let patch = |if_match: &str, body: Value| {
+        app.request(Method::PATCH, &format!("/v1/patients/{patient}"), Some(&admin))
+            .header("if-match", if_match.to_owned())
+            .json(&body)
+            .send()
+    };
+    assert_problem(
+        patch("W/\"1\"", json!({"familyName": "King"})).await.unwrap(),
+        412,
+        "precondition-failed",
+    )
+    .await;
+    assert_problem(
+        patch("1", json!({"familyName": "King"})).await.unwrap(),
+        400,
+        "bad-request",
+    )
+    .await;
+    let star = patch("*", json!({"familyName": "King"})).await.unwrap();
+    assert_eq!(
+        (star.status().as_u16(), star.headers()["etag"].to_str().unwrap()),
+        (200, "\"2\"")
+    );
+    // A patch that changes nothing writes nothing: same version, same ETag.
+    let same = patch("\"2\"", json!({})).await.unwrap();
+    assert_eq!(
+        (same.status().as_u16(), same.headers()["etag"].to_str().unwrap()),
+        (200, "\"2\"")
+    );
+    let same = patch("*", json!({"familyName": "King"})).await.unwrap();
+    assert_eq!(same.headers()["etag"], "\"2\"");
+    let got = app.get(&format!("/v1/patients/{patient}"), &admin).await;
+    assert_eq!(got.headers()["etag"], "\"2\"");
+}
+
+#[tokio::test]
+async fn a_booking_beyond_the_horizon_or_of_a_slot_the_patient_holds_is_refused() {
+    let app = spawn_app().await;
+    let patient = app.create_patient().await;
+    let far = app.book(patient, "9999-12-01T09:00:00Z", &["CBC"], "far").await;
+    let problem = assert_problem(far, 422, "validation").await;
+    assert_eq!(problem["errors"][0]["field"], "slotStart");
+    let beyond = app.book(patient, &slot(&day(181), "09:00"), &["CBC"], "beyond").await;
+    assert_problem(beyond, 422, "validation").await;
+    let at = slot(&day(40), "09:00");
+    let first = app.booked(patient, &at, &["CBC"]).await;
+    assert_problem(app.book(patient, &at, &["TSH"], "twice").await, 409, "already-booked").await;
+    let cancel = format!(
+        "/v1/patients/{patient}/bookings/{}/cancel",
+        first["id"].as_str().unwrap()
+    );
+    let res = app
+        .request(Method::POST, &cancel, Some(&app.staff(Role::Admin)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.book(patient, &at, &["TSH"], "after-cancel").await.status(), 201);
+}
+
+#[tokio::test]
+async fn a_cancelled_test_takes_no_note_and_a_critical_range_must_contain_the_reference_range() {
+    let app = spawn_app().await;
+    let (patient, base) = booked_cbc(&app).await;
+    let booking = base.split("/tests/").next().unwrap().to_owned();
+    let res = app
+        .request(
+            Method::POST,
+            &format!("{booking}/cancel"),
+            Some(&app.staff(Role::Admin)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{patient}");
+    let note = app
+        .request(Method::POST, &format!("{base}/notes"), Some(&app.staff(Role::Doctor)))
+        .json(&json!({"text": "too late"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(note, 409, "booking-cancelled").await;
+
+    let mut definition = crate::test_types_definition();
+    definition["code"] = "CRIT".into();
+    definition["analytes"][0]["criticalRange"] = json!({"low": 100, "high": 200});
+    let res = app
+        .request(Method::POST, "/v1/test-types", Some(&app.staff(Role::Admin)))
+        .json(&definition)
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(res, 422, "validation").await;
+    assert_eq!(problem["errors"][0]["field"], "analytes[0].criticalRange", "{problem}");
+}
