@@ -102,6 +102,8 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// Bearer token `/metrics` requires, if any (`MEDBOOK_METRICS_TOKEN`).
     pub metrics_token: Option<Secret>,
+    /// Serve `/metrics` without a token on the production store too (`MEDBOOK_METRICS_PUBLIC=true`).
+    pub metrics_public: bool,
 }
 
 /// The DynamoDB table and how to reach it.
@@ -268,6 +270,7 @@ impl ServerSettings {
             log_format: vars.choice("MEDBOOK_LOG_FORMAT", &pretty)?,
             shutdown_grace: Duration::from_secs(vars.ranged("MEDBOOK_SHUTDOWN_GRACE_S", 20, 0..=600)?),
             metrics_token: vars.get("MEDBOOK_METRICS_TOKEN").map(Secret::new),
+            metrics_public: vars.choice("MEDBOOK_METRICS_PUBLIC", &[("false", false), ("true", true)])?,
         })
     }
 }

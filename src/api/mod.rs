@@ -213,6 +213,18 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes_and_spec().1
 }
 
+/// Who may read `/metrics`. With the production store (`MEDBOOK_STORE=aws`) it is off unless the operator sets
+/// `MEDBOOK_METRICS_TOKEN` or says `MEDBOOK_METRICS_PUBLIC=true` (a scraper on a private network).
+#[derive(Debug, Clone)]
+pub enum MetricsAccess {
+    /// Anyone (the embedded development store, or `MEDBOOK_METRICS_PUBLIC=true`).
+    Public,
+    /// Only `Authorization: Bearer <token>`.
+    Token(crate::config::Secret),
+    /// Nobody: 404.
+    Off,
+}
+
 /// Limits the HTTP layer enforces.
 #[derive(Debug, Clone)]
 pub struct HttpPolicy {
@@ -226,8 +238,8 @@ pub struct HttpPolicy {
     pub rate_burst: u32,
     /// CORS origins; empty: no CORS.
     pub cors_origins: Vec<String>,
-    /// Bearer token `/metrics` requires, if any.
-    pub metrics_token: Option<crate::config::Secret>,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsAccess,
 }
 
 impl From<&crate::config::Settings> for HttpPolicy {
@@ -238,7 +250,11 @@ impl From<&crate::config::Settings> for HttpPolicy {
             rate_per_sec: s.limits.rate_per_sec,
             rate_burst: s.limits.rate_burst,
             cors_origins: s.limits.cors_origins.clone(),
-            metrics_token: s.server.metrics_token.clone(),
+            metrics: match (&s.server.metrics_token, s.server.metrics_public, s.store.kind) {
+                (Some(token), _, _) => MetricsAccess::Token(token.clone()),
+                (None, true, _) | (None, false, crate::config::StoreKind::Embedded) => MetricsAccess::Public,
+                (None, false, crate::config::StoreKind::Aws) => MetricsAccess::Off,
+            },
         }
     }
 }
@@ -255,11 +271,11 @@ pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
             audit::audit_patient_requests,
         ))
         .with_state(state);
-    let metrics_token = policy.metrics_token.clone();
+    let metrics_access = policy.metrics.clone();
     let mut app = Router::new()
         .route(
             "/metrics",
-            axum::routing::get(move |headers: axum::http::HeaderMap| metrics(headers, metrics_token.clone())),
+            axum::routing::get(move |headers: axum::http::HeaderMap| metrics(headers, metrics_access.clone())),
         )
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .merge(routes)
@@ -338,9 +354,12 @@ pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
         .layer(middleware::from_fn(sanitize_request_id))
 }
 
-/// `GET /metrics`: Prometheus text. With `MEDBOOK_METRICS_TOKEN` set, only for `Authorization: Bearer <it>`.
-async fn metrics(headers: axum::http::HeaderMap, token: Option<crate::config::Secret>) -> Response {
-    if let Some(token) = token {
+/// `GET /metrics`: Prometheus text, as [`MetricsAccess`] allows.
+async fn metrics(headers: axum::http::HeaderMap, access: MetricsAccess) -> Response {
+    if let MetricsAccess::Off = access {
+        return error::ApiError::NotFound("route").into_response();
+    }
+    if let MetricsAccess::Token(token) = access {
         let sent = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())

@@ -70,6 +70,9 @@ pub fn settings(table: &str, extra: &[(&str, &str)]) -> Settings {
         // Tests fire bursts from one subject; the rate limit has its own test.
         ("MEDBOOK_RATE_PER_SEC".into(), "100000".into()),
         ("MEDBOOK_RATE_BURST".into(), "100000".into()),
+        // The test apps use the production store kind against the local engine; the metrics tests read
+        // /metrics (its default there, off, has a test of its own).
+        ("MEDBOOK_METRICS_PUBLIC".into(), "true".into()),
     ]);
     for (k, v) in extra {
         vars.insert((*k).into(), (*v).into());

@@ -62,3 +62,10 @@ async fn metrics_can_require_a_bearer_token() {
         200
     );
 }
+
+#[tokio::test]
+async fn metrics_are_off_on_the_production_store_unless_the_operator_opens_them() {
+    let app = spawn_app_with(&[("MEDBOOK_METRICS_PUBLIC", "false")]).await;
+    let res = app.request(Method::GET, "/metrics", None).send().await.unwrap();
+    crate::helpers::assert_problem(res, 404, "not-found").await;
+}
