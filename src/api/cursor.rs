@@ -42,7 +42,11 @@ impl CursorKey {
         let nonce: [u8; NONCE_LEN] = rand::random();
         let mut sealed = payload.to_vec();
         self.0
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(scope.as_bytes()), &mut sealed)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(scope.as_bytes()),
+                &mut sealed,
+            )
             .expect("sealing a short payload succeeds");
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&sealed);
@@ -89,8 +93,15 @@ mod tests {
             "edited payload"
         );
         let text = String::from_utf8_lossy(&raw).to_string();
-        assert!(!text.contains("PATIENT#"), "the key layout is not readable in the cursor");
-        assert_ne!(keys.seal("/v1/patients/1/bookings", payload), cursor, "a fresh nonce each time");
+        assert!(
+            !text.contains("PATIENT#"),
+            "the key layout is not readable in the cursor"
+        );
+        assert_ne!(
+            keys.seal("/v1/patients/1/bookings", payload),
+            cursor,
+            "a fresh nonce each time"
+        );
         assert!(keys.open("/v1/patients/1/bookings", "garbage").is_none());
         let other = CursorKey::new(&Secret::new(vec![2u8; 32]));
         assert!(

@@ -94,6 +94,9 @@ pub enum ApiError {
         /// What happened.
         detail: String,
     },
+    /// 408: the request body did not arrive whole.
+    #[error("request body incomplete")]
+    RequestTimeout,
     /// 412.
     #[error("precondition failed")]
     PreconditionFailed,
@@ -151,6 +154,12 @@ impl ApiError {
                 "this resource does not support that method".into(),
             ),
             Self::Conflict { kind, detail } => (StatusCode::CONFLICT, kind, "Conflict", detail.clone()),
+            Self::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                "Request timeout",
+                "the request body did not arrive whole; send it again".into(),
+            ),
             Self::PreconditionFailed => (
                 StatusCode::PRECONDITION_FAILED,
                 "precondition-failed",

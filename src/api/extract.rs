@@ -38,15 +38,48 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
                 "send the body as application/json".into(),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest("could not read the request body".into())
+        // A body that stops short (a client that closed, or one that stalls) is a 408, answered before the
+        // request timeout's 503 (which means the service was slow, not the client).
+        let bytes = match tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(req, state)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(e)) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::PayloadTooLarge);
             }
-        })?;
+            Ok(Err(_)) | Err(_) => return Err(ApiError::RequestTimeout),
+        };
         parse_json(&bytes).map(Json)
     }
+}
+
+/// Longest wait for a request body once its headers are in.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A serde message as a client may read it: Rust type names (`struct CreatePatient with 6 elements`) become
+/// what they mean in JSON.
+fn public_message(message: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut words = message.split(' ').peekable();
+    while let Some(word) = words.next() {
+        match word {
+            "struct" | "enum" | "tuple" if words.peek().is_some() => {
+                let name = words.next().unwrap_or_default();
+                let meaning = if word == "enum" {
+                    "one of the allowed values"
+                } else {
+                    "a JSON object"
+                };
+                let trailing: String = name.chars().rev().take_while(|c| c.is_ascii_punctuation()).collect();
+                out.push(format!("{meaning}{trailing}"));
+                // "with 6 elements" says nothing to a client.
+                if words.peek() == Some(&"with") {
+                    words.nth(2);
+                }
+            }
+            w if w.contains("::") => out.push("a value".into()),
+            w => out.push(w.into()),
+        }
+    }
+    out.join(" ")
 }
 
 /// Deserialises JSON, naming the failing field.
@@ -54,6 +87,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 /// # Errors
 /// 400 for syntax errors, 422 for data errors.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body of this API is a JSON object; serde would also take an array of the fields in order.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::invalid("(body)", "must be a JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(&mut de) {
         Ok(value) => {
@@ -66,7 +103,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let inner = err.into_inner();
             match inner.classify() {
                 serde_json::error::Category::Data => {
-                    let message = strip_position(&inner.to_string());
+                    let message = public_message(&strip_position(&inner.to_string()));
                     // The path already ends at an unknown field; a missing one is named only in the message.
                     let missing = message
                         .strip_prefix("missing field `")
@@ -79,7 +116,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     };
                     Err(ApiError::Validation(vec![FieldError::new(field, message)]))
                 }
-                _ => Err(ApiError::BadRequest(format!("malformed JSON: {}", inner))),
+                _ => Err(ApiError::BadRequest(format!(
+                    "malformed JSON: {}",
+                    public_message(&inner.to_string())
+                ))),
             }
         }
     }
@@ -101,11 +141,34 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| Path(p.0))
-            .map_err(|e: PathRejection| ApiError::BadRequest(format!("bad path parameter: {}", e.body_text())))
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(p) => Ok(Path(p.0)),
+            Err(e) => {
+                let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+                    .await
+                    .ok();
+                Err(ApiError::BadRequest(path_problem(&e, params.as_ref())))
+            }
+        }
     }
+}
+
+/// What is wrong with a path, without the library's wording (`Invalid URL: Cannot parse …`): the first
+/// parameter whose value is not what its name promises (`…Id`: a UUID; `n`: a number).
+fn path_problem(rejection: &PathRejection, params: Option<&axum::extract::RawPathParams>) -> String {
+    let bad = params.into_iter().flat_map(|p| p.iter()).find_map(|(key, value)| {
+        if key.ends_with("Id") && uuid::Uuid::parse_str(value).is_err() {
+            Some(format!("bad path parameter: `{key}` must be an id (UUID)"))
+        } else if key == "n" && value.parse::<u32>().is_err() {
+            Some(format!("bad path parameter: `{key}` must be a version number"))
+        } else {
+            None
+        }
+    });
+    bad.unwrap_or_else(|| {
+        tracing::debug!(error = %rejection.body_text(), "path refused");
+        "bad path: a parameter is not valid".into()
+    })
 }
 
 /// Query parameters; a malformed one is a 400 naming it.
@@ -119,7 +182,13 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Query<T
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
-            .map_err(|e: QueryRejection| ApiError::BadRequest(format!("bad query parameter: {}", e.body_text())))
+            .map_err(|e: QueryRejection| {
+                let text = e.body_text();
+                let detail = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text);
+                ApiError::BadRequest(format!("bad query parameter: {}", public_message(detail)))
+            })
     }
 }
 
@@ -215,6 +284,22 @@ mod tests {
             ApiError::Validation(errors) => errors[0].field.clone(),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn messages_name_no_rust_types() {
+        assert_eq!(
+            public_message("invalid type: sequence, expected struct CreatePatient with 6 elements"),
+            "invalid type: sequence, expected a JSON object"
+        );
+        assert_eq!(
+            public_message("invalid type: integer `3`, expected struct Range"),
+            "invalid type: integer `3`, expected a JSON object"
+        );
+        assert_eq!(
+            public_message("expected medbook::domain::patient::Sex"),
+            "expected a value"
+        );
     }
 
     #[test]

@@ -131,7 +131,7 @@ impl Modify for BearerAuth {
 /// Every error response is problem+json: the handlers' annotations give each error's status and what it
 /// means there, and this adds the one body they share. Then the responses any operation can give because of
 /// middleware: the rate limit (429), the request timeout or an unavailable database (503), and, for
-/// operations with a body, the body limit (413).
+/// operations with a body, the body limit (413) and a body that stops short (408).
 struct CommonResponses;
 
 impl Modify for CommonResponses {
@@ -181,6 +181,9 @@ impl Modify for CommonResponses {
                     responses
                         .entry("413".into())
                         .or_insert_with(|| problem("request body over the limit").into());
+                    responses
+                        .entry("408".into())
+                        .or_insert_with(|| problem("the request body did not arrive whole").into());
                 }
             }
         }

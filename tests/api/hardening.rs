@@ -317,3 +317,63 @@ async fn a_cancelled_test_takes_no_note_and_a_critical_range_must_contain_the_re
     let problem = assert_problem(res, 422, "validation").await;
     assert_eq!(problem["errors"][0]["field"], "analytes[0].criticalRange", "{problem}");
 }
+
+#[tokio::test]
+async fn protocol_errors_name_no_internal_types_or_library_messages() {
+    let app = spawn_app().await;
+    let admin = app.staff(Role::Admin);
+    for body in [
+        json!(["Ada", "Lovelace", "1990-12-10", "female", null, null]),
+        json!(["Ada"]),
+    ] {
+        let array = app
+            .request(Method::POST, "/v1/patients", Some(&admin))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(array, 422, "validation").await;
+        let text = problem.to_string();
+        assert!(!text.contains("CreatePatient") && !text.contains("elements"), "{text}");
+        assert_eq!(problem["errors"][0]["field"], "(body)");
+    }
+    let nested = app
+        .request(Method::POST, "/v1/patients", Some(&admin))
+        .json(&json!({"givenName": {"a": 1}, "familyName": "L", "birthDate": "1990-12-10", "sex": "female"}))
+        .send()
+        .await
+        .unwrap();
+    let text = assert_problem(nested, 422, "validation").await.to_string();
+    assert!(!text.contains("struct") && !text.contains("::"), "{text}");
+    let path = app.get("/v1/patients/not-an-id", &admin).await;
+    let problem = assert_problem(path, 400, "bad-request").await;
+    let text = problem.to_string();
+    assert!(
+        !text.contains("Invalid URL") && !text.contains("Cannot parse") && !text.contains("uuid::"),
+        "{text}"
+    );
+    assert!(text.contains("patientId"), "{text}");
+}
+
+#[tokio::test]
+async fn a_body_that_stops_short_is_a_408_problem_not_a_503() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let token = app.staff(Role::Admin);
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/patients HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: 200\r\n\r\n{{\"givenName\": \"Ada\""
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("x-content-type-options: nosniff"),
+        "{answer}"
+    );
+}
