@@ -104,6 +104,11 @@ pub struct ServerSettings {
     pub metrics_token: Option<Secret>,
     /// Serve `/metrics` without a token on the production store too (`MEDBOOK_METRICS_PUBLIC=true`).
     pub metrics_public: bool,
+    /// Time a client has to send a request's headers, and that an idle keep-alive connection stays open
+    /// (`MEDBOOK_HEADER_READ_TIMEOUT_MS`).
+    pub header_read_timeout: Duration,
+    /// Open connections at most (`MEDBOOK_MAX_CONNECTIONS`).
+    pub max_connections: usize,
 }
 
 /// The DynamoDB table and how to reach it.
@@ -271,6 +276,12 @@ impl ServerSettings {
             shutdown_grace: Duration::from_secs(vars.ranged("MEDBOOK_SHUTDOWN_GRACE_S", 20, 0..=600)?),
             metrics_token: vars.get("MEDBOOK_METRICS_TOKEN").map(Secret::new),
             metrics_public: vars.choice("MEDBOOK_METRICS_PUBLIC", &[("false", false), ("true", true)])?,
+            header_read_timeout: Duration::from_millis(vars.ranged(
+                "MEDBOOK_HEADER_READ_TIMEOUT_MS",
+                10_000,
+                100..=300_000,
+            )?),
+            max_connections: vars.ranged("MEDBOOK_MAX_CONNECTIONS", 1024, 1..=1_000_000)?,
         })
     }
 }
@@ -485,6 +496,8 @@ mod tests {
             ("MEDBOOK_STARTUP_WAIT_S", "soon"),
             ("MEDBOOK_JWT_MAX_TTL", "forever"),
             ("MEDBOOK_BOOKING_HORIZON_DAYS", "0"),
+            ("MEDBOOK_HEADER_READ_TIMEOUT_MS", "5"),
+            ("MEDBOOK_MAX_CONNECTIONS", "0"),
         ] {
             let err = settings(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{err}");

@@ -1,12 +1,7 @@
 //! Building the application: settings → engine and client → table and migrations → state → router → bound
 //! listener. Binding to port 0 lets tests ask for the real port afterwards.
 
-use std::{
-    future::{Future, IntoFuture},
-    net::SocketAddr,
-    sync::Arc,
-    time::Duration,
-};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use aws_sdk_dynamodb::Client;
 use tokio::{net::TcpListener, sync::watch};
@@ -47,6 +42,7 @@ pub struct Application {
     router: axum::Router,
     health: Health,
     grace: Duration,
+    connections: ConnectionLimits,
     #[cfg(feature = "embedded")]
     engine: Option<crate::store::engine::EmbeddedEngine>,
 }
@@ -188,6 +184,10 @@ impl Application {
             router: api::router(state, &(&settings).into()),
             health,
             grace: settings.server.shutdown_grace,
+            connections: ConnectionLimits {
+                header_read_timeout: settings.server.header_read_timeout,
+                max_connections: settings.server.max_connections,
+            },
             #[cfg(feature = "embedded")]
             engine: None,
         })
@@ -229,15 +229,7 @@ impl Application {
             tokio::time::sleep(DRAIN_DELAY.min(grace)).await;
             let _ = stop.send(true);
         });
-        let mut until_stopped = stopped.clone();
-        let server = axum::serve(
-            self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = until_stopped.wait_for(|s| *s).await;
-        })
-        .into_future();
+        let server = serve(self.listener, self.router, self.connections, stopped.clone());
         let result = tokio::select! {
             result = server => result,
             () = async move {
@@ -254,6 +246,81 @@ impl Application {
         }
         result
     }
+}
+
+/// What one connection may take of the server.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    /// Time a client has to send a request's headers; a keep-alive connection waiting for its next request
+    /// is closed after the same time (hyper runs the one timer for both).
+    header_read_timeout: Duration,
+    /// Open connections at most; past it the listener stops accepting until one closes.
+    max_connections: usize,
+}
+
+/// The accept loop: each connection served by hyper (HTTP/1.1) with a header-read timeout, at most
+/// `max_connections` at once, until `stop` turns true; then every connection finishes its in-flight requests
+/// and closes (idle ones at once).
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ConnectionLimits,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    use hyper_util::{
+        rt::{TokioIo, TokioTimer},
+        server::graceful::GracefulShutdown,
+    };
+    use tower::ServiceExt as _;
+
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    // HTTP/1.1 only: its header-read timer runs from the first byte the connection waits for, so a client
+    // that sends nothing is closed too (HTTP/2 version sniffing would wait for it without a timer). Load
+    // balancers speak HTTP/1.1 to their targets.
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = until_true(&mut stop) => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = until_true(&mut stop) => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            router.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Waits until `flag` is true (and holds no borrow of it afterwards).
+async fn until_true(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|s| *s).await;
 }
 
 /// How long readiness reports 503 before the listener closes.

@@ -377,3 +377,43 @@ async fn a_body_that_stops_short_is_a_408_problem_not_a_503() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn a_slow_or_idle_connection_is_closed_after_the_header_read_timeout_and_connections_are_capped() {
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app_with(&[
+        ("MEDBOOK_HEADER_READ_TIMEOUT_MS", "300"),
+        ("MEDBOOK_MAX_CONNECTIONS", "2"),
+    ])
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    // Half a request line, then nothing (slowloris): closed after the timeout, not minutes later.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /health/li").await.unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "still open after 5 s");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    drop(slow);
+
+    // Two silent connections take both places: a third request is not served until they are closed.
+    let quiet = [
+        tokio::net::TcpStream::connect(&addr).await.unwrap(),
+        tokio::net::TcpStream::connect(&addr).await.unwrap(),
+    ];
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(150))
+        .build()
+        .unwrap();
+    let blocked = client.get(format!("{}/health/live", app.base)).send().await;
+    assert!(blocked.is_err(), "served past the connection cap: {blocked:?}");
+    // The header-read timeout closes the silent ones; then there is room again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let served = app.http.get(format!("{}/health/live", app.base)).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    drop(quiet);
+}
