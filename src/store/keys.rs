@@ -258,9 +258,18 @@ pub fn test_type_version_sk(version: u32) -> String {
     format!("VERSION#{version:06}")
 }
 
-/// Partition of an idempotency record, scoped to the caller that sent the key.
+/// Partition of an idempotency record, scoped to the caller that sent the key: a SHA-256 of the
+/// length-prefixed caller and key, so no caller's key can name another caller's record (with `#` allowed in
+/// both, `a` + `b#c` and `a#b` + `c` were one key once) and the key's text is not stored in a key.
 pub fn idempotency_pk(caller: &str, key: &str) -> String {
-    format!("IDEMPOTENCY#{caller}#{key}")
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in [caller, key] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("IDEMPOTENCY#{hex}")
 }
 
 /// Sort key of an idempotency record.
@@ -406,7 +415,11 @@ mod tests {
         assert_eq!(CATALOG_PK, "CATALOG");
         assert_eq!(catalog_sk("CBC"), "TESTTYPE#CBC");
         assert_eq!(test_type_pk("CBC"), "TESTTYPE#CBC");
-        assert_eq!(idempotency_pk("u1", "k1"), "IDEMPOTENCY#u1#k1");
+        assert_eq!(
+            idempotency_pk("u1", "k1"),
+            "IDEMPOTENCY#df9810e22e9da6fe1d8e020cea2ff2c7aa6fa2fd9c17dcf76537e51ebe368d3b"
+        );
+        assert_ne!(idempotency_pk("lab:a", "b#c"), idempotency_pk("lab:a#b", "c"));
         assert_eq!(
             audit_pk(id(1), Month::of_instant("2026-12-01T00:00:00.000Z").unwrap()),
             "AUDIT#00000000-0000-0000-0000-000000000001#2026-12"

@@ -417,3 +417,23 @@ async fn a_slow_or_idle_connection_is_closed_after_the_header_read_timeout_and_c
     assert_eq!(served.status(), 200);
     drop(quiet);
 }
+
+#[tokio::test]
+async fn idempotency_keys_of_two_callers_never_meet() {
+    let app = spawn_app().await;
+    let patient = app.create_patient().await;
+    // `lab:a` + `b#c` and `lab:a#b` + `c` were one record key once.
+    let (first, second) = (app.token(Role::Lab, "a"), app.token(Role::Lab, "a#b"));
+    let book = |token: String, key: &str, at: String| {
+        app.request(Method::POST, &format!("/v1/patients/{patient}/bookings"), Some(&token))
+            .header("idempotency-key", key.to_owned())
+            .json(&json!({"slotStart": at, "tests": ["CBC"]}))
+            .send()
+    };
+    let one = book(first, "b#c", slot(&day(33), "09:00")).await.unwrap();
+    assert_eq!(one.status(), 201);
+    let two = book(second, "c", slot(&day(33), "10:00")).await.unwrap();
+    assert_eq!(two.status(), 201, "another caller's key is not this caller's");
+    let (one, two): (Value, Value) = (one.json().await.unwrap(), two.json().await.unwrap());
+    assert_ne!(one["id"], two["id"]);
+}
