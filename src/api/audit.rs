@@ -180,7 +180,10 @@ async fn audit_trail(
         .audit
         .page(patient_id, from, to, list.limit(), list.start())
         .await?;
-    Ok(axum::Json(list.page(&state, page, |event| event)))
+    let own_view = caller.role == Role::Patient;
+    Ok(axum::Json(list.page(&state, page, |event| {
+        if own_view { event.as_seen_by(patient_id) } else { event }
+    })))
 }
 
 #[cfg(test)]

@@ -47,6 +47,20 @@ pub struct AuditEvent {
     pub request_id: String,
 }
 
+/// What a patient's own view of their trail shows in place of another patient's id.
+pub const ANOTHER_PATIENT: &str = "(another patient)";
+
+impl AuditEvent {
+    /// The event as `patient` may see it in their own trail: another patient who tried to reach this
+    /// patient's data is shown, but not who they are (staff are shown as they are).
+    pub fn as_seen_by(mut self, patient: Uuid) -> Self {
+        if self.actor.role == "patient" && self.actor.sub != patient.to_string() {
+            ANOTHER_PATIENT.clone_into(&mut self.actor.sub);
+        }
+        self
+    }
+}
+
 /// An audit event before it knows whose data it concerns (a new patient's id is made by the service).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditDraft {

@@ -226,3 +226,31 @@ async fn the_patient_reads_who_looked_at_their_data_newest_first_one_query_per_p
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_patients_own_trail_shows_another_patients_probe_but_not_who_it_was() {
+    let app = spawn_app().await;
+    let (a, b) = (app.create_patient().await, app.create_patient().await);
+    let intruder = app.token(Role::Patient, &a.to_string());
+    assert_eq!(app.get(&format!("/v1/patients/{b}"), &intruder).await.status(), 404);
+    // The probe is recorded under B, in the background.
+    let events = expect_events(&app, b, 2).await;
+    assert!(events.iter().any(|e| e.actor.sub == a.to_string()), "the admin's record keeps it");
+
+    let own: Value = app
+        .get(&format!("/v1/patients/{b}/audit"), &app.token(Role::Patient, &b.to_string()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let text = own.to_string();
+    assert!(!text.contains(&a.to_string()), "{text}");
+    assert!(text.contains(medbook::domain::audit::ANOTHER_PATIENT), "{text}");
+    let admin: Value = app
+        .get(&format!("/v1/patients/{b}/audit"), &app.staff(Role::Admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(admin.to_string().contains(&a.to_string()));
+}
