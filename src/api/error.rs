@@ -115,6 +115,12 @@ pub enum ApiError {
     /// 503.
     #[error("unavailable")]
     Unavailable,
+    /// 503: the table is gone.
+    #[error("table not found")]
+    TableMissing,
+    /// 503 from the readiness probe, saying why.
+    #[error("{0}")]
+    NotReady(String),
     /// 500; the message is logged, never sent.
     #[error("internal: {0}")]
     Internal(String),
@@ -199,6 +205,13 @@ impl ApiError {
                 "Service unavailable",
                 "the database is not answering; retry shortly".into(),
             ),
+            Self::NotReady(d) => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", d.clone()),
+            Self::TableMissing => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "table-not-found",
+                "Service unavailable",
+                "the database table is missing; the operators have been alerted, retry later".into(),
+            ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -215,6 +228,9 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Internal(message) => tracing::error!(error = %message, "internal error"),
             Self::Unavailable => tracing::warn!("database unavailable"),
+            Self::TableMissing => {
+                tracing::error!("the DynamoDB table does not exist: recreate it with `medbook migrate`");
+            }
             _ => {}
         }
         let errors = match &self {
@@ -247,6 +263,9 @@ impl IntoResponse for ApiError {
             Self::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
+            Self::TableMissing | Self::NotReady(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
             _ => {}
         }
         response
@@ -265,6 +284,7 @@ impl From<ServiceError> for ApiError {
                 tracing::warn!(error = %detail, "database unavailable");
                 Self::Unavailable
             }
+            ServiceError::TableMissing => Self::TableMissing,
             ServiceError::Internal(detail) => Self::Internal(detail),
         }
     }

@@ -27,9 +27,15 @@ async fn live() -> StatusCode {
     )
 )]
 async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    if state.health.ready().await {
-        Ok(StatusCode::OK)
-    } else {
-        Err(ApiError::Unavailable)
+    use crate::service::health::Readiness;
+    match state.health.ready().await {
+        Readiness::Ready => Ok(StatusCode::OK),
+        // For the operator's probe: which table is missing. Data endpoints do not name it.
+        Readiness::TableMissing(table) => Err(ApiError::NotReady(format!(
+            "table `{table}` does not exist; recreate it with `medbook migrate`"
+        ))),
+        Readiness::Draining => Err(ApiError::NotReady("shutting down".into())),
+        Readiness::NotActive => Err(ApiError::NotReady("the table or an index is not ACTIVE yet".into())),
+        Readiness::Unreachable => Err(ApiError::Unavailable),
     }
 }

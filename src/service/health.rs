@@ -5,7 +5,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use crate::store::Store;
+use crate::store::{Store, bootstrap::TableState};
 
 /// Readiness checks.
 #[derive(Debug, Clone)]
@@ -29,16 +29,39 @@ impl Health {
     }
 
     /// Ready when not shutting down, the engine answers, and the table and its indexes are ACTIVE.
-    pub async fn ready(&self) -> bool {
+    pub async fn ready(&self) -> Readiness {
         if self.draining.load(Ordering::SeqCst) {
-            return false;
+            return Readiness::Draining;
         }
-        match self.store.is_ready().await {
-            Ok(ready) => ready,
+        match self.store.table_state().await {
+            Ok(TableState::Active) => Readiness::Ready,
+            Ok(TableState::Missing) => {
+                tracing::error!(
+                    table = self.store.table(),
+                    "readiness: the table does not exist; recreate it with `medbook migrate`"
+                );
+                Readiness::TableMissing(self.store.table().to_owned())
+            }
+            Ok(TableState::NotActive) => Readiness::NotActive,
             Err(e) => {
                 tracing::warn!(error = %e, "readiness check failed");
-                false
+                Readiness::Unreachable
             }
         }
     }
+}
+
+/// Why the service is or is not ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Serving.
+    Ready,
+    /// Shutting down.
+    Draining,
+    /// The table does not exist (its name).
+    TableMissing(String),
+    /// The table or an index is being created or updated.
+    NotActive,
+    /// The engine does not answer.
+    Unreachable,
 }

@@ -136,6 +136,9 @@ pub enum ServiceError {
     /// The engine is unreachable or throttling; retry later.
     #[error("storage unavailable")]
     Unavailable(String),
+    /// The table is gone: nothing works until an operator recreates it (`medbook migrate`).
+    #[error("table not found")]
+    TableMissing,
     /// A defect or malformed data: logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -155,6 +158,7 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(detail) => Self::Unavailable(detail),
+            StoreError::TableMissing => Self::TableMissing,
             StoreError::ForeignKey => Self::Invalid(vec![FieldError::new("cursor", "does not belong to this list")]),
             other => Self::Internal(other.to_string()),
         }

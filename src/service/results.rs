@@ -35,6 +35,28 @@ pub struct ResultInput {
     pub comment: Option<String>,
 }
 
+/// Clock skew tolerated on `performedAt`.
+pub const PERFORMED_AT_SKEW: time::Duration = time::Duration::minutes(5);
+
+/// A specimen is analysed after it was booked and not in the future: `performedAt` lies between the day the
+/// booking was made and now (plus clock skew). Year 0000 and the far future never reach the record (or the
+/// FHIR export, whose schema refuses them).
+fn check_performed_at(performed_at: OffsetDateTime, booked_at: &str) -> Result<(), ServiceError> {
+    let invalid = |message: String| ServiceError::Invalid(vec![FieldError::new("performedAt", message)]);
+    let now = OffsetDateTime::now_utc();
+    if performed_at > now + PERFORMED_AT_SKEW {
+        return Err(invalid("must not be in the future".into()));
+    }
+    let booked = timefmt::parse_instant(booked_at).map_or(now.date(), |at| at.date());
+    if performed_at.date() < booked {
+        return Err(invalid(format!(
+            "must not be before the booking was made ({})",
+            timefmt::date(booked)
+        )));
+    }
+    Ok(())
+}
+
 /// Result, note and review use cases.
 #[derive(Debug, Clone)]
 pub struct Results {
@@ -70,6 +92,7 @@ impl Results {
                 "the booking is cancelled; no result can be recorded",
             ));
         }
+        check_performed_at(input.performed_at, &tree.booking.created_at)?;
         let test_type = self
             .catalog
             .version(&test.test_type_code, test.test_type_version)

@@ -69,6 +69,17 @@ pub enum BootstrapError {
     Store(#[from] StoreError),
 }
 
+/// The table as DescribeTable sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableState {
+    /// It and every index are ACTIVE.
+    Active,
+    /// Being created or updated.
+    NotActive,
+    /// It does not exist.
+    Missing,
+}
+
 impl Store {
     /// Creates the table with every index, or adds what an existing table lacks; returns when the table and
     /// all its indexes are ACTIVE and TTL is enabled on `expiresAt`.
@@ -121,7 +132,19 @@ impl Store {
     /// # Errors
     /// When the engine cannot be reached.
     pub async fn is_ready(&self) -> Result<bool, StoreError> {
-        Ok(self.describe().await?.is_some_and(|t| is_active(&t)))
+        Ok(self.table_state().await? == TableState::Active)
+    }
+
+    /// Whether the table exists and is ACTIVE with its indexes (one DescribeTable).
+    ///
+    /// # Errors
+    /// When the engine cannot be reached.
+    pub async fn table_state(&self) -> Result<TableState, StoreError> {
+        Ok(match self.describe().await? {
+            None => TableState::Missing,
+            Some(t) if is_active(&t) => TableState::Active,
+            Some(_) => TableState::NotActive,
+        })
     }
 
     async fn describe(&self) -> Result<Option<TableDescription>, StoreError> {

@@ -71,6 +71,9 @@ pub enum StoreError {
     /// The engine could not be reached, timed out, or throttled us after the SDK's retries.
     #[error("engine unavailable: {0}")]
     Unavailable(String),
+    /// The table does not exist (deleted under the running service, or an in-memory engine restarted).
+    #[error("table not found")]
+    TableMissing,
     /// A page key (cursor) that belongs to another list.
     #[error("page key of another list")]
     ForeignKey,
@@ -97,6 +100,7 @@ impl StoreError {
                 let e = service.err();
                 match e.code() {
                     Some("ConditionalCheckFailedException") => Self::ConditionFailed,
+                    Some("ResourceNotFoundException") => Self::TableMissing,
                     Some(
                         "ProvisionedThroughputExceededException"
                         | "ThrottlingException"

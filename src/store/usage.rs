@@ -121,6 +121,7 @@ impl Call {
             Some(StoreError::Unavailable(_)) => "unavailable",
             Some(StoreError::Corrupt(_)) => "corrupt",
             Some(StoreError::ForeignKey) => "foreign_key",
+            Some(StoreError::TableMissing) => "table_missing",
             Some(StoreError::Engine(_)) => "error",
         };
         self.finish_as(kind, capacity, outcome);

@@ -68,8 +68,7 @@ async fn every_request_on_a_patients_data_leaves_exactly_one_event() {
         booking["tests"][0]["id"].as_str().unwrap().to_owned(),
     );
     let test = format!("/v1/patients/{p}/bookings/{b}/tests/{t}");
-    let values =
-        json!({"values": [{"analyte": "HGB", "value": 13, "unit": "g/dL"}], "performedAt": "2026-12-01T08:00:00Z"});
+    let values = json!({"values": [{"analyte": "HGB", "value": 13, "unit": "g/dL"}], "performedAt": crate::helpers::performed_now()});
     let me = app.token(Role::Patient, &p.to_string());
     let stranger = app.token(Role::Patient, &Uuid::now_v7().to_string());
 
@@ -235,10 +234,16 @@ async fn a_patients_own_trail_shows_another_patients_probe_but_not_who_it_was() 
     assert_eq!(app.get(&format!("/v1/patients/{b}"), &intruder).await.status(), 404);
     // The probe is recorded under B, in the background.
     let events = expect_events(&app, b, 2).await;
-    assert!(events.iter().any(|e| e.actor.sub == a.to_string()), "the admin's record keeps it");
+    assert!(
+        events.iter().any(|e| e.actor.sub == a.to_string()),
+        "the admin's record keeps it"
+    );
 
     let own: Value = app
-        .get(&format!("/v1/patients/{b}/audit"), &app.token(Role::Patient, &b.to_string()))
+        .get(
+            &format!("/v1/patients/{b}/audit"),
+            &app.token(Role::Patient, &b.to_string()),
+        )
         .await
         .json()
         .await

@@ -160,7 +160,7 @@ async fn call(app: &TestApp, row: &Row, token: &str, ids: &Ids) -> u16 {
             rb.json(&json!({"slotStart": slot(&ids.day, "16:00"), "tests": ["CRP"]}))
         }
         (Method::PUT, _) => rb.json(&json!({"values": [{"analyte": "HGB", "value": 13, "unit": "g/dL"}],
-                                              "performedAt": "2026-12-01T08:00:00Z"})),
+                                              "performedAt": crate::helpers::performed_now()})),
         (Method::POST, p) if p.ends_with("/notes") => rb.json(&json!({"text": "note"})),
         (Method::POST, p) if p.ends_with("/review") => rb.json(&json!({"conclusion": "ok"})),
         _ => rb,
@@ -185,7 +185,7 @@ async fn the_role_matrix_of_every_endpoint_holds() {
     let test = "/v1/patients/{patientId}/bookings/{bookingId}/tests/{testId}";
     let res = app
         .request(Method::PUT, &format!("{}/result", test.replace("{patientId}", &patient.to_string()).replace("{bookingId}", &ids.booking).replace("{testId}", &ids.test)), Some(&app.staff(Lab)))
-        .json(&json!({"values": [{"analyte": "HGB", "value": 13, "unit": "g/dL"}], "performedAt": "2026-12-01T08:00:00Z"}))
+        .json(&json!({"values": [{"analyte": "HGB", "value": 13, "unit": "g/dL"}], "performedAt": crate::helpers::performed_now()}))
         .send()
         .await
         .unwrap();

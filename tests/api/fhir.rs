@@ -69,7 +69,7 @@ async fn put_result(app: &TestApp, patient: Uuid, booking: &str, test: &str, val
             &format!("/v1/patients/{patient}/bookings/{booking}/tests/{test}/result"),
             Some(&app.staff(Role::Lab)),
         )
-        .json(&json!({"values": values, "performedAt": "2026-12-01T08:00:00Z", "comment": "haemolysed? no"}))
+        .json(&json!({"values": values, "performedAt": crate::helpers::performed_now(), "comment": "haemolysed? no"}))
         .send()
         .await
         .unwrap();

@@ -94,7 +94,7 @@ async fn booked_cbc(app: &crate::helpers::TestApp) -> (uuid::Uuid, String) {
 
 fn cbc(comment: &str) -> Value {
     json!({"values": [{"analyte": "HGB", "value": 6.1, "unit": "g/dL"}],
-           "performedAt": "2026-12-01T08:00:00Z", "comment": comment})
+           "performedAt": crate::helpers::performed_now(), "comment": comment})
 }
 
 #[tokio::test]
@@ -436,4 +436,66 @@ async fn idempotency_keys_of_two_callers_never_meet() {
     assert_eq!(two.status(), 201, "another caller's key is not this caller's");
     let (one, two): (Value, Value) = (one.json().await.unwrap(), two.json().await.unwrap());
     assert_ne!(one["id"], two["id"]);
+}
+
+#[tokio::test]
+async fn a_table_deleted_under_the_service_is_a_503_and_the_service_recovers_once_it_is_back() {
+    use medbook::{config::CapacityMode, store::migrate};
+    let app = spawn_app().await;
+    let patient = app.create_patient().await;
+    let admin = app.staff(Role::Admin);
+    let table = app.store.table().to_owned();
+    let client = medbook::store::client::local_client(crate::helpers::engine_endpoint(), &Default::default());
+    client.delete_table().table_name(&table).send().await.unwrap();
+    // Amazon's DynamoDB Local deletes in the background: wait until the table is gone.
+    for _ in 0..100 {
+        if client.describe_table().table_name(&table).send().await.is_err() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let res = app.get(&format!("/v1/patients/{patient}"), &admin).await;
+    assert!(res.headers().contains_key("retry-after"));
+    let body = assert_problem(res, 503, "table-not-found").await.to_string();
+    assert!(!body.contains(&table), "data endpoints do not name the table: {body}");
+    let ready = app.request(Method::GET, "/health/ready", None).send().await.unwrap();
+    let ready = assert_problem(ready, 503, "not-ready").await;
+    assert!(ready["detail"].as_str().unwrap().contains(&table), "{ready}");
+
+    // `medbook migrate` does this: the table is back, without restarting the service.
+    app.store.bootstrap(CapacityMode::OnDemand).await.unwrap();
+    app.store.migrate(&migrate::embedded()).await.unwrap();
+    let ready = app.request(Method::GET, "/health/ready", None).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let gone = app.get(&format!("/v1/patients/{patient}"), &admin).await;
+    assert_problem(gone, 404, "not-found").await;
+}
+
+#[tokio::test]
+async fn performed_at_lies_between_the_booking_and_now() {
+    let app = spawn_app().await;
+    let (_, base) = booked_cbc(&app).await;
+    let lab = app.staff(Role::Lab);
+    for when in ["0000-01-01T00:00:00Z", "1990-01-01T08:00:00Z", "9999-12-31T23:59:59Z"] {
+        let mut body = cbc("x");
+        body["performedAt"] = when.into();
+        let res = app
+            .request(Method::PUT, &format!("{base}/result"), Some(&lab))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(res, 422, "validation").await;
+        assert_eq!(problem["errors"][0]["field"], "performedAt", "{when}");
+    }
+    let mut body = cbc("x");
+    body["performedAt"] = medbook::domain::timefmt::second(time::OffsetDateTime::now_utc()).into();
+    let ok = app
+        .request(Method::PUT, &format!("{base}/result"), Some(&lab))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 201);
 }

@@ -50,6 +50,7 @@ async fn readiness_is_503_problem_json_when_the_table_is_gone() {
         .await
         .unwrap();
     let res = app.request(Method::GET, "/health/ready", None).send().await.unwrap();
-    assert_eq!(res.headers()["retry-after"], "1");
-    crate::helpers::assert_problem(res, 503, "unavailable").await;
+    assert!(res.headers().contains_key("retry-after"));
+    // Gone, or (on Amazon's DynamoDB Local, which deletes in the background) not ACTIVE any more.
+    crate::helpers::assert_problem(res, 503, "not-ready").await;
 }

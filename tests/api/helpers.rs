@@ -26,10 +26,18 @@ pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 
 static ENGINE: OnceLock<String> = OnceLock::new();
 
-/// The shared engine's endpoint. It runs on its own thread and runtime: each `#[tokio::test]` has its own
-/// runtime, and a server spawned on one dies with that test.
+/// Set to an engine's URL (Amazon's DynamoDB Local, say) to run the suite against it instead of the
+/// embedded engine.
+pub const EXTERNAL_ENGINE: &str = "MEDBOOK_TEST_DYNAMODB_ENDPOINT";
+
+/// The shared engine's endpoint: [`EXTERNAL_ENGINE`] when set, else the embedded engine, which runs on its
+/// own thread and runtime (each `#[tokio::test]` has its own runtime, and a server spawned on one dies with
+/// that test).
 pub fn engine_endpoint() -> &'static str {
     ENGINE.get_or_init(|| {
+        if let Ok(endpoint) = std::env::var(EXTERNAL_ENGINE) {
+            return endpoint;
+        }
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("dynoxide".into())
@@ -244,4 +252,9 @@ impl TestApp {
             .await
             .expect("request")
     }
+}
+
+/// A `performedAt` for a result recorded now (it may not lie before the booking was made, nor in the future).
+pub fn performed_now() -> String {
+    medbook::domain::timefmt::second(time::OffsetDateTime::now_utc())
 }

@@ -25,7 +25,7 @@ fn values(hgb: f64) -> Value {
         {"analyte": "WBC", "value": 30.1, "unit": "10*3/uL"},
         {"analyte": "PLT", "value": 150, "unit": "10*3/uL"},
         {"analyte": "HCT", "value": 60, "unit": "%"}
-    ], "performedAt": "2026-12-01T08:00:00Z"})
+    ], "performedAt": crate::helpers::performed_now()})
 }
 
 async fn put(app: &TestApp, base: &str, body: &Value, if_match: Option<String>) -> Response {
@@ -214,7 +214,7 @@ async fn values_that_do_not_fit_the_booked_test_type_are_422_and_nothing_is_writ
     let body = json!({"values": [
         {"analyte": "GLU", "value": 90, "unit": "mg/dL"},
         {"analyte": "HGB", "value": 13, "unit": "g/L"}
-    ], "performedAt": "2026-12-01T08:00:00Z"});
+    ], "performedAt": crate::helpers::performed_now()});
     let problem = assert_problem(put(&app, &base, &body, None).await, 422, "validation").await;
     let fields: Vec<&str> = problem["errors"]
         .as_array()
@@ -292,10 +292,8 @@ async fn the_worklist_lists_critical_results_first_then_oldest_first() {
     let (_, _, normal_old, a) = booked_cbc(&app, "09:00").await;
     let (_, _, critical, b) = booked_cbc(&app, "09:15").await;
     let (_, _, normal_new, c) = booked_cbc(&app, "09:30").await;
-    let normal =
-        json!({"values": [{"analyte": "HGB", "value": 13, "unit": "g/dL"}], "performedAt": "2026-12-01T08:00:00Z"});
-    let low =
-        json!({"values": [{"analyte": "HGB", "value": 6.9, "unit": "g/dL"}], "performedAt": "2026-12-01T08:00:00Z"});
+    let normal = json!({"values": [{"analyte": "HGB", "value": 13, "unit": "g/dL"}], "performedAt": crate::helpers::performed_now()});
+    let low = json!({"values": [{"analyte": "HGB", "value": 6.9, "unit": "g/dL"}], "performedAt": crate::helpers::performed_now()});
     put(&app, &a, &normal, None).await;
     put(&app, &b, &low, None).await;
     put(&app, &c, &normal, None).await;

@@ -87,7 +87,7 @@ async fn every_endpoint_makes_no_more_dynamodb_calls_than_its_floor() {
         app.request(Method::GET, &format!("/v1/patients/{p}/bookings/{b}/fhir"), Some(&lab))
     );
     let values = json!({"values": [{"analyte": "HGB", "value": 13.5, "unit": "g/dL"}, {"analyte": "WBC", "value": 6.1, "unit": "10*3/uL"},
-        {"analyte": "PLT", "value": 250, "unit": "10*3/uL"}, {"analyte": "HCT", "value": 41, "unit": "%"}], "performedAt": "2026-12-01T08:00:00Z"});
+        {"analyte": "PLT", "value": 250, "unit": "10*3/uL"}, {"analyte": "HCT", "value": 41, "unit": "%"}], "performedAt": crate::helpers::performed_now()});
     measure!(
         "PUT …/result (first)",
         2,
