@@ -171,7 +171,7 @@ impl Application {
             results: Results::new(store.clone(), catalog.clone()),
             catalog,
             patients: Patients::new(store.clone()),
-            audit: AuditTrail::new(store.clone()),
+            audit: AuditTrail::new(store.clone(), settings.store.audit_refusals_per_minute),
             health: health.clone(),
             tokens: Arc::new(TokenKeys::new(&secret).with_max_ttl(settings.jwt_max_ttl)),
             cursors: Arc::new(CursorKey::new(&secret)),

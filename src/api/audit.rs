@@ -127,9 +127,12 @@ pub async fn audit_patient_requests(State(state): State<AppState>, req: Request,
     if let (Some(patient), Some(caller)) = (patient, caller)
         && response.extensions().get::<AuditRecorded>().is_none()
     {
-        state
-            .audit
-            .record_detached(context.draft(&caller, response.status()).event(patient));
+        let event = context.draft(&caller, response.status()).event(patient);
+        if response.status().is_client_error() {
+            state.audit.record_refusal_detached(event);
+        } else {
+            state.audit.record_detached(event);
+        }
     }
     response
 }

@@ -6,16 +6,44 @@ use uuid::Uuid;
 use super::{Cursor, Page, ServiceError, month_range};
 use crate::{domain::audit::AuditEvent, store::Store};
 
+type RefusalLimiter =
+    governor::RateLimiter<String, governor::state::keyed::HashMapStateStore<String>, governor::clock::DefaultClock>;
+
 /// Audit use cases.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AuditTrail {
     store: Store,
+    refusals: std::sync::Arc<RefusalLimiter>,
+}
+
+impl std::fmt::Debug for AuditTrail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditTrail").finish_non_exhaustive()
+    }
 }
 
 impl AuditTrail {
-    /// The trail over `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// The trail over `store`, recording at most `refusals_per_minute` refused requests per caller.
+    pub fn new(store: Store, refusals_per_minute: u32) -> Self {
+        let per_minute = std::num::NonZeroU32::new(refusals_per_minute.max(1)).expect("at least 1");
+        Self {
+            store,
+            refusals: std::sync::Arc::new(governor::RateLimiter::hashmap(governor::Quota::per_minute(per_minute))),
+        }
+    }
+
+    /// Writes the event of a refused request (4xx) in the background, within the caller's budget: each one
+    /// goes to the partition of the patient id in the URL, which may not exist, so an unbounded stream of
+    /// refusals would make partitions without bound. Past the budget the event is counted
+    /// (`medbook_audit_refusals_suppressed_total`) and logged, not stored.
+    pub fn record_refusal_detached(&self, event: AuditEvent) {
+        let caller = format!("{}:{}", event.actor.role, event.actor.sub);
+        if self.refusals.check_key(&caller).is_err() {
+            metrics::counter!("medbook_audit_refusals_suppressed_total").increment(1);
+            tracing::warn!(%caller, action = %event.action, outcome = event.outcome, "refused request not audited: over the caller's budget");
+            return;
+        }
+        self.record_detached(event);
     }
 
     /// Writes `event` in the background, after the response is decided: a failure is logged and counted

@@ -259,3 +259,23 @@ async fn a_patients_own_trail_shows_another_patients_probe_but_not_who_it_was() 
         .unwrap();
     assert!(admin.to_string().contains(&a.to_string()));
 }
+
+#[tokio::test]
+async fn refused_requests_are_audited_within_a_budget_per_caller() {
+    let app = crate::helpers::spawn_app_with(&[("MEDBOOK_AUDIT_REFUSALS_PER_MINUTE", "3")]).await;
+    let me = app.create_patient().await;
+    let token = app.token(Role::Patient, &me.to_string());
+    let probed: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
+    for id in &probed {
+        assert_eq!(app.get(&format!("/v1/patients/{id}"), &token).await.status(), 404);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut stored = 0;
+    for id in &probed {
+        stored += events(&app, *id).await.len();
+    }
+    assert_eq!(stored, 3, "ten probes of ids that may not exist, three events");
+    // The caller's own reads are audited as before.
+    assert_eq!(app.get(&format!("/v1/patients/{me}"), &token).await.status(), 200);
+    expect_events(&app, me, 2).await;
+}
