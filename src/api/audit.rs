@@ -66,7 +66,7 @@ impl AuditContext {
                 sub: caller.sub.clone(),
                 role: caller.role.to_string(),
             },
-            action: format!("{} {}", self.method, self.route),
+            action: format!("{} {}", super::method_label(&self.method), self.route),
             resource: self.path.clone(),
             outcome: outcome.as_u16(),
             request_id: self.request_id.clone(),
@@ -76,14 +76,17 @@ impl AuditContext {
     fn from_parts(parts: &Parts) -> Self {
         Self {
             method: parts.method.clone(),
+            // The route template, never the path a client chose (that is `resource`, bounded).
             route: parts
                 .extensions
                 .get::<MatchedPath>()
-                .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned()),
-            path: parts
-                .extensions
-                .get::<OriginalUri>()
-                .map_or_else(|| parts.uri.path().to_owned(), |u| u.path().to_owned()),
+                .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned()),
+            path: bounded(
+                parts
+                    .extensions
+                    .get::<OriginalUri>()
+                    .map_or_else(|| parts.uri.path(), |u| u.path()),
+            ),
             request_id: parts
                 .headers
                 .get(REQUEST_ID)
@@ -100,6 +103,18 @@ impl<S: Send + Sync> FromRequestParts<S> for AuditContext {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Self::from_parts(parts))
     }
+}
+
+/// Longest path an audit event keeps (the API's longest real path is under 200 characters).
+const MAX_AUDITED_PATH: usize = 512;
+
+/// `path`, cut to [`MAX_AUDITED_PATH`] bytes at a character boundary.
+fn bounded(path: &str) -> String {
+    let mut end = path.len().min(MAX_AUDITED_PATH);
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    path[..end].to_owned()
 }
 
 /// The patient a path under `/v1/patients/{patientId}` concerns.
@@ -128,7 +143,8 @@ pub async fn audit_patient_requests(State(state): State<AppState>, req: Request,
         && response.extensions().get::<AuditRecorded>().is_none()
     {
         let event = context.draft(&caller, response.status()).event(patient);
-        if response.status().is_client_error() {
+        // A 403 or 404 may name a patient who does not exist: those are the refusals with a budget.
+        if matches!(response.status(), StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) {
             state.audit.record_refusal_detached(event);
         } else {
             state.audit.record_detached(event);

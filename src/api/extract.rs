@@ -247,9 +247,14 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
                 "If-Match must be a quoted entity tag, e.g. \"3\", or *".into(),
             ));
         };
-        tag.parse()
+        // Our tags are plain decimals: `"+3"` or `"03"` is another tag, which matches nothing.
+        let canonical =
+            !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_digit()) && (tag == "0" || !tag.starts_with('0'));
+        canonical
+            .then(|| tag.parse().ok())
+            .flatten()
             .map(|v| IfMatch(Expected::Version(v)))
-            .map_err(|_| ApiError::PreconditionFailed)
+            .ok_or(ApiError::PreconditionFailed)
     }
 }
 

@@ -383,7 +383,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The `method` label of a request: one of the methods the API knows, or `other` (a client may send any token
 /// as a method; none of it becomes a label). Every other label is a route template or a status code.
-fn method_label(method: &Method) -> &'static str {
+pub(crate) fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",

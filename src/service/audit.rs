@@ -32,7 +32,7 @@ impl AuditTrail {
         }
     }
 
-    /// Writes the event of a refused request (4xx) in the background, within the caller's budget: each one
+    /// Writes the event of a refused request (403, 404) in the background, within the caller's budget: each one
     /// goes to the partition of the patient id in the URL, which may not exist, so an unbounded stream of
     /// refusals would make partitions without bound. Past the budget the event is counted
     /// (`medbook_audit_refusals_suppressed_total`) and logged, not stored.
@@ -40,7 +40,14 @@ impl AuditTrail {
         let caller = format!("{}:{}", event.actor.role, event.actor.sub);
         if self.refusals.check_key(&caller).is_err() {
             metrics::counter!("medbook_audit_refusals_suppressed_total").increment(1);
-            tracing::warn!(%caller, action = %event.action, outcome = event.outcome, "refused request not audited: over the caller's budget");
+            tracing::warn!(
+                %caller,
+                action = %event.action,
+                resource = %event.resource,
+                outcome = event.outcome,
+                request_id = %event.request_id,
+                "refused request not stored in the audit trail: over the caller's budget"
+            );
             return;
         }
         self.record_detached(event);

@@ -48,7 +48,7 @@ fn check_performed_at(performed_at: OffsetDateTime, booked_at: &str) -> Result<(
         return Err(invalid("must not be in the future".into()));
     }
     let booked = timefmt::parse_instant(booked_at).map_or(now.date(), |at| at.date());
-    if performed_at.date() < booked {
+    if performed_at.to_offset(time::UtcOffset::UTC).date() < booked {
         return Err(invalid(format!(
             "must not be before the booking was made ({})",
             timefmt::date(booked)

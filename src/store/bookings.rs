@@ -190,28 +190,12 @@ impl Store {
         )?;
         let record = IdempotencyItem::new(idempotency, booking, expires_at);
         tx.put_returning_old(BookAction::Key, to_item(&record)?, Expr::new().absent_or_expired())?;
-        tx.put(
-            BookAction::PatientSlot,
-            to_item(&PatientSlotItem::new(booking))?,
-            Expr::new().not_exists(keys::PK),
-        )?;
-        tx.put(
-            BookAction::Booking,
-            to_item(&BookingItem::from(booking))?,
-            Expr::new().not_exists(keys::PK),
-        )?;
+        tx.put_new(BookAction::PatientSlot, to_item(&PatientSlotItem::new(booking))?)?;
+        tx.put_new(BookAction::Booking, to_item(&BookingItem::from(booking))?)?;
         for test in &booking.tests {
-            tx.put(
-                BookAction::Test,
-                to_item(&TestItem::new(booking, test))?,
-                Expr::new().not_exists(keys::PK),
-            )?;
+            tx.put_new(BookAction::Test, to_item(&TestItem::new(booking, test))?)?;
         }
-        tx.put(
-            BookAction::Audit,
-            self.audit_item(audit)?,
-            Expr::new().not_exists(keys::PK),
-        )?;
+        tx.put_new(BookAction::Audit, self.audit_item(audit)?)?;
         Ok(tx)
     }
 
@@ -343,6 +327,7 @@ impl Store {
         cancelled: &Booking,
         expected_version: u64,
         idempotency: Option<(&IdempotencyKey, i64)>,
+        release_hold: bool,
         audit: &AuditEvent,
     ) -> Result<Tx<CancelAction>, StoreError> {
         let patient_pk = keys::patient_pk(cancelled.patient_id);
@@ -369,10 +354,15 @@ impl Store {
             let record = IdempotencyItem::new(key, cancelled, expires_at);
             tx.put_returning_old(CancelAction::Key, to_item(&record)?, Expr::new().absent_or_expired())?;
         }
-        tx.delete(
-            CancelAction::PatientSlot,
-            key(patient_pk.clone(), keys::patient_slot_sk(cancelled.slot_start)),
-        );
+        if release_hold {
+            // Only this booking's hold: a booking made before holds existed has none, and the hold there may
+            // be a newer booking's.
+            tx.delete(
+                CancelAction::PatientSlot,
+                key(patient_pk.clone(), keys::patient_slot_sk(cancelled.slot_start)),
+                Expr::new().absent_or_eq(attr::BOOKING_ID, cancelled.id),
+            )?;
+        }
         for test in &cancelled.tests {
             tx.update(
                 CancelAction::Test,
@@ -384,18 +374,14 @@ impl Store {
                     .eq(attr::STATUS, TestStatus::Ordered),
             )?;
         }
-        tx.put(
-            CancelAction::Audit,
-            self.audit_item(audit)?,
-            Expr::new().not_exists(keys::PK),
-        )?;
+        tx.put_new(CancelAction::Audit, self.audit_item(audit)?)?;
         Ok(tx)
     }
 
     /// Cancels a booking in one transaction: the booking (still `booked`, at `expected_version`), the slot
     /// counter (gives the place back), the idempotency record when there is one (kept until its expiry,
-    /// epoch seconds), the patient's hold on the slot, each test (still `ordered`: no result recorded; it also leaves the tests-by-type
-    /// index) and the audit event.
+    /// epoch seconds), the patient's hold on the slot, each test (still `ordered`: no result recorded; it
+    /// also leaves the tests-by-type index) and the audit event.
     ///
     /// # Errors
     /// Engine failures; a slot counter already at zero (data no booking could have left) is an engine error.
@@ -406,8 +392,17 @@ impl Store {
         idempotency: Option<(&IdempotencyKey, i64)>,
         audit: &AuditEvent,
     ) -> Result<CancelOutcome, StoreError> {
-        let tx = self.cancel_tx(cancelled, expected_version, idempotency, audit)?;
-        Ok(match self.send_keyed(tx, idempotency.map(|(k, _)| k.token())).await? {
+        let tx = self.cancel_tx(cancelled, expected_version, idempotency, true, audit)?;
+        let mut sent = self.send_keyed(tx, idempotency.map(|(k, _)| k.token())).await?;
+        if let TxResult::Rejected(r) = &sent
+            && r.only(CancelAction::PatientSlot)
+        {
+            // The slot's hold is another booking's (this one predates holds): cancel without touching it.
+            // The idempotency record's own condition keeps this retry idempotent.
+            let tx = self.cancel_tx(cancelled, expected_version, idempotency, false, audit)?;
+            sent = self.send_keyed(tx, None).await?;
+        }
+        Ok(match sent {
             TxResult::Committed => CancelOutcome::Cancelled,
             TxResult::TokenReused => CancelOutcome::KeyUsed(None),
             TxResult::Rejected(mut r) if r.has(CancelAction::Key) => {
@@ -458,11 +453,7 @@ impl Store {
                 .exists(keys::PK)
                 .ne(attr::STATUS, TestStatus::Cancelled),
         )?;
-        tx.put(
-            ResultAction::Audit,
-            self.audit_item(audit)?,
-            Expr::new().not_exists(keys::PK),
-        )?;
+        tx.put_new(ResultAction::Audit, self.audit_item(audit)?)?;
         Ok(tx)
     }
 
@@ -537,12 +528,8 @@ impl Store {
             key(pk, keys::test_sk(at.booking_id, at.test_id)),
             Expr::new().exists(keys::PK).ne(attr::STATUS, TestStatus::Cancelled),
         )?;
-        tx.put(NoteAction::Note, to_item(&item)?, Expr::new().not_exists(keys::PK))?;
-        tx.put(
-            NoteAction::Audit,
-            self.audit_item(audit)?,
-            Expr::new().not_exists(keys::PK),
-        )?;
+        tx.put_new(NoteAction::Note, to_item(&item)?)?;
+        tx.put_new(NoteAction::Audit, self.audit_item(audit)?)?;
         Ok(tx)
     }
 
@@ -729,6 +716,7 @@ mod tests {
             to_item(&PatientItem::from(&patient)).unwrap(),
             to_item(&BookingItem::from(b)).unwrap(),
             to_item(&slot).unwrap(),
+            to_item(&PatientSlotItem::new(b)).unwrap(),
         ];
         items.extend(b.tests.iter().map(|t| to_item(&TestItem::new(b, t)).unwrap()));
         items
@@ -809,10 +797,10 @@ mod tests {
             ..b.clone()
         };
         check(
-            &store.cancel_tx(&cancelled, 1, Some((&key, 1)), &audit).unwrap(),
+            &store.cancel_tx(&cancelled, 1, Some((&key, 1)), true, &audit).unwrap(),
             &stored,
         );
-        check(&store.cancel_tx(&cancelled, 1, None, &audit).unwrap(), &stored);
+        check(&store.cancel_tx(&cancelled, 1, None, false, &audit).unwrap(), &stored);
         let at = TestAddress {
             patient_id: b.patient_id,
             booking_id: b.id,

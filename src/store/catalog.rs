@@ -101,11 +101,7 @@ impl Store {
             to_item(&TestTypeItem::catalog_entry(test_type))?,
             current,
         )?;
-        tx.put(
-            TestTypeAction::Version,
-            to_item(&TestTypeItem::version(test_type))?,
-            Expr::new().not_exists(keys::PK),
-        )?;
+        tx.put_new(TestTypeAction::Version, to_item(&TestTypeItem::version(test_type))?)?;
         Ok(tx)
     }
 }

@@ -106,6 +106,14 @@ impl Expr {
         self
     }
 
+    /// Condition: `attribute` is absent (so is the item) or equals `value`.
+    pub(crate) fn absent_or_eq(mut self, attribute: &str, value: impl Serialize) -> Self {
+        let (name, value) = (self.name(attribute), self.value(value));
+        self.conditions
+            .push(format!("(attribute_not_exists({name}) OR {name} = {value})"));
+        self
+    }
+
     /// Update: `SET attribute = value`.
     pub(crate) fn set(mut self, attribute: &str, value: impl Serialize) -> Self {
         let (name, value) = (self.name(attribute), self.value(value));

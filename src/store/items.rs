@@ -40,6 +40,8 @@ pub(crate) mod attr {
     pub(crate) const SLOT_START: &str = "slotStart";
     /// Holder of the migration lease.
     pub(crate) const OWNER: &str = "owner";
+    /// The booking a patient's slot hold belongs to.
+    pub(crate) const BOOKING_ID: &str = "bookingId";
 }
 
 /// Entity discriminators stored in the `entity` attribute.

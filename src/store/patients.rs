@@ -48,11 +48,7 @@ impl Store {
     ) -> Result<Tx<PatientAction>, StoreError> {
         let mut tx = Tx::new(self);
         tx.put(PatientAction::Profile, to_item(&PatientItem::from(patient))?, profile)?;
-        tx.put(
-            PatientAction::Audit,
-            self.audit_item(audit)?,
-            Expr::new().not_exists(keys::PK),
-        )?;
+        tx.put_new(PatientAction::Audit, self.audit_item(audit)?)?;
         Ok(tx)
     }
 

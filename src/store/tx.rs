@@ -61,6 +61,11 @@ impl<L: Copy + PartialEq> Rejections<L> {
         self.0.iter().any(|(l, _)| *l == label)
     }
 
+    /// Whether `label`'s action is the only one that failed.
+    pub(crate) fn only(&self, label: L) -> bool {
+        self.0.iter().all(|(l, _)| *l == label)
+    }
+
     /// The item that the failed action labelled `label` found, if it asked for it.
     pub(crate) fn take_item(&mut self, label: L) -> Option<Item> {
         self.0
@@ -111,6 +116,14 @@ impl<L: Copy + PartialEq + std::fmt::Debug> Tx<L> {
     /// [`StoreError::Corrupt`] when a condition value does not serialise.
     pub(crate) fn put(&mut self, label: L, item: Item, condition: Expr) -> Result<(), StoreError> {
         self.put_with(label, item, condition, ReturnValuesOnConditionCheckFailure::None)
+    }
+
+    /// Puts a new item: its key must be free (`attribute_not_exists(PK)`).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when a condition value does not serialise.
+    pub(crate) fn put_new(&mut self, label: L, item: Item) -> Result<(), StoreError> {
+        self.put(label, item, Expr::new().not_exists(super::keys::PK))
     }
 
     /// Like [`Tx::put`]; when the condition fails, the rejection carries the item that was there.
@@ -164,14 +177,24 @@ impl<L: Copy + PartialEq + std::fmt::Debug> Tx<L> {
         Ok(())
     }
 
-    /// Deletes the item at `key` (there or not).
-    pub(crate) fn delete(&mut self, label: L, key: Item) {
+    /// Deletes the item at `key` where `condition` holds.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when a value does not serialise.
+    pub(crate) fn delete(&mut self, label: L, key: Item, condition: Expr) -> Result<(), StoreError> {
+        only_condition(&condition)?;
+        let text = condition.condition();
+        let (names, values) = condition.placeholders()?;
         let delete = Delete::builder()
             .table_name(self.table.as_ref())
             .set_key(Some(key))
+            .set_condition_expression(text)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
             .build()
             .expect("delete action is complete");
         self.push(label, TransactWriteItem::builder().delete(delete).build());
+        Ok(())
     }
 
     /// Checks `condition` on the item at `key` without writing it.
@@ -366,10 +389,12 @@ pub(crate) fn assert_names_in_targets<L: Copy + PartialEq + std::fmt::Debug>(
                 stored.get(&key_of(check.key())).cloned(),
                 check.expression_attribute_names(),
             ),
-            // An unconditional Delete names no attribute.
             TransactWriteItem {
                 delete: Some(delete), ..
-            } => (Some(delete.key().clone()), delete.expression_attribute_names()),
+            } => (
+                stored.get(&key_of(delete.key())).cloned(),
+                delete.expression_attribute_names(),
+            ),
             other => panic!("{label:?}: unexpected action {other:?}"),
         };
         let target = target.unwrap_or_else(|| panic!("{label:?}: targets no item of this test"));

@@ -279,3 +279,25 @@ async fn refused_requests_are_audited_within_a_budget_per_caller() {
     assert_eq!(app.get(&format!("/v1/patients/{me}"), &token).await.status(), 200);
     expect_events(&app, me, 2).await;
 }
+
+#[tokio::test]
+async fn an_audit_event_keeps_no_client_chosen_method_or_endless_path() {
+    let app = spawn_app().await;
+    let patient = app.create_patient().await;
+    let admin = app.staff(Role::Admin);
+    let odd = reqwest::Method::from_bytes("Y".repeat(5000).as_bytes()).unwrap();
+    let res = app
+        .request(odd, &format!("/v1/patients/{patient}"), Some(&admin))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error());
+    let long = format!("/v1/patients/{patient}/{}", "x".repeat(3000));
+    assert_eq!(app.get(&long, &admin).await.status(), 404);
+    let events = expect_events(&app, patient, 3).await;
+    assert!(events.iter().any(|e| e.action.starts_with("other ")), "{events:#?}");
+    assert!(
+        events.iter().all(|e| e.action.len() < 100 && e.resource.len() <= 512),
+        "{events:#?}"
+    );
+}

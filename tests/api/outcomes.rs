@@ -378,3 +378,56 @@ async fn each_failed_condition_of_a_test_type_version_has_its_own_outcome() {
         TestTypeOutcome::VersionTaken
     );
 }
+
+#[tokio::test]
+async fn cancelling_a_booking_made_before_slot_holds_leaves_a_newer_bookings_hold() {
+    let store = store().await;
+    let p = patient(&store).await;
+    let old = booking(p.id, slot_at(5));
+    let booked = store
+        .create_booking(&old, 10, &key("old"), expiry(), &audit(p.id))
+        .await
+        .unwrap();
+    assert_eq!(booked, BookOutcome::Booked);
+    // As if it were made before holds existed: no hold.
+    local_client(engine_endpoint(), &Default::default())
+        .delete_item()
+        .table_name(store.table())
+        .key(
+            keys::PK,
+            aws_sdk_dynamodb::types::AttributeValue::S(keys::patient_pk(p.id)),
+        )
+        .key(
+            keys::SK,
+            aws_sdk_dynamodb::types::AttributeValue::S(keys::patient_slot_sk(old.slot_start)),
+        )
+        .send()
+        .await
+        .unwrap();
+    let newer = booking(p.id, old.slot_start);
+    let booked = store
+        .create_booking(&newer, 10, &key("newer"), expiry(), &audit(p.id))
+        .await
+        .unwrap();
+    assert_eq!(booked, BookOutcome::Booked);
+    let outcome = store
+        .cancel_booking(&cancelled(&old), 1, Some((&key("cancel-old"), expiry())), &audit(p.id))
+        .await
+        .unwrap();
+    assert_eq!(outcome, CancelOutcome::Cancelled);
+    let third = store
+        .create_booking(
+            &booking(p.id, old.slot_start),
+            10,
+            &key("third"),
+            expiry(),
+            &audit(p.id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        third,
+        BookOutcome::AlreadyBooked,
+        "the newer booking still holds the slot"
+    );
+}
