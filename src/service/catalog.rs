@@ -167,7 +167,14 @@ impl Catalog {
         definition.validate()?;
         let expected_version = match expected {
             Expected::Version(v) => u32::try_from(v).map_err(|_| ServiceError::VersionMismatch)?,
-            Expected::Any => self.current(code).await?.version,
+            // A fresh read, not the cache: another replica may have moved it on.
+            Expected::Any => {
+                self.store
+                    .get_test_type(code)
+                    .await?
+                    .ok_or(ServiceError::NotFound("test type"))?
+                    .version
+            }
         };
         if expected_version == 0 {
             return Err(ServiceError::VersionMismatch);
