@@ -646,7 +646,6 @@ mod tests {
     use super::*;
     use crate::{
         domain::{
-            audit::{Actor, AuditDraft},
             booking::BookedTest,
             patient::{Patient, Sex},
         },
@@ -728,19 +727,7 @@ mod tests {
             .collect()
     }
 
-    fn audit(patient: Uuid) -> AuditEvent {
-        AuditDraft {
-            actor: Actor {
-                sub: "s".into(),
-                role: "admin".into(),
-            },
-            action: "a".into(),
-            resource: "r".into(),
-            outcome: 200,
-            request_id: "q".into(),
-        }
-        .event(patient)
-    }
+    use crate::store::tests::audit_event as audit;
 
     /// Within 10 minutes a repeated key is refused by its ClientRequestToken, which carries nothing. After
     /// that, the record's own condition refuses it, and `ALL_OLD` brings the record along: no extra read.

@@ -438,6 +438,22 @@ impl Store {
 pub(crate) mod tests {
     use super::*;
 
+    /// An audit event on `patient`, for tests of writes that carry one.
+    pub(crate) fn audit_event(patient: uuid::Uuid) -> crate::domain::audit::AuditEvent {
+        use crate::domain::audit::{Actor, AuditDraft};
+        AuditDraft {
+            actor: Actor {
+                sub: "s".into(),
+                role: "admin".into(),
+            },
+            action: "a".into(),
+            resource: "r".into(),
+            outcome: 200,
+            request_id: "q".into(),
+        }
+        .event(patient)
+    }
+
     /// A store whose client is never sent anything: for tests of what a write would send.
     pub(crate) fn offline_store() -> Store {
         let config = aws_sdk_dynamodb::Config::builder()

@@ -103,13 +103,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        domain::{
-            audit::{Actor, AuditDraft},
-            patient::Sex,
-        },
-        store::tx::assert_names_in_targets,
-    };
+    use crate::{domain::patient::Sex, store::tx::assert_names_in_targets};
 
     #[test]
     fn every_attribute_a_patient_write_names_exists_in_its_item() {
@@ -125,17 +119,7 @@ mod tests {
             created_at: "t".into(),
             updated_at: "t".into(),
         };
-        let audit = AuditDraft {
-            actor: Actor {
-                sub: "s".into(),
-                role: "admin".into(),
-            },
-            action: "a".into(),
-            resource: "r".into(),
-            outcome: 200,
-            request_id: "q".into(),
-        }
-        .event(patient.id);
+        let audit = crate::store::tests::audit_event(patient.id);
         let store = crate::store::tests::offline_store();
         for profile in [Expr::new().not_exists(keys::PK), Expr::new().eq(attr::VERSION, 1)] {
             let tx = store.patient_tx(&patient, profile, &audit).unwrap();
