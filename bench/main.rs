@@ -38,10 +38,10 @@ use medbook::{
         patient::{NewPatient, Patient, Sex},
         timefmt,
     },
+    engine::EmbeddedEngine,
     store::{
         Store,
         client::{ClientOptions, local_client},
-        engine::EmbeddedEngine,
         keys, migrate, seed,
     },
 };
@@ -698,7 +698,7 @@ async fn main() {
         }
     };
     let engine = EmbeddedEngine::start_memory().await.expect("engine");
-    let raw = local_client(engine.endpoint(), &ClientOptions::default());
+    let raw = local_client(engine.endpoint(), engine.credentials(), &ClientOptions::default());
     let tokens = TokenKeys::new(&Secret::new(SECRET.as_bytes().to_vec()));
     let admin = tokens
         .issue(Role::Admin, "bench-admin", Duration::from_secs(3600))

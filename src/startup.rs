@@ -44,7 +44,7 @@ pub struct Application {
     grace: Duration,
     connections: ConnectionLimits,
     #[cfg(feature = "embedded")]
-    engine: Option<crate::store::engine::EmbeddedEngine>,
+    engine: Option<crate::engine::EmbeddedEngine>,
 }
 
 impl std::fmt::Debug for Application {
@@ -72,7 +72,7 @@ pub async fn open_store(settings: &Settings) -> Result<(Store, Option<EngineHand
         #[cfg(feature = "embedded")]
         StoreKind::Embedded => {
             let path = settings.store.data_dir.join("medbook.db");
-            let engine = crate::store::engine::EmbeddedEngine::start_file(&path)
+            let engine = crate::engine::EmbeddedEngine::start_file(&path)
                 .await
                 .map_err(|e| StartupError::Engine(e.to_string()))?;
             tracing::warn!(
@@ -81,7 +81,7 @@ pub async fn open_store(settings: &Settings) -> Result<(Store, Option<EngineHand
                 "using the embedded local DynamoDB engine (dynoxide on SQLite): for development only; set MEDBOOK_STORE=aws for Amazon DynamoDB"
             );
             let store = Store::new(
-                client::local_client(engine.endpoint(), &(&settings.store).into()),
+                client::local_client(engine.endpoint(), engine.credentials(), &(&settings.store).into()),
                 settings.store.table.clone(),
             );
             Ok((store, Some(engine)))
@@ -95,7 +95,7 @@ pub async fn open_store(settings: &Settings) -> Result<(Store, Option<EngineHand
 
 /// The embedded engine, when there is one.
 #[cfg(feature = "embedded")]
-pub type EngineHandle = crate::store::engine::EmbeddedEngine;
+pub type EngineHandle = crate::engine::EmbeddedEngine;
 /// The embedded engine, when there is one (never, in this build).
 #[cfg(not(feature = "embedded"))]
 pub type EngineHandle = std::convert::Infallible;

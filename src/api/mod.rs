@@ -14,6 +14,7 @@ pub mod paging;
 pub mod patients;
 pub mod results;
 pub mod test_types;
+mod usage;
 
 use std::{sync::Arc, time::Duration};
 
@@ -45,7 +46,6 @@ use crate::{
     service::{
         audit::AuditTrail, bookings::Bookings, catalog::Catalog, health::Health, patients::Patients, results::Results,
     },
-    store::usage,
 };
 
 /// Response header reporting the DynamoDB calls and capacity a request used.
@@ -290,7 +290,7 @@ pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
             policy.request_timeout,
         ))
         // Outside the limits, so a 429 or a timeout still says what it cost; every route, docs included.
-        .layer(middleware::from_fn(record_usage))
+        .layer(middleware::from_fn(usage::record_usage))
         .layer(middleware::from_fn(refuse_repeated_authorization));
     if !policy.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = policy
@@ -422,25 +422,4 @@ async fn refuse_repeated_authorization(req: Request, next: Next) -> Response {
         return error::ApiError::BadRequest("send one Authorization header".into()).into_response();
     }
     next.run(req).await
-}
-
-/// Adds `Dynamodb-Usage: calls=<n>, rcu=<r>, wcu=<w>` to every response, and records the request in the
-/// metrics (`medbook_http_requests_total{method,route,status}`, `medbook_http_request_duration_seconds`).
-async fn record_usage(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
-    let method = method_label(req.method());
-    let started = std::time::Instant::now();
-    let (mut response, usage) = usage::measure(next.run(req)).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("medbook_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("medbook_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
-    if let Ok(value) = HeaderValue::from_str(&usage.header_value()) {
-        response.headers_mut().insert(DYNAMODB_USAGE, value);
-    }
-    response
 }

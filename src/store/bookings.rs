@@ -735,8 +735,8 @@ mod tests {
     #[cfg(feature = "embedded")]
     #[tokio::test]
     async fn a_used_key_past_its_token_comes_back_with_its_record() {
-        let engine = crate::store::engine::EmbeddedEngine::start_memory().await.unwrap();
-        let client = crate::store::client::local_client(engine.endpoint(), &Default::default());
+        let engine = crate::engine::EmbeddedEngine::start_memory().await.unwrap();
+        let client = crate::store::client::local_client(engine.endpoint(), engine.credentials(), &Default::default());
         let store = Store::new(client, "outcome");
         store.bootstrap(crate::config::CapacityMode::OnDemand).await.unwrap();
         let first = booking();

@@ -111,13 +111,73 @@ pub async fn aws_client(options: &ClientOptions) -> Client {
     )
 }
 
-/// A client for an engine at `endpoint` on this machine, with static dummy credentials and a fixed region so
-/// the default chain never probes instance metadata.
-pub fn local_client(endpoint: &str, options: &ClientOptions) -> Client {
+/// Static credentials for an engine on this machine. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LocalCredentials {
+    access_key_id: String,
+    secret: String,
+}
+
+impl std::fmt::Debug for LocalCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl LocalCredentials {
+    /// A given pair.
+    pub fn new(access_key_id: &str, secret: &str) -> Self {
+        Self {
+            access_key_id: access_key_id.to_owned(),
+            secret: secret.to_owned(),
+        }
+    }
+
+    /// The fixed pair for an engine that checks no signature (Amazon's DynamoDB Local).
+    pub fn unchecked() -> Self {
+        Self::new("local", "local")
+    }
+
+    /// A fresh pair of 128 random bits (key id) and 256 random bits (secret), as the embedded engine issues.
+    pub fn random() -> Self {
+        let mut key = [0u8; 16];
+        let mut secret = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut key).expect("the system random source works");
+        aws_lc_rs::rand::fill(&mut secret).expect("the system random source works");
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        Self {
+            access_key_id: format!("MEDBOOK{}", hex(&key).to_ascii_uppercase()),
+            secret: hex(&secret),
+        }
+    }
+
+    /// The access key id.
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+
+    /// The secret access key.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+}
+
+/// A client for an engine at `endpoint` on this machine, signing with `credentials`, with a fixed region so the
+/// default chain never probes instance metadata.
+pub fn local_client(endpoint: &str, credentials: &LocalCredentials, options: &ClientOptions) -> Client {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("local", "local", None, None, "medbook-local"))
+        .credentials_provider(Credentials::new(
+            credentials.access_key_id(),
+            credentials.secret(),
+            None,
+            None,
+            "medbook-local",
+        ))
         .endpoint_url(endpoint)
         .timeout_config(options.timeout_config())
         .retry_config(options.retry_config())

@@ -11,8 +11,6 @@ pub mod bookings;
 pub mod bootstrap;
 pub mod catalog;
 pub mod client;
-#[cfg(feature = "embedded")]
-pub mod engine;
 mod expr;
 mod items;
 pub mod keys;

@@ -6,13 +6,13 @@ use aws_sdk_dynamodb::types::{
 };
 use medbook::{
     config::CapacityMode,
-    store::{Store, bootstrap::BootstrapError, client::local_client, keys},
+    store::{Store, bootstrap::BootstrapError, keys},
 };
 
-use crate::helpers::{engine_endpoint, table_name};
+use crate::helpers::table_name;
 
 fn client() -> aws_sdk_dynamodb::Client {
-    local_client(engine_endpoint(), &Default::default())
+    crate::helpers::engine_client()
 }
 
 async fn describe(table: &str) -> TableDescription {

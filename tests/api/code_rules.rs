@@ -151,3 +151,111 @@ fn key_prefixes_are_written_only_in_keys_rs() {
         .collect();
     assert!(offenders.is_empty(), "key formats outside store/keys.rs: {offenders:?}");
 }
+
+/// The crates of `crates` and the crate modules of `modules` that `code` names: `krate::…`, `crate::m::…`, or `m`
+/// at the top of a `use crate::{…}` group.
+fn names_in(code: &str, crates: &[&str], modules: &[&str]) -> Vec<String> {
+    let mut found: Vec<String> = crates
+        .iter()
+        .filter(|krate| code.contains(&format!("{krate}::")))
+        .map(|krate| (*krate).to_owned())
+        .collect();
+    for module in modules {
+        let inline = code.contains(&format!("crate::{module}::")) || code.contains(&format!("crate::{module};"));
+        let grouped = code.split("use crate::{").skip(1).any(|group| {
+            let group = &group[..group.find(';').unwrap_or(group.len())];
+            let (mut depth, mut top) = (0, String::new());
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    _ if depth == 0 => top.push(c),
+                    _ => {}
+                }
+            }
+            top.split(',')
+                .any(|item| item.trim().split("::").next() == Some(*module))
+        });
+        if inline || grouped {
+            found.push(format!("crate::{module}"));
+        }
+    }
+    found
+}
+
+/// What the files of `layer` (a folder of src/) name that the layer map of docs/architecture.md forbids.
+fn layer_offences(layer: &str, crates: &[&str], modules: &[&str], except: &[&str]) -> Vec<String> {
+    rust_files(&src().join(layer))
+        .into_iter()
+        .filter_map(|path| {
+            let name = path.strip_prefix(src()).unwrap().display().to_string();
+            let code = without_test_modules(&std::fs::read_to_string(&path).unwrap());
+            let found = names_in(&code, crates, modules);
+            (!except.contains(&name.as_str()) && !found.is_empty()).then(|| format!("{name}: {found:?}"))
+        })
+        .collect()
+}
+
+#[test]
+fn layers_import_only_what_the_map_allows() {
+    let mut offences = Vec::new();
+    offences.extend(layer_offences(
+        "domain",
+        &[
+            "aws_sdk_dynamodb",
+            "aws_smithy_types",
+            "serde_dynamo",
+            "axum",
+            "hyper",
+            "http",
+            "tokio",
+            "reqwest",
+        ],
+        &["config", "store", "service", "api", "startup", "engine"],
+        &[],
+    ));
+    offences.extend(layer_offences(
+        "store",
+        &["axum", "hyper", "tower", "tower_http", "http", "reqwest", "dynoxide"],
+        &["service", "api", "startup", "engine"],
+        &[],
+    ));
+    offences.extend(layer_offences(
+        "service",
+        &[
+            "aws_sdk_dynamodb",
+            "aws_smithy_types",
+            "serde_dynamo",
+            "axum",
+            "hyper",
+            "http",
+            "dynoxide",
+        ],
+        &["api", "startup", "engine", "config"],
+        &[],
+    ));
+    // The one exception: the middleware that reads the per-request Dynamodb-Usage meter the store fills.
+    offences.extend(layer_offences(
+        "api",
+        &["aws_sdk_dynamodb", "aws_smithy_types", "serde_dynamo", "dynoxide"],
+        &["store", "startup", "engine"],
+        &["api/usage.rs"],
+    ));
+    assert!(offences.is_empty(), "layers skipped: {offences:#?}");
+}
+
+#[test]
+fn the_layer_rule_sees_grouped_and_inline_imports() {
+    let modules = ["store"];
+    let crates = ["axum"];
+    assert_eq!(
+        names_in("use crate::{domain::{a, b}, store::Store};", &crates, &modules),
+        ["crate::store"]
+    );
+    assert_eq!(
+        names_in("fn f() { crate::store::keys::x(); }", &crates, &modules),
+        ["crate::store"]
+    );
+    assert_eq!(names_in("use axum::Router;", &crates, &modules), ["axum"]);
+    assert!(names_in("use crate::{domain::store_like, domain::{store}};", &crates, &modules).is_empty());
+}

@@ -452,7 +452,7 @@ async fn a_table_deleted_under_the_service_is_a_503_and_the_service_recovers_onc
     let patient = app.create_patient().await;
     let admin = app.staff(Role::Admin);
     let table = app.store.table().to_owned();
-    let client = medbook::store::client::local_client(crate::helpers::engine_endpoint(), &Default::default());
+    let client = crate::helpers::engine_client();
     client.delete_table().table_name(&table).send().await.unwrap();
     // Amazon's DynamoDB Local deletes in the background: wait until the table is gone.
     for _ in 0..100 {

@@ -43,7 +43,7 @@ async fn probes_answer_and_request_ids_are_generated_or_echoed() {
 #[tokio::test]
 async fn readiness_is_503_problem_json_when_the_table_is_gone() {
     let app = spawn_app().await;
-    medbook::store::client::local_client(crate::helpers::engine_endpoint(), &Default::default())
+    crate::helpers::engine_client()
         .delete_table()
         .table_name(app.store.table())
         .send()

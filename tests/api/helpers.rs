@@ -10,11 +10,11 @@ use std::{
 use medbook::{
     auth::{Role, TokenKeys},
     config::{Secret, Settings},
+    engine::EmbeddedEngine,
     startup::Application,
     store::{
         Store,
-        client::{ClientOptions, local_client},
-        engine::EmbeddedEngine,
+        client::{ClientOptions, LocalCredentials, local_client},
     },
 };
 use reqwest::{Method, RequestBuilder, Response};
@@ -24,7 +24,7 @@ use uuid::Uuid;
 /// The secret every test app signs with.
 pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 
-static ENGINE: OnceLock<String> = OnceLock::new();
+static ENGINE: OnceLock<(String, LocalCredentials)> = OnceLock::new();
 
 /// Set to an engine's URL (Amazon's DynamoDB Local, say) to run the suite against it instead of the
 /// embedded engine.
@@ -34,9 +34,23 @@ pub const EXTERNAL_ENGINE: &str = "MEDBOOK_TEST_DYNAMODB_ENDPOINT";
 /// own thread and runtime (each `#[tokio::test]` has its own runtime, and a server spawned on one dies with
 /// that test).
 pub fn engine_endpoint() -> &'static str {
+    &engine().0
+}
+
+/// The credentials the shared engine accepts: the embedded engine's own, or the fixed pair for an external one.
+pub fn engine_credentials() -> &'static LocalCredentials {
+    &engine().1
+}
+
+/// A client of the shared engine.
+pub fn engine_client() -> aws_sdk_dynamodb::Client {
+    local_client(engine_endpoint(), engine_credentials(), &ClientOptions::default())
+}
+
+fn engine() -> &'static (String, LocalCredentials) {
     ENGINE.get_or_init(|| {
         if let Ok(endpoint) = std::env::var(EXTERNAL_ENGINE) {
-            return endpoint;
+            return (endpoint, LocalCredentials::unchecked());
         }
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
@@ -49,7 +63,8 @@ pub fn engine_endpoint() -> &'static str {
                     .expect("engine runtime");
                 runtime.block_on(async {
                     let engine = EmbeddedEngine::start_memory().await.expect("engine starts");
-                    tx.send(engine.endpoint().to_owned()).expect("test thread waits");
+                    tx.send((engine.endpoint().to_owned(), engine.credentials().clone()))
+                        .expect("test thread waits");
                     std::future::pending::<()>().await;
                 });
             })
@@ -65,7 +80,7 @@ pub fn table_name() -> String {
 
 /// A store on a fresh table of the shared engine (not bootstrapped).
 pub fn fresh_store() -> Store {
-    Store::new(local_client(engine_endpoint(), &Default::default()), table_name())
+    Store::new(engine_client(), table_name())
 }
 
 /// Settings for a test app on `table`, with `extra` variables on top.
@@ -114,7 +129,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 pub async fn spawn_app_on(endpoint: &str, extra: &[(&str, &str)]) -> TestApp {
     let table = table_name();
     let settings = settings(&table, extra);
-    let client = local_client(endpoint, &ClientOptions::from(&settings.store));
+    let client = local_client(endpoint, engine_credentials(), &ClientOptions::from(&settings.store));
     let app = Application::build_with_client(settings, client)
         .await
         .expect("app builds");
@@ -127,7 +142,7 @@ pub async fn spawn_app_on(endpoint: &str, extra: &[(&str, &str)]) -> TestApp {
             .build()
             .expect("client"),
         tokens: TokenKeys::new(&Secret::new(TEST_SECRET.as_bytes().to_vec())),
-        store: Store::new(local_client(engine_endpoint(), &Default::default()), table),
+        store: Store::new(engine_client(), table),
     }
 }
 

@@ -15,7 +15,6 @@ use medbook::{
         Store,
         bookings::{BookOutcome, CancelOutcome, NoteOutcome, SaveResultOutcome},
         catalog::TestTypeOutcome,
-        client::local_client,
         keys,
         patients::{CreatePatientOutcome, ReplacePatientOutcome},
     },
@@ -23,7 +22,7 @@ use medbook::{
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::helpers::{engine_endpoint, fresh_store};
+use crate::helpers::fresh_store;
 
 async fn store() -> Store {
     let store = fresh_store();
@@ -356,7 +355,7 @@ async fn each_failed_condition_of_a_test_type_version_has_its_own_outcome() {
         TestTypeOutcome::Written
     );
     // Wind the catalog entry back to version 1 by hand: now only the version item's condition fails.
-    local_client(engine_endpoint(), &Default::default())
+    crate::helpers::engine_client()
         .update_item()
         .table_name(store.table())
         .key(
@@ -390,7 +389,7 @@ async fn cancelling_a_booking_made_before_slot_holds_leaves_a_newer_bookings_hol
         .unwrap();
     assert_eq!(booked, BookOutcome::Booked);
     // As if it were made before holds existed: no hold.
-    local_client(engine_endpoint(), &Default::default())
+    crate::helpers::engine_client()
         .delete_item()
         .table_name(store.table())
         .key(
