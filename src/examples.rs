@@ -25,6 +25,23 @@ pub fn test_type_definition() -> Value {
            "active": true, "analytes": [analyte()]})
 }
 
+/// A site definition.
+pub fn site_definition() -> Value {
+    json!({"code": "BER", "name": "Berlin Mitte", "timeZone": "Europe/Berlin", "slotMinutes": 15, "capacity": 4,
+           "openingHours": {"mon": [{"from": "07:00", "to": "12:00"}, {"from": "13:00", "to": "17:00"}],
+                            "tue": [{"from": "07:00", "to": "17:00"}], "sat": [{"from": "08:00", "to": "12:00"}]},
+           "minimumNoticeMinutes": 60, "bookingHorizonDays": 180, "holdSeconds": 300})
+}
+
+/// A site at its current version.
+pub fn site() -> Value {
+    let mut v = site_definition();
+    v["version"] = json!(1);
+    v["createdAt"] = json!("2026-12-01T07:00:00.000Z");
+    v["updatedAt"] = json!("2026-12-01T07:00:00.000Z");
+    v
+}
+
 /// A test type version.
 pub fn test_type() -> Value {
     let mut v = test_type_definition();
