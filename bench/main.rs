@@ -151,7 +151,10 @@ fn booking(patient_id: Uuid, slot: SlotStart, codes: &[(&str, &str)]) -> Booking
     Booking {
         id: Uuid::now_v7(),
         patient_id,
+        site: medbook::domain::site::DEFAULT_SITE.into(),
         slot_start: slot,
+        local_slot_start: medbook::domain::site::local_text(slot.at(), 0),
+        place: 0,
         status: BookingStatus::Booked,
         tests: codes
             .iter()
@@ -522,7 +525,15 @@ async fn via_sdk(ctx: &Ctx, pattern: Pattern, worker: usize, version: &mut u64) 
             let expires_at = OffsetDateTime::now_utc().unix_timestamp() + 86_400;
             let _ = ctx
                 .store
-                .create_booking(&booking, 4, &idempotency, expires_at, &draft().event(p))
+                .create_booking(
+                    &booking,
+                    medbook::store::bookings::PlaceTake::Free { rule_version: None },
+                    OffsetDateTime::now_utc().unix_timestamp(),
+                    &idempotency,
+                    expires_at,
+                    &draft().event(p),
+                    true,
+                )
                 .await;
         }
         Pattern::Record => {

@@ -382,7 +382,7 @@ fn slot_grid(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<SlotGrid, C
     };
     Ok(SlotGrid {
         minutes,
-        capacity: vars.ranged("MEDBOOK_SLOT_CAPACITY", 4, 1..=1000)?,
+        capacity: vars.ranged("MEDBOOK_SLOT_CAPACITY", 4, 1..=crate::domain::site::MAX_CAPACITY)?,
         hours,
         horizon_days: vars.ranged("MEDBOOK_BOOKING_HORIZON_DAYS", 180, 1..=3650)?,
     })

@@ -110,21 +110,24 @@ pub fn test_view() -> Value {
 
 /// A booking tree.
 pub fn booking_view() -> Value {
-    json!({"id": BOOKING, "patientId": PATIENT, "slotStart": "2026-12-05T07:15:00Z", "status": "booked",
+    json!({"id": BOOKING, "patientId": PATIENT, "site": "MAIN", "slotStart": "2026-12-05T07:15:00Z",
+           "localSlotStart": "2026-12-05T07:15:00+00:00", "status": "booked",
            "tests": [test_view()], "note": "first visit", "version": 1,
            "createdAt": "2026-11-28T07:43:17.700Z", "updatedAt": "2026-11-28T07:43:17.700Z"})
 }
 
 /// A booking in a list.
 pub fn booking_summary() -> Value {
-    json!({"id": BOOKING, "patientId": PATIENT, "slotStart": "2026-12-05T07:15:00Z", "status": "booked",
+    json!({"id": BOOKING, "patientId": PATIENT, "site": "MAIN", "slotStart": "2026-12-05T07:15:00Z",
+           "localSlotStart": "2026-12-05T07:15:00+00:00", "status": "booked",
            "tests": [test_ref()], "note": "first visit", "version": 1,
            "createdAt": "2026-11-28T07:43:17.700Z", "updatedAt": "2026-11-28T07:43:17.700Z"})
 }
 
 /// A slot.
 pub fn slot() -> Value {
-    json!({"start": "2026-12-05T07:15:00Z", "capacity": 4, "booked": 1, "available": 3})
+    json!({"start": "2026-12-05T07:15:00Z", "localStart": "2026-12-05T08:15:00+01:00", "capacity": 4, "booked": 1,
+           "held": 1, "available": 2})
 }
 
 /// A worklist entry.

@@ -10,8 +10,10 @@ use crate::{
     api::{self, AppState, Services, cursor::CursorKey},
     auth::TokenKeys,
     config::{ConfigError, Settings, StoreKind},
+    domain::site::SiteDefinition,
     service::{
         audit::AuditTrail, bookings::Bookings, catalog::Catalog, health::Health, patients::Patients, results::Results,
+        sites::Sites,
     },
     store::{Store, StoreError, bootstrap::BootstrapError, client, migrate},
 };
@@ -164,10 +166,18 @@ impl Application {
         if let Err(e) = catalog.all().await {
             tracing::warn!(error = %e, "could not preload the catalog; it loads on first use");
         }
-        let grid = settings.slots;
+        let sites = Sites::new(store.clone(), SiteDefinition::from_grid(&settings.slots));
+        sites
+            .ensure_default()
+            .await
+            .map_err(|e| StartupError::Engine(format!("creating the default site: {e}")))?;
+        if let Err(e) = sites.all().await {
+            tracing::warn!(error = %e, "could not preload the sites; they load on first use");
+        }
         let health = Health::new(store.clone());
         let state = AppState::new(Services {
-            bookings: Bookings::new(store.clone(), catalog.clone(), grid),
+            bookings: Bookings::new(store.clone(), catalog.clone(), sites.clone()),
+            sites,
             results: Results::new(store.clone(), catalog.clone()),
             catalog,
             patients: Patients::new(store.clone()),

@@ -42,9 +42,10 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 /// A booking request.
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"slotStart": "2026-12-01T07:15:00Z", "tests": ["CBC", "LIPID"], "note": "first visit"}))]
+#[schema(example = json!({"slotStart": "2026-12-01T07:15:00Z", "tests": ["CBC", "LIPID"], "note": "first visit", "site": "MAIN"}))]
 pub struct CreateBookingBody {
-    /// Start of the slot (RFC 3339), on the slot grid, in the future, within opening hours.
+    /// Start of the slot (RFC 3339, any offset), one of the site's slots: on its grid in local time, open that
+    /// day, at least its minimum notice ahead (staff may book sooner), within its booking horizon.
     #[garde(length(max = 64))]
     #[schema(format = DateTime, max_length = 64)]
     pub slot_start: String,
@@ -57,6 +58,16 @@ pub struct CreateBookingBody {
     #[garde(inner(length(chars, max = 1000), custom(text::multi_line)))]
     #[schema(max_length = 1000)]
     pub note: Option<String>,
+    /// Site code; the default site (`MAIN`) when absent.
+    #[serde(default)]
+    #[garde(inner(length(min = 1, max = 32)))]
+    #[schema(example = "MAIN", max_length = 32)]
+    pub site: Option<String>,
+    /// A live hold of this patient on this slot (`POST /v1/sites/{code}/holds`): the booking takes the hold's
+    /// place, in the same transaction that ends the hold.
+    #[serde(default)]
+    #[garde(skip)]
+    pub hold_id: Option<Uuid>,
 }
 
 /// `tests`: 1 to 10 test type codes.
@@ -111,9 +122,15 @@ pub struct BookingView {
     pub id: Uuid,
     /// Patient id.
     pub patient_id: Uuid,
-    /// Slot start.
+    /// Site code.
+    #[schema(example = "MAIN")]
+    pub site: String,
+    /// Slot start (UTC).
     #[schema(example = "2026-12-01T07:15:00Z")]
     pub slot_start: String,
+    /// Slot start in the site's local time, with its offset.
+    #[schema(example = "2026-12-01T07:15:00+00:00")]
+    pub local_slot_start: String,
     /// State.
     pub status: BookingStatus,
     /// Booked tests.
@@ -133,7 +150,9 @@ impl BookingView {
         Self {
             id: booking.id,
             patient_id: booking.patient_id,
+            site: booking.site,
             slot_start: booking.slot_start.to_string(),
+            local_slot_start: booking.local_slot_start,
             status: booking.status,
             tests: booking
                 .tests
@@ -188,9 +207,15 @@ pub struct BookingSummaryView {
     pub id: Uuid,
     /// Patient id.
     pub patient_id: Uuid,
-    /// Slot start.
+    /// Site code.
+    #[schema(example = "MAIN")]
+    pub site: String,
+    /// Slot start (UTC).
     #[schema(example = "2026-12-01T07:15:00Z")]
     pub slot_start: String,
+    /// Slot start in the site's local time, with its offset.
+    #[schema(example = "2026-12-01T07:15:00+00:00")]
+    pub local_slot_start: String,
     /// State.
     pub status: BookingStatus,
     /// Booked tests.
@@ -210,7 +235,9 @@ impl From<BookingSummary> for BookingSummaryView {
         Self {
             id: b.id,
             patient_id: b.patient_id,
+            site: b.site,
             slot_start: b.slot_start.to_string(),
+            local_slot_start: b.local_slot_start,
             status: b.status,
             tests: b.tests,
             note: b.note,
@@ -290,7 +317,7 @@ fn booking_headers(booking: &BookingView, location: bool) -> HeaderMap {
         (status = 401, description = "no valid token"),
         (status = 403, description = "role may not book"),
         (status = 404, description = "no such patient (or not yours)"),
-        (status = 409, description = "slot full, or this patient holds this slot already"),
+        (status = 409, description = "slot full (`slot-full`), this patient has this slot already (`already-booked`), or the hold expired (`hold-expired`)"),
         (status = 415, description = "not JSON"),
         (status = 422, description = "invalid slot, tests, or key reused with another body"),
     )
@@ -321,15 +348,23 @@ async fn create_booking(
             slot.as_bytes(),
             body.tests.join("\n").as_bytes(),
             body.note.as_deref().unwrap_or("\u{0}").as_bytes(),
+            body.site.as_deref().unwrap_or("\u{0}").as_bytes(),
+            body.hold_id.map(|h| h.to_string()).unwrap_or_default().as_bytes(),
         ],
     );
     let new = NewBooking {
         slot_start,
         tests: body.tests,
         note: body.note,
+        site: body.site,
+        hold_id: body.hold_id,
     };
     let draft = audit.draft(&caller, StatusCode::CREATED);
-    let booked = state.bookings.create(patient_id, &fingerprint, new, &draft).await?;
+    let staff = caller.role != Role::Patient;
+    let booked = state
+        .bookings
+        .create(patient_id, &fingerprint, new, staff, &draft)
+        .await?;
     let view = BookingView::plain(booked.booking);
     let response = (StatusCode::CREATED, booking_headers(&view, true), axum::Json(view)).into_response();
     Ok(mark_recorded(response, !booked.replayed))
@@ -450,7 +485,14 @@ async fn cancel_booking(
     let draft = audit.draft(&caller, StatusCode::OK);
     let booked = state
         .bookings
-        .cancel(patient_id, booking_id, expected, fingerprint.as_ref(), &draft)
+        .cancel(
+            patient_id,
+            booking_id,
+            expected,
+            fingerprint.as_ref(),
+            caller.role != Role::Patient,
+            &draft,
+        )
         .await?;
     let view = BookingView::plain(booked.booking);
     let response = (booking_headers(&view, false), axum::Json(view)).into_response();

@@ -40,32 +40,65 @@ fn record_views(state: &AppState, audit: &AuditContext, caller: &Caller, patient
 
 /// One slot of a day.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 #[schema(example = crate::examples::slot)]
 pub struct SlotView {
-    /// Slot start.
+    /// Slot start (UTC).
     #[schema(example = "2026-12-01T07:15:00Z")]
     pub start: String,
+    /// Slot start in the site's local time, with the offset in force then.
+    #[schema(example = "2026-12-01T07:15:00+00:00")]
+    pub local_start: String,
     /// Places.
     #[schema(example = 4)]
     pub capacity: u32,
-    /// Places taken.
+    /// Places bookings have.
     #[schema(example = 1)]
     pub booked: u32,
+    /// Places live holds have (an expired hold is free at once).
+    #[schema(example = 0)]
+    pub held: u32,
     /// Places free.
     #[schema(example = 3)]
     pub available: u32,
+}
+
+impl From<crate::service::sites::SlotAvailability> for SlotView {
+    fn from(s: crate::service::sites::SlotAvailability) -> Self {
+        Self {
+            start: s.slot.start.to_string(),
+            local_start: s.slot.local_start(),
+            capacity: s.capacity,
+            booked: s.booked,
+            held: s.held,
+            available: s.available,
+        }
+    }
 }
 
 /// A day.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DayParams {
-    /// The day, `YYYY-MM-DD`.
+    /// The day, `YYYY-MM-DD` (the site's local date).
     #[param(format = Date, example = "2026-12-01")]
     pub date: Option<String>,
 }
 
-/// Every slot of a day with its free places (any authenticated caller); one Query.
+/// A site's day.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SiteDayParams {
+    /// Site code; the default site (`MAIN`) when absent.
+    #[param(example = "MAIN")]
+    pub site: Option<String>,
+    /// The day, `YYYY-MM-DD` (the site's local date).
+    #[param(format = Date, example = "2026-12-01")]
+    pub date: Option<String>,
+}
+
+/// Every slot of the default site's day with its free places (any authenticated caller); one Query. The same
+/// as `GET /v1/sites/MAIN/slots`.
 #[utoipa::path(
     get,
     path = "/v1/slots",
@@ -86,26 +119,16 @@ async fn slots(
 ) -> Result<axum::Json<Vec<SlotView>>, ApiError> {
     let date = required_date("date", params.date.as_deref())?;
     let slots = state.bookings.slots(date).await?;
-    Ok(axum::Json(
-        slots
-            .into_iter()
-            .map(|s| SlotView {
-                start: s.start.to_string(),
-                capacity: s.capacity,
-                booked: s.booked,
-                available: s.available,
-            })
-            .collect(),
-    ))
+    Ok(axum::Json(slots.into_iter().map(SlotView::from).collect()))
 }
 
-/// A day's bookings in slot order (lab, doctor, admin): one Query on the day index.
+/// A site's day's bookings in slot order (lab, doctor, admin): one Query on the day index.
 #[utoipa::path(
     get,
     path = "/v1/schedule",
     tag = "lab",
     security(("bearer" = [])),
-    params(DayParams, PageParams),
+    params(SiteDayParams, PageParams),
     responses(
         (status = 200, description = "the day's bookings", body = Page<BookingSummaryView>),
         (status = 400, description = "bad parameter or cursor"),
@@ -119,14 +142,17 @@ async fn schedule(
     caller: Caller,
     audit: AuditContext,
     OriginalUri(uri): OriginalUri,
-    Query(params): Query<DayParams>,
+    Query(params): Query<SiteDayParams>,
     Query(page): Query<PageParams>,
 ) -> Result<axum::Json<Page<BookingSummaryView>>, ApiError> {
     caller.require(&[Role::Lab, Role::Doctor, Role::Admin])?;
     let date = required_date("date", params.date.as_deref())?;
-    let filters = [("date", Some(timefmt::date(date)))];
+    let filters = [("date", Some(timefmt::date(date))), ("site", params.site.clone())];
     let list = ListRequest::new(&state, uri.path(), &filters, &page, 100)?;
-    let page = state.bookings.schedule(date, list.limit(), list.start()).await?;
+    let page = state
+        .bookings
+        .schedule(params.site.as_deref(), date, list.limit(), list.start())
+        .await?;
     record_views(&state, &audit, &caller, page.items.iter().map(|b| b.patient_id));
     Ok(axum::Json(list.page(&state, page, BookingSummaryView::from)))
 }

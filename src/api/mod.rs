@@ -13,6 +13,7 @@ pub mod layers;
 pub mod paging;
 pub mod patients;
 pub mod results;
+pub mod sites;
 pub mod test_types;
 mod usage;
 
@@ -84,6 +85,8 @@ pub struct Services {
     pub bookings: Bookings,
     /// Results, notes, reviews, the worklist.
     pub results: Results,
+    /// Sites, their days, slots and holds.
+    pub sites: crate::service::sites::Sites,
     /// The audit trail.
     pub audit: AuditTrail,
     /// Readiness.
@@ -106,6 +109,7 @@ pub struct Services {
         (name = "bookings", description = "Booking tests into slots"),
         (name = "results", description = "Results, doctors' notes and reviews"),
         (name = "lab", description = "Slots, the day's schedule, tests by type"),
+        (name = "sites", description = "Sites in their time zones: opening hours, day rules, slots, holds"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -198,6 +202,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(fhir::router())
         .merge(results::router())
         .merge(lab::router())
+        .merge(sites::router())
         .merge(audit::router())
         .merge(health::router())
 }

@@ -269,8 +269,12 @@ pub struct BookingSummary {
     pub id: Uuid,
     /// Patient.
     pub patient_id: Uuid,
+    /// Site code.
+    pub site: String,
     /// Slot start.
     pub slot_start: SlotStart,
+    /// The slot start in the site's local time.
+    pub local_slot_start: String,
     /// State.
     pub status: BookingStatus,
     /// Booked tests.
@@ -315,15 +319,21 @@ pub struct WorklistEntry {
     pub recorded_at: String,
 }
 
-/// A booking: a patient, a slot, several tests.
+/// A booking: a patient, a slot at a site, several tests.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Booking {
     /// Booking id.
     pub id: Uuid,
     /// Patient.
     pub patient_id: Uuid,
+    /// Site code.
+    pub site: String,
     /// Slot start.
     pub slot_start: SlotStart,
+    /// The slot start in the site's local time with its offset (`2027-03-28T07:00:00+02:00`).
+    pub local_slot_start: String,
+    /// The place of the slot the booking takes (0 to capacity − 1).
+    pub place: u32,
     /// State.
     pub status: BookingStatus,
     /// Booked tests.
@@ -336,6 +346,16 @@ pub struct Booking {
     pub created_at: String,
     /// Last change.
     pub updated_at: String,
+}
+
+impl Booking {
+    /// The site's local date of the slot (the date of `local_slot_start`).
+    pub fn local_date(&self) -> Date {
+        self.local_slot_start
+            .get(..10)
+            .and_then(timefmt::parse_date)
+            .unwrap_or_else(|| self.slot_start.date())
+    }
 }
 
 /// State of a result.

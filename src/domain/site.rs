@@ -13,6 +13,11 @@ use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset, m
 
 use super::booking::SlotStart;
 
+/// The site of requests that name none, and of every booking made before sites existed. Created at startup
+/// from the `MEDBOOK_SLOT_*` / `MEDBOOK_OPENING_HOURS` settings when it does not exist; edited like any other
+/// site after that.
+pub const DEFAULT_SITE: &str = "MAIN";
+
 /// Longest slot, in minutes.
 pub const MAX_SLOT_MINUTES: u32 = 240;
 /// Most places in one slot.
@@ -24,6 +29,7 @@ pub const MAX_INTERVALS: usize = 8;
 /// of the day).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"from": "07:00", "to": "12:00"}))]
 pub struct Interval {
     /// Opens, `HH:MM`.
     #[schema(example = "07:00", pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
@@ -85,30 +91,37 @@ pub struct WeeklyHours {
     /// Monday.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[garde(custom(check_intervals))]
+    #[schema(max_items = 8)]
     pub mon: Vec<Interval>,
     /// Tuesday.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[garde(custom(check_intervals))]
+    #[schema(max_items = 8)]
     pub tue: Vec<Interval>,
     /// Wednesday.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[garde(custom(check_intervals))]
+    #[schema(max_items = 8)]
     pub wed: Vec<Interval>,
     /// Thursday.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[garde(custom(check_intervals))]
+    #[schema(max_items = 8)]
     pub thu: Vec<Interval>,
     /// Friday.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[garde(custom(check_intervals))]
+    #[schema(max_items = 8)]
     pub fri: Vec<Interval>,
     /// Saturday.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[garde(custom(check_intervals))]
+    #[schema(max_items = 8)]
     pub sat: Vec<Interval>,
     /// Sunday.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[garde(custom(check_intervals))]
+    #[schema(max_items = 8)]
     pub sun: Vec<Interval>,
 }
 
@@ -198,14 +211,41 @@ pub struct SiteDefinition {
     pub minimum_notice_minutes: u32,
     /// How many days ahead a slot may be booked.
     #[serde(default = "default_horizon")]
-    #[garde(range(min = 1, max = 730))]
-    #[schema(example = 180, minimum = 1, maximum = 730)]
+    #[garde(range(min = 1, max = 3650))]
+    #[schema(example = 180, minimum = 1, maximum = 3650)]
     pub booking_horizon_days: u32,
     /// How long a hold keeps a place, in seconds.
     #[serde(default = "default_hold_seconds")]
     #[garde(range(min = 1, max = 3600))]
     #[schema(example = 300, minimum = 1, maximum = 3600)]
     pub hold_seconds: u32,
+}
+
+impl SiteDefinition {
+    /// The default site as the `MEDBOOK_SLOT_*` settings describe the grid before sites: UTC, the same hours
+    /// every day, no minimum notice.
+    pub fn from_grid(grid: &super::booking::SlotGrid) -> Self {
+        let hm = |t: Time| format!("{:02}:{:02}", t.hour(), t.minute());
+        let close = if grid.hours.close == Time::MIDNIGHT {
+            "24:00".to_owned()
+        } else {
+            hm(grid.hours.close)
+        };
+        Self {
+            code: DEFAULT_SITE.to_owned(),
+            name: "Main site".to_owned(),
+            time_zone: "UTC".to_owned(),
+            slot_minutes: grid.minutes,
+            capacity: grid.capacity.min(MAX_CAPACITY),
+            opening_hours: WeeklyHours::every_day(vec![Interval {
+                from: hm(grid.hours.open),
+                to: close,
+            }]),
+            minimum_notice_minutes: 0,
+            booking_horizon_days: grid.horizon_days,
+            hold_seconds: default_hold_seconds(),
+        }
+    }
 }
 
 /// A site at its current version.
@@ -233,6 +273,7 @@ pub struct DayRule {
     /// The day's opening hours instead of the weekday's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[garde(inner(custom(check_intervals)))]
+    #[schema(max_items = 8)]
     pub opening_hours: Option<Vec<Interval>>,
     /// The day's capacity per slot instead of the site's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -283,6 +324,74 @@ pub fn local_text(at: OffsetDateTime, offset_seconds: i32) -> String {
         .unwrap_or_default()
 }
 
+/// Who has a place of a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taker {
+    /// A booking, for as long as it lives.
+    Booking(uuid::Uuid),
+    /// A hold, until `until` (epoch seconds) and not a second longer.
+    Hold {
+        /// Hold id.
+        id: uuid::Uuid,
+        /// Epoch seconds.
+        until: i64,
+    },
+}
+
+/// The taken places of one slot, by place index. A hold past its `until` is no longer taken, whatever is stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Places(pub std::collections::BTreeMap<u32, Taker>);
+
+impl Places {
+    /// Places held by bookings.
+    pub fn booked(&self) -> u32 {
+        self.0.values().filter(|t| matches!(t, Taker::Booking(_))).count() as u32
+    }
+
+    /// Places held by holds still live at `now`.
+    pub fn held(&self, now: i64) -> u32 {
+        self.0
+            .values()
+            .filter(|t| matches!(t, Taker::Hold { until, .. } if *until >= now))
+            .count() as u32
+    }
+
+    /// Free place indexes below `capacity` at `now` (never used, or an expired hold's).
+    pub fn free(&self, capacity: u32, now: i64) -> Vec<u32> {
+        (0..capacity)
+            .filter(|i| match self.0.get(i) {
+                None => true,
+                Some(Taker::Booking(_)) => false,
+                Some(Taker::Hold { until, .. }) => *until < now,
+            })
+            .collect()
+    }
+
+    /// Places free at `now` out of `capacity` (a place above a lowered capacity that is still taken counts).
+    pub fn available(&self, capacity: u32, now: i64) -> u32 {
+        capacity.saturating_sub(self.booked() + self.held(now))
+    }
+}
+
+/// A hold on one place of a slot, for one patient, until it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// Hold id.
+    pub id: uuid::Uuid,
+    /// Site code.
+    pub site: String,
+    /// The slot.
+    pub slot: LocalSlot,
+    /// The place held.
+    pub place: u32,
+    /// For whom.
+    pub patient_id: uuid::Uuid,
+    /// Epoch seconds when it stops holding.
+    pub expires_at: i64,
+    /// Creation time.
+    pub created_at: String,
+}
+
 /// Why a slot cannot be booked at a site.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SiteSlotError {
@@ -292,6 +401,9 @@ pub enum SiteSlotError {
     /// The site is closed that day.
     #[error("is on a day the site is closed")]
     DayClosed,
+    /// Outside the day's opening hours.
+    #[error("is outside the site's opening hours that day (local time)")]
+    Closed,
     /// Already started.
     #[error("is in the past")]
     Past,
@@ -392,11 +504,24 @@ impl Site {
             return Err(SiteSlotError::DayClosed);
         }
         let start = SlotStart::new(start);
-        let slot = self
-            .slots(date, rule)
-            .into_iter()
-            .find(|s| s.start == start)
-            .ok_or(SiteSlotError::OffGrid(self.definition.slot_minutes))?;
+        let Some(slot) = self.slots(date, rule).into_iter().find(|s| s.start == start) else {
+            let offset = UtcOffset::from_whole_seconds(self.offset_at(start.at())).unwrap_or(UtcOffset::UTC);
+            let local = start.at().to_offset(offset);
+            let minute = u32::from(local.hour()) * 60 + u32::from(local.minute());
+            let intervals = rule
+                .and_then(|r| r.opening_hours.as_deref())
+                .unwrap_or_else(|| self.definition.opening_hours.of(date));
+            let step = self.definition.slot_minutes;
+            let open = intervals
+                .iter()
+                .filter_map(Interval::minutes)
+                .any(|(from, to)| from <= minute && minute + step <= to);
+            return Err(if open {
+                SiteSlotError::OffGrid(step)
+            } else {
+                SiteSlotError::Closed
+            });
+        };
         let at = slot.start.at();
         if at <= now {
             return Err(SiteSlotError::Past);
@@ -579,6 +704,11 @@ mod tests {
         assert_eq!(
             s.check(datetime!(2027-03-27 06:10 UTC), now, None, false),
             Err(SiteSlotError::OffGrid(30))
+        );
+        assert_eq!(
+            s.check(datetime!(2027-03-27 08:00 UTC), now, None, false),
+            Err(SiteSlotError::Closed),
+            "09:00 local, closing time"
         );
         assert_eq!(
             s.check(first, datetime!(2027-03-27 06:30 UTC), None, false),

@@ -12,13 +12,17 @@ use std::{
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{Cursor, Expected, FieldError, Page, ServiceError, catalog::Catalog, month_range};
+use super::{
+    Cursor, Expected, FieldError, Page, ServiceError,
+    catalog::Catalog,
+    month_range,
+    sites::{PLACE_ATTEMPTS, Sites, SlotAvailability, pick_place, slot_full},
+};
 use crate::{
     domain::{
         audit::AuditDraft,
         booking::{
-            BookedTest, Booking, BookingStatus, BookingSummary, BookingTree, DateRange, ScheduledTest, SlotGrid,
-            SlotStart, TestStatus,
+            BookedTest, Booking, BookingStatus, BookingSummary, BookingTree, DateRange, ScheduledTest, TestStatus,
         },
         idempotency::{IdempotencyKey, IdempotencyRecord},
         patient::Patient,
@@ -27,7 +31,7 @@ use crate::{
     },
     store::{
         Store,
-        bookings::{BookOutcome, CancelOutcome},
+        bookings::{BookOutcome, CancelOutcome, PlaceTake},
     },
 };
 
@@ -47,19 +51,6 @@ pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Most tests in one booking.
 pub const MAX_TESTS: usize = 10;
 
-/// One slot of a day as the slots view shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlotAvailability {
-    /// Slot start.
-    pub start: SlotStart,
-    /// Places.
-    pub capacity: u32,
-    /// Places taken.
-    pub booked: u32,
-    /// Places free.
-    pub available: u32,
-}
-
 /// A booking as a create or cancel left it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Booked {
@@ -78,6 +69,17 @@ pub struct NewBooking {
     pub tests: Vec<String>,
     /// Note.
     pub note: Option<String>,
+    /// Site code (the default site when absent).
+    pub site: Option<String>,
+    /// The hold whose place the booking takes.
+    pub hold_id: Option<Uuid>,
+}
+
+fn hold_expired() -> ServiceError {
+    ServiceError::conflict(
+        "hold-expired",
+        "the hold expired and its place may be someone else's; hold the slot again or book it directly",
+    )
 }
 
 /// Epoch seconds until which an idempotency record written now answers repeats.
@@ -90,56 +92,49 @@ fn idempotency_expiry() -> i64 {
 pub struct Bookings {
     store: Store,
     catalog: Catalog,
-    grid: SlotGrid,
+    sites: Sites,
 }
 
 impl Bookings {
-    /// Bookings over `store`, resolving tests in `catalog`, on `grid`.
-    pub fn new(store: Store, catalog: Catalog, grid: SlotGrid) -> Self {
-        Self { store, catalog, grid }
+    /// Bookings over `store`, resolving tests in `catalog`, at the sites of `sites`.
+    pub fn new(store: Store, catalog: Catalog, sites: Sites) -> Self {
+        Self { store, catalog, sites }
     }
 
-    /// Every slot of `date` with its free places (one Query).
+    /// Every slot of the default site's `date` with its free places (one Query).
     ///
     /// # Errors
     /// Engine failures.
     pub async fn slots(&self, date: Date) -> Result<Vec<SlotAvailability>, ServiceError> {
-        let counters = self.store.slot_counters(date).await?;
-        Ok(self
-            .grid
-            .slots(date)
-            .into_iter()
-            .map(|start| {
-                let booked = counters.get(&start).copied().unwrap_or(0);
-                SlotAvailability {
-                    start,
-                    capacity: self.grid.capacity,
-                    booked,
-                    available: self.grid.capacity.saturating_sub(booked),
-                }
-            })
-            .collect())
+        self.sites.slots(crate::domain::site::DEFAULT_SITE, date).await
     }
 
-    /// Books `new` for `patient_id` (one transaction on the happy path).
+    /// Books `new` for `patient_id` at its site: a strongly consistent read of the site's day (its rule and
+    /// places) and one transaction that takes a free place under the capacity condition; with a hold, a read
+    /// of the hold and one transaction that turns its place into the booking's. A racing writer that took the
+    /// place first makes it read again (at most [`PLACE_ATTEMPTS`] times). Staff skip the minimum notice.
     ///
     /// # Errors
-    /// [`ServiceError::Invalid`] for a bad slot or tests, [`ServiceError::Conflict`] `slot-full`,
-    /// [`ServiceError::NotFound`] for an unknown patient, [`ServiceError::Invalid`] on `Idempotency-Key` when
-    /// the key was used for another request.
+    /// [`ServiceError::Invalid`] for a bad site, slot or tests, [`ServiceError::Conflict`] `slot-full`,
+    /// `already-booked` or `hold-expired`, [`ServiceError::NotFound`] for an unknown patient or hold,
+    /// [`ServiceError::Invalid`] on `Idempotency-Key` when the key was used for another request.
     pub async fn create(
         &self,
         patient_id: Uuid,
         idempotency: &IdempotencyKey,
         new: NewBooking,
+        staff: bool,
         audit: &AuditDraft,
     ) -> Result<Booked, ServiceError> {
         let mut errors = Vec::new();
-        let slot_start = self
-            .grid
-            .check(new.slot_start, OffsetDateTime::now_utc())
-            .map_err(|e| errors.push(FieldError::new("slotStart", e.to_string())))
-            .ok();
+        let site = match self.sites.named(new.site.as_deref()).await {
+            Ok(site) => Some(site),
+            Err(ServiceError::Invalid(e)) => {
+                errors.extend(e);
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let tests = self.booked_tests(&new.tests, &mut errors).await?;
         if new.tests.is_empty() || new.tests.len() > MAX_TESTS {
             errors.push(FieldError::new(
@@ -147,54 +142,94 @@ impl Bookings {
                 format!("must hold 1 to {MAX_TESTS} test type codes"),
             ));
         }
-        let Some(slot_start) = slot_start.filter(|_| errors.is_empty()) else {
+        let hold = match (new.hold_id, &site) {
+            (Some(id), Some(site)) => {
+                let hold = self.sites.find_hold(&site.definition.code, id).await?;
+                if hold.patient_id != patient_id {
+                    return Err(ServiceError::NotFound("hold"));
+                }
+                if hold.slot.start.at() != new.slot_start {
+                    errors.push(FieldError::new(
+                        "slotStart",
+                        format!("must be {}, the slot of the hold", hold.slot.start),
+                    ));
+                }
+                Some(hold)
+            }
+            _ => None,
+        };
+        let Some(site) = site.filter(|_| errors.is_empty()) else {
             return Err(ServiceError::Invalid(errors));
         };
 
-        let now = timefmt::now();
-        let booking = Booking {
-            id: Uuid::now_v7(),
-            patient_id,
-            slot_start,
-            status: BookingStatus::Booked,
-            tests,
-            note: new.note,
-            version: 1,
-            created_at: now.clone(),
-            updated_at: now,
-        };
-        let outcome = self
-            .store
-            .create_booking(
-                &booking,
-                self.grid.capacity,
-                idempotency,
-                idempotency_expiry(),
-                &audit.event(patient_id),
-            )
-            .await?;
-        match outcome {
-            BookOutcome::Booked => Ok(Booked {
-                booking,
-                replayed: false,
-            }),
-            BookOutcome::KeyUsed(record) => self.replay(idempotency, record).await,
-            BookOutcome::AlreadyBooked => Err(ServiceError::conflict(
-                "already-booked",
-                format!(
-                    "this patient has a booking at {} already; add tests to it or cancel it first",
-                    booking.slot_start
-                ),
-            )),
-            BookOutcome::SlotFull => Err(ServiceError::conflict(
-                "slot-full",
-                format!(
-                    "slot {} has no free place; pick another from GET /v1/slots",
-                    booking.slot_start
-                ),
-            )),
-            BookOutcome::NoPatient => Err(ServiceError::NotFound("patient")),
+        for attempt in 0..PLACE_ATTEMPTS {
+            let now = OffsetDateTime::now_utc();
+            let (slot, place, take) = match &hold {
+                Some(hold) => {
+                    if hold.expires_at < now.unix_timestamp() {
+                        return Err(hold_expired());
+                    }
+                    (hold.slot, hold.place, PlaceTake::Hold(hold.id))
+                }
+                None => {
+                    let (slot, day) = self.sites.day_for(&site, new.slot_start, now, !staff).await?;
+                    let Some(place) = pick_place(&day, &site, slot.start, now.unix_timestamp()) else {
+                        // A repeat of a request that booked before the slot filled gets its first answer.
+                        if let Some(record) = self.store.idempotency_record(idempotency).await? {
+                            return replayed(record, idempotency);
+                        }
+                        return Err(slot_full(slot.start));
+                    };
+                    let rule_version = day.rule.as_ref().map(|(_, v)| *v);
+                    (slot, place, PlaceTake::Free { rule_version })
+                }
+            };
+            let created = timefmt::now();
+            let booking = Booking {
+                id: Uuid::now_v7(),
+                patient_id,
+                site: site.definition.code.clone(),
+                slot_start: slot.start,
+                local_slot_start: slot.local_start(),
+                place,
+                status: BookingStatus::Booked,
+                tests: tests.clone(),
+                note: new.note.clone(),
+                version: 1,
+                created_at: created.clone(),
+                updated_at: created,
+            };
+            let outcome = self
+                .store
+                .create_booking(
+                    &booking,
+                    take,
+                    now.unix_timestamp(),
+                    idempotency,
+                    idempotency_expiry(),
+                    &audit.event(patient_id),
+                    attempt == 0,
+                )
+                .await?;
+            return match outcome {
+                BookOutcome::Booked => Ok(Booked {
+                    booking,
+                    replayed: false,
+                }),
+                BookOutcome::PlaceTaken | BookOutcome::RuleMoved => continue,
+                BookOutcome::KeyUsed(record) => self.replay(idempotency, record.map(|r| *r)).await,
+                BookOutcome::AlreadyBooked => Err(ServiceError::conflict(
+                    "already-booked",
+                    format!(
+                        "this patient has a booking at {} already; add tests to it or cancel it first",
+                        booking.slot_start
+                    ),
+                )),
+                BookOutcome::HoldLost => Err(hold_expired()),
+                BookOutcome::NoPatient => Err(ServiceError::NotFound("patient")),
+            };
         }
+        Err(ServiceError::Unavailable("the slot is contended; retry".into()))
     }
 
     /// The tests of `codes` at their current catalog versions; each code that is repeated, unknown or not
@@ -330,6 +365,7 @@ impl Bookings {
         booking_id: Uuid,
         expected: Option<Expected>,
         idempotency: Option<&IdempotencyKey>,
+        staff: bool,
         audit: &AuditDraft,
     ) -> Result<Booked, ServiceError> {
         let tree = self.tree(patient_id, booking_id).await?;
@@ -353,6 +389,18 @@ impl Bookings {
                 "results-recorded",
                 "a result has been recorded for this booking; it can no longer be cancelled",
             ));
+        }
+        if !staff {
+            let site = self.sites.get(&booking.site).await?;
+            if site.within_notice(booking.slot_start.at(), OffsetDateTime::now_utc()) {
+                return Err(ServiceError::conflict(
+                    "too-late",
+                    format!(
+                        "the slot starts within the site's minimum notice of {} minutes; ask the lab to cancel it",
+                        site.definition.minimum_notice_minutes
+                    ),
+                ));
+            }
         }
         let cancelled = Booking {
             status: BookingStatus::Cancelled,
@@ -382,7 +430,7 @@ impl Bookings {
                 booking: cancelled,
                 replayed: false,
             }),
-            (CancelOutcome::KeyUsed(record), Some(key)) => self.replay(key, record).await,
+            (CancelOutcome::KeyUsed(record), Some(key)) => self.replay(key, record.map(|r| *r)).await,
             (CancelOutcome::KeyUsed(_), None) => Err(ServiceError::Internal("key used without a key".into())),
             // Changed between our read and our write: cancelled or updated by someone else.
             (CancelOutcome::BookingChanged, _) if expected.is_some() => Err(ServiceError::VersionMismatch),
@@ -397,17 +445,23 @@ impl Bookings {
         }
     }
 
-    /// A page of one day's bookings in slot order (one Query on the day index).
+    /// A page of one site's local day's bookings in slot order (one Query on the day index).
     ///
     /// # Errors
-    /// Engine failures.
+    /// [`ServiceError::Invalid`] naming `site` for an unknown site; engine failures.
     pub async fn schedule(
         &self,
+        site: Option<&str>,
         date: Date,
         limit: i32,
         start: Option<&Cursor>,
     ) -> Result<Page<BookingSummary>, ServiceError> {
-        Ok(self.store.schedule(date, limit, Cursor::key(start)).await?.into())
+        let site = self.sites.named(site).await?;
+        Ok(self
+            .store
+            .schedule(&site.definition.code, date, limit, Cursor::key(start))
+            .await?
+            .into())
     }
 
     /// A page of booked tests of one type with slots from `from` to `to` (inclusive dates). Each page is one

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod health;
 pub mod patients;
 pub mod results;
+pub mod sites;
 
 use time::Date;
 
@@ -49,6 +50,16 @@ impl<T> From<store::Page<T>> for Page<T> {
         Self {
             items: page.items,
             next: page.next.map(Cursor),
+        }
+    }
+}
+
+impl<T> Page<T> {
+    /// The same page with each item mapped.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next: self.next,
         }
     }
 }

@@ -14,7 +14,7 @@ use super::{
     expr::Expr,
     from_item,
     items::{
-        BookingItem, IdempotencyItem, NoteItem, PatientSlotItem, ResultItem, ResultRevisionItem, SlotItem, TestItem,
+        BookingItem, IdempotencyItem, NoteItem, PatientSlotItem, PlaceItem, ResultItem, ResultRevisionItem, TestItem,
         attr, entity,
     },
     key, keys, s, to_item,
@@ -23,17 +23,33 @@ use super::{
 use crate::domain::{
     audit::AuditEvent,
     booking::{
-        Booking, BookingStatus, BookingSummary, BookingTree, DateRange, LabResult, Note, ScheduledTest, SlotStart,
-        TestAddress, TestStatus, WorklistEntry,
+        Booking, BookingStatus, BookingSummary, BookingTree, DateRange, LabResult, Note, ScheduledTest, TestAddress,
+        TestStatus, WorklistEntry,
     },
     idempotency::{IdempotencyKey, IdempotencyRecord},
 };
 
+/// How a booking takes its place in the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaceTake {
+    /// A free place (absent, or an expired hold's), on a day whose rule is still at the version read.
+    Free {
+        /// The day rule's version when the day was read (`None`: the day had no rule).
+        rule_version: Option<u64>,
+    },
+    /// The place this live hold has; the hold goes with it.
+    Hold(Uuid),
+}
+
 /// The actions of [`Store::create_booking`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BookAction {
-    /// Takes a place in the slot counter: `booked < capacity`.
+    /// Takes the booking's place: free, or held by the booking's own live hold.
     Slot,
+    /// The day's rule is what was read (a direct booking).
+    Rule,
+    /// The converted hold's item goes (unconditional).
+    Hold,
     /// The patient exists.
     Patient,
     /// The idempotency record is new (or its predecessor expired).
@@ -56,11 +72,15 @@ pub enum BookOutcome {
     /// The idempotency key was used before: the record of its first request, when the engine returned it
     /// with the rejection (else read it with [`Store::idempotency_record`]). Wins over the other rejections: a
     /// repeat of a request that succeeded before the slot filled must get its first answer.
-    KeyUsed(Option<IdempotencyRecord>),
+    KeyUsed(Option<Box<IdempotencyRecord>>),
     /// The patient has a booking of this slot already.
     AlreadyBooked,
-    /// The slot has no free place.
-    SlotFull,
+    /// The place was taken since the day was read: read again and pick another.
+    PlaceTaken,
+    /// The day's rule changed since it was read: read again.
+    RuleMoved,
+    /// The hold expired (its place may be someone else's now) or is not this booking's.
+    HoldLost,
     /// No such patient.
     NoPatient,
 }
@@ -70,7 +90,7 @@ pub enum BookOutcome {
 enum CancelAction {
     /// The booking is still `booked`, at the version the caller read.
     Booking,
-    /// The slot counter gives a place back: `booked > 0`.
+    /// The booking's place is given back (it must be this booking's).
     Slot,
     /// The idempotency record is new (or its predecessor expired).
     Key,
@@ -88,7 +108,7 @@ pub enum CancelOutcome {
     /// Written.
     Cancelled,
     /// The idempotency key was used before (see [`BookOutcome::KeyUsed`]).
-    KeyUsed(Option<IdempotencyRecord>),
+    KeyUsed(Option<Box<IdempotencyRecord>>),
     /// The booking was cancelled or changed since it was read.
     BookingChanged,
     /// A result was recorded for one of its tests since it was read.
@@ -142,47 +162,57 @@ pub enum NoteOutcome {
 }
 
 impl Store {
-    /// The counters of a day's booked slots (one Query).
-    ///
-    /// # Errors
-    /// Engine failures.
-    pub async fn slot_counters(&self, date: Date) -> Result<HashMap<SlotStart, u32>, StoreError> {
-        let out = self
-            .query(
-                self.query_builder()
-                    .key_condition_expression("#pk = :pk")
-                    .expression_attribute_names("#pk", keys::PK)
-                    .expression_attribute_values(":pk", s(keys::slots_pk(date))),
-            )
-            .await?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| from_item::<SlotItem>(item).map(|slot| (slot.slot_start, slot.booked)))
-            .collect()
-    }
-
     fn book_tx(
         &self,
         booking: &Booking,
-        capacity: u32,
+        take: PlaceTake,
+        now: i64,
         idempotency: &IdempotencyKey,
         expires_at: i64,
         audit: &AuditEvent,
     ) -> Result<Tx<BookAction>, StoreError> {
+        let day = keys::site_day_pk(&booking.site, booking.local_date());
+        let place = keys::place_attribute(booking.place);
+        let taken = Expr::new()
+            .set(attr::ENTITY, entity::SLOT)
+            .set(attr::SLOT_START, booking.slot_start)
+            .set(
+                &place,
+                PlaceItem {
+                    booking: Some(booking.id),
+                    hold: None,
+                    until: None,
+                },
+            );
         let mut tx = Tx::new(self);
-        tx.update(
-            BookAction::Slot,
-            key(
-                keys::slots_pk(booking.slot_start.date()),
-                keys::slot_sk(booking.slot_start),
-            ),
-            Expr::new()
-                .add(attr::BOOKED, 1)
-                .set(attr::CAPACITY, capacity)
-                .set(attr::SLOT_START, booking.slot_start)
-                .absent_or_lt(attr::BOOKED, capacity),
-        )?;
+        match take {
+            PlaceTake::Free { rule_version } => {
+                tx.update(
+                    BookAction::Slot,
+                    key(day.clone(), keys::site_slot_sk(booking.slot_start)),
+                    taken.place_free(&place, attr::PLACE_UNTIL, now),
+                )?;
+                tx.check(
+                    BookAction::Rule,
+                    key(day, keys::DAY_RULE_SK),
+                    super::sites::rule_unchanged(rule_version),
+                )?;
+            }
+            PlaceTake::Hold(hold_id) => {
+                tx.update(
+                    BookAction::Slot,
+                    key(day, keys::site_slot_sk(booking.slot_start)),
+                    taken
+                        .field_eq(&place, attr::PLACE_HOLD, hold_id)
+                        .field_ge(&place, attr::PLACE_UNTIL, now),
+                )?;
+                tx.delete(
+                    BookAction::Hold,
+                    key(keys::hold_pk(hold_id), keys::HOLD_SK),
+                    Expr::new(),
+                )?;
+            }
+        }
         tx.check(
             BookAction::Patient,
             key(keys::patient_pk(booking.patient_id), keys::PATIENT_PROFILE_SK),
@@ -199,29 +229,43 @@ impl Store {
         Ok(tx)
     }
 
-    /// Writes a new booking in one transaction: the slot counter takes a place, the patient must exist, the
+    /// Writes a new booking in one transaction: it takes its place (`booking.place`) as `take` says (free at
+    /// `now`, epoch seconds, on an unchanged day; or from its own live hold), the patient must exist, the
     /// idempotency record (kept until `expires_at`, epoch seconds) must be new or its predecessor expired,
     /// the patient's hold on the slot must be new, then the booking, each test and the audit event.
+    /// `first_attempt` sends the key's ClientRequestToken; a retry with another place goes without it (the
+    /// idempotency record's own condition keeps it idempotent).
     ///
     /// # Errors
     /// Engine failures.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one transaction's inputs, each named by its caller"
+    )]
     pub async fn create_booking(
         &self,
         booking: &Booking,
-        capacity: u32,
+        take: PlaceTake,
+        now: i64,
         idempotency: &IdempotencyKey,
         expires_at: i64,
         audit: &AuditEvent,
+        first_attempt: bool,
     ) -> Result<BookOutcome, StoreError> {
-        let tx = self.book_tx(booking, capacity, idempotency, expires_at, audit)?;
-        Ok(match self.send_keyed(tx, Some(idempotency.token())).await? {
+        let tx = self.book_tx(booking, take, now, idempotency, expires_at, audit)?;
+        let token = first_attempt.then(|| idempotency.token());
+        Ok(match self.send_keyed(tx, token).await? {
             TxResult::Committed => BookOutcome::Booked,
             TxResult::TokenReused => BookOutcome::KeyUsed(None),
             TxResult::Rejected(mut r) if r.has(BookAction::Key) => {
-                BookOutcome::KeyUsed(record_of(r.take_item(BookAction::Key))?)
+                BookOutcome::KeyUsed(record_of(r.take_item(BookAction::Key))?.map(Box::new))
             }
             TxResult::Rejected(r) if r.has(BookAction::PatientSlot) => BookOutcome::AlreadyBooked,
-            TxResult::Rejected(r) if r.has(BookAction::Slot) => BookOutcome::SlotFull,
+            TxResult::Rejected(r) if r.has(BookAction::Rule) => BookOutcome::RuleMoved,
+            TxResult::Rejected(r) if r.has(BookAction::Slot) && matches!(take, PlaceTake::Hold(_)) => {
+                BookOutcome::HoldLost
+            }
+            TxResult::Rejected(r) if r.has(BookAction::Slot) => BookOutcome::PlaceTaken,
             TxResult::Rejected(r) if r.has(BookAction::Patient) => BookOutcome::NoPatient,
             TxResult::Rejected(r) => return Err(r.unexpected()),
         })
@@ -342,13 +386,16 @@ impl Store {
                 .eq(attr::STATUS, BookingStatus::Booked)
                 .eq(attr::VERSION, expected_version),
         )?;
+        let place = keys::place_attribute(cancelled.place);
         tx.update(
             CancelAction::Slot,
             key(
-                keys::slots_pk(cancelled.slot_start.date()),
-                keys::slot_sk(cancelled.slot_start),
+                keys::site_day_pk(&cancelled.site, cancelled.local_date()),
+                keys::site_slot_sk(cancelled.slot_start),
             ),
-            Expr::new().add(attr::BOOKED, -1).gt(attr::BOOKED, 0),
+            Expr::new()
+                .remove(&place)
+                .field_eq(&place, attr::PLACE_BOOKING, cancelled.id),
         )?;
         if let Some((key, expires_at)) = idempotency {
             let record = IdempotencyItem::new(key, cancelled, expires_at);
@@ -378,13 +425,13 @@ impl Store {
         Ok(tx)
     }
 
-    /// Cancels a booking in one transaction: the booking (still `booked`, at `expected_version`), the slot
-    /// counter (gives the place back), the idempotency record when there is one (kept until its expiry,
+    /// Cancels a booking in one transaction: the booking (still `booked`, at `expected_version`), its place
+    /// (given back), the idempotency record when there is one (kept until its expiry,
     /// epoch seconds), the patient's hold on the slot, each test (still `ordered`: no result recorded; it
     /// also leaves the tests-by-type index) and the audit event.
     ///
     /// # Errors
-    /// Engine failures; a slot counter already at zero (data no booking could have left) is an engine error.
+    /// Engine failures; a place that is not this booking's (data no booking could have left) is an engine error.
     pub async fn cancel_booking(
         &self,
         cancelled: &Booking,
@@ -406,7 +453,7 @@ impl Store {
             TxResult::Committed => CancelOutcome::Cancelled,
             TxResult::TokenReused => CancelOutcome::KeyUsed(None),
             TxResult::Rejected(mut r) if r.has(CancelAction::Key) => {
-                CancelOutcome::KeyUsed(record_of(r.take_item(CancelAction::Key))?)
+                CancelOutcome::KeyUsed(record_of(r.take_item(CancelAction::Key))?.map(Box::new))
             }
             TxResult::Rejected(r) if r.has(CancelAction::Booking) => CancelOutcome::BookingChanged,
             TxResult::Rejected(r) if r.has(CancelAction::Test) => CancelOutcome::ResultRecorded,
@@ -573,12 +620,13 @@ impl Store {
         .await
     }
 
-    /// A page of one day's bookings in slot order (one Query on the day GSI).
+    /// A page of one site's local day's bookings in slot order (one Query on the day GSI).
     ///
     /// # Errors
     /// Engine failures.
     pub async fn schedule(
         &self,
+        site: &str,
         date: Date,
         limit: i32,
         start: Option<&PageKey>,
@@ -588,7 +636,7 @@ impl Store {
             .index_name(keys::GSI_BOOKINGS_BY_DAY)
             .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", keys::GSI3_PK)
-            .expression_attribute_values(":pk", s(keys::bookings_by_day_pk(date)));
+            .expression_attribute_values(":pk", s(keys::bookings_by_day_pk(site, date)));
         let key = [keys::PK, keys::SK, keys::GSI3_PK, keys::GSI3_SK];
         self.query_page(query, limit, start, &key, BookingItem::into_summary)
             .await
@@ -646,10 +694,13 @@ mod tests {
     use super::*;
     use crate::{
         domain::{
-            booking::BookedTest,
+            booking::{BookedTest, SlotStart},
             patient::{Patient, Sex},
         },
-        store::{items::PatientItem, tx::assert_names_in_targets as check},
+        store::{
+            items::{PatientItem, SlotItem},
+            tx::assert_names_in_targets as check,
+        },
     };
 
     fn booking() -> Booking {
@@ -657,7 +708,10 @@ mod tests {
         Booking {
             id: Uuid::now_v7(),
             patient_id: Uuid::now_v7(),
+            site: "MAIN".into(),
             slot_start,
+            local_slot_start: "2026-12-01T07:15:00+00:00".into(),
+            place: 1,
             status: BookingStatus::Booked,
             tests: (0..2)
                 .map(|_| BookedTest {
@@ -705,13 +759,37 @@ mod tests {
             updated_at: "t".into(),
         };
         let slot = SlotItem {
-            pk: keys::slots_pk(b.slot_start.date()),
-            sk: keys::slot_sk(b.slot_start),
+            pk: keys::site_day_pk(&b.site, b.local_date()),
+            sk: keys::site_slot_sk(b.slot_start),
+            entity: entity::SLOT.into(),
             slot_start: b.slot_start,
-            booked: 1,
-            capacity: 4,
+            places: [(
+                keys::place_attribute(b.place),
+                // Every field a place can have, so each condition's names are found.
+                PlaceItem {
+                    booking: Some(b.id),
+                    hold: Some(Uuid::nil()),
+                    until: Some(0),
+                },
+            )]
+            .into(),
+        };
+        let rule = crate::store::items::DayRuleItem {
+            pk: keys::site_day_pk(&b.site, b.local_date()),
+            sk: keys::DAY_RULE_SK.into(),
+            entity: entity::DAY_RULE.into(),
+            site: b.site.clone(),
+            date: "2026-12-01".into(),
+            rule: crate::domain::site::DayRule {
+                closed: false,
+                opening_hours: None,
+                capacity: Some(1),
+            },
+            version: 1,
+            updated_at: "t".into(),
         };
         let mut items = vec![
+            to_item(&rule).unwrap(),
             to_item(&PatientItem::from(&patient)).unwrap(),
             to_item(&BookingItem::from(b)).unwrap(),
             to_item(&slot).unwrap(),
@@ -755,13 +833,19 @@ mod tests {
         store.create_patient(&patient, &audit(patient.id)).await.unwrap();
         let key = IdempotencyKey::new("admin:s", "k", &[b"x"]);
         let expires = OffsetDateTime::now_utc().unix_timestamp() + 60;
-        let booked = store.create_booking(&first, 4, &key, expires, &audit(patient.id)).await;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let free = PlaceTake::Free { rule_version: None };
+        let booked = store
+            .create_booking(&first, free, now, &key, expires, &audit(patient.id), true)
+            .await;
         assert_eq!(booked.unwrap(), BookOutcome::Booked);
         let again = Booking {
             id: Uuid::now_v7(),
             ..first.clone()
         };
-        let tx = store.book_tx(&again, 4, &key, expires, &audit(patient.id)).unwrap();
+        let tx = store
+            .book_tx(&again, free, now, &key, expires, &audit(patient.id))
+            .unwrap();
         let Sent::Rejected(mut rejected) = store.send(tx).await.unwrap() else {
             panic!("the repeat must be rejected");
         };
@@ -777,7 +861,19 @@ mod tests {
         let stored = stored(&b);
         let audit = audit(b.patient_id);
         let key = IdempotencyKey::new("admin:s", "k", &[b"x"]);
-        check(&store.book_tx(&b, 4, &key, 1, &audit).unwrap(), &stored);
+        for take in [
+            PlaceTake::Free { rule_version: Some(1) },
+            PlaceTake::Hold(Uuid::now_v7()),
+        ] {
+            let mut stored = stored.clone();
+            if let PlaceTake::Hold(id) = take {
+                stored.insert(
+                    (keys::hold_pk(id), keys::HOLD_SK.into()),
+                    super::super::key(keys::hold_pk(id), keys::HOLD_SK),
+                );
+            }
+            check(&store.book_tx(&b, take, 1, &key, 1, &audit).unwrap(), &stored);
+        }
         let cancelled = Booking {
             status: BookingStatus::Cancelled,
             version: 2,

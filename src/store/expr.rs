@@ -22,7 +22,6 @@ pub(crate) struct Expr {
     values: HashMap<String, AttributeValue>,
     conditions: Vec<String>,
     set: Vec<String>,
-    add: Vec<String>,
     remove: Vec<String>,
     error: Option<String>,
 }
@@ -85,11 +84,6 @@ impl Expr {
         self.compare(attribute, "<>", value)
     }
 
-    /// Condition: `attribute` is greater than `value`.
-    pub(crate) fn gt(self, attribute: &str, value: impl Serialize) -> Self {
-        self.compare(attribute, ">", value)
-    }
-
     /// Condition: the item has no unexpired `expiresAt` (none at all, or one in the past: TTL deletes late).
     pub(crate) fn absent_or_expired(self) -> Self {
         self.absent_or_lt(
@@ -114,17 +108,33 @@ impl Expr {
         self
     }
 
+    /// Condition: place `attribute` of a slot is free at `now` (epoch seconds): absent, or held by a hold whose
+    /// `until_field` passed. A booking's place has no `until`, so it is never free.
+    pub(crate) fn place_free(mut self, attribute: &str, until_field: &str, now: i64) -> Self {
+        let (name, field, now) = (self.name(attribute), self.name(until_field), self.value(now));
+        self.conditions
+            .push(format!("(attribute_not_exists({name}) OR {name}.{field} < {now})"));
+        self
+    }
+
+    /// Condition: field `field` of map attribute `attribute` equals `value`.
+    pub(crate) fn field_eq(mut self, attribute: &str, field: &str, value: impl Serialize) -> Self {
+        let (name, field, value) = (self.name(attribute), self.name(field), self.value(value));
+        self.conditions.push(format!("{name}.{field} = {value}"));
+        self
+    }
+
+    /// Condition: field `field` of map attribute `attribute` is at least `value`.
+    pub(crate) fn field_ge(mut self, attribute: &str, field: &str, value: impl Serialize) -> Self {
+        let (name, field, value) = (self.name(attribute), self.name(field), self.value(value));
+        self.conditions.push(format!("{name}.{field} >= {value}"));
+        self
+    }
+
     /// Update: `SET attribute = value`.
     pub(crate) fn set(mut self, attribute: &str, value: impl Serialize) -> Self {
         let (name, value) = (self.name(attribute), self.value(value));
         self.set.push(format!("{name} = {value}"));
-        self
-    }
-
-    /// Update: `ADD attribute value` (a number).
-    pub(crate) fn add(mut self, attribute: &str, value: i64) -> Self {
-        let (name, value) = (self.name(attribute), self.value(value));
-        self.add.push(format!("{name} {value}"));
         self
     }
 
@@ -140,15 +150,15 @@ impl Expr {
         (!self.conditions.is_empty()).then(|| self.conditions.join(" AND "))
     }
 
-    /// Whether the expression has update clauses (SET, ADD, REMOVE).
+    /// Whether the expression has update clauses (SET, REMOVE).
     pub(crate) fn has_update(&self) -> bool {
-        !(self.set.is_empty() && self.add.is_empty() && self.remove.is_empty())
+        !(self.set.is_empty() && self.remove.is_empty())
     }
 
     /// The update expression, if any.
     pub(crate) fn update(&self) -> Option<String> {
         let mut clauses = Vec::new();
-        for (keyword, parts) in [("SET", &self.set), ("ADD", &self.add), ("REMOVE", &self.remove)] {
+        for (keyword, parts) in [("SET", &self.set), ("REMOVE", &self.remove)] {
             if !parts.is_empty() {
                 clauses.push(format!("{keyword} {}", parts.join(", ")));
             }
@@ -189,11 +199,11 @@ mod tests {
     fn conditions_and_updates_share_placeholders_and_serialise_values_like_the_items() {
         let expr = Expr::new()
             .set("status", BookingStatus::Cancelled)
-            .add("booked", -1)
+            .set("booked", -1)
             .remove("GSI1PK")
             .eq("status", BookingStatus::Booked)
             .absent_or_lt("booked", 4);
-        assert_eq!(expr.update().unwrap(), "SET #n0 = :v0 ADD #n1 :v1 REMOVE #n2");
+        assert_eq!(expr.update().unwrap(), "SET #n0 = :v0, #n1 = :v1 REMOVE #n2");
         assert_eq!(
             expr.condition().unwrap(),
             "#n0 = :v2 AND (attribute_not_exists(#n1) OR #n1 < :v3)"
@@ -206,5 +216,17 @@ mod tests {
         assert_eq!(values[":v0"], AttributeValue::S("cancelled".into()));
         assert_eq!(values[":v2"], AttributeValue::S("booked".into()));
         assert_eq!(values[":v1"], AttributeValue::N("-1".into()));
+    }
+
+    #[test]
+    fn place_conditions_name_the_place_and_its_fields() {
+        let expr = Expr::new()
+            .place_free("P3", "until", 100)
+            .field_eq("P1", "hold", "h")
+            .field_ge("P1", "until", 100);
+        assert_eq!(
+            expr.condition().unwrap(),
+            "(attribute_not_exists(#n0) OR #n0.#n1 < :v0) AND #n2.#n3 = :v1 AND #n2.#n1 >= :v2"
+        );
     }
 }

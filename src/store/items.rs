@@ -17,6 +17,7 @@ use crate::domain::{
     },
     idempotency::{IdempotencyKey, IdempotencyRecord},
     patient::{Patient, Sex},
+    site::{DayRule, Site, SiteDefinition},
     test_type::{TestType, TestTypeDefinition},
     timefmt,
 };
@@ -32,16 +33,24 @@ pub(crate) mod attr {
     pub(crate) const VERSION: &str = "version";
     /// Last change of a booking.
     pub(crate) const UPDATED_AT: &str = "updatedAt";
-    /// Places taken in a slot counter.
-    pub(crate) const BOOKED: &str = "booked";
-    /// Capacity of a slot counter when last booked.
-    pub(crate) const CAPACITY: &str = "capacity";
-    /// Slot start of a slot counter.
+    /// Slot start of a slot item.
     pub(crate) const SLOT_START: &str = "slotStart";
     /// Holder of the migration lease.
     pub(crate) const OWNER: &str = "owner";
     /// The booking a patient's slot hold belongs to.
     pub(crate) const BOOKING_ID: &str = "bookingId";
+    /// A place's booking ([`super::PlaceItem`]).
+    pub(crate) const PLACE_BOOKING: &str = "booking";
+    /// A place's hold ([`super::PlaceItem`]).
+    pub(crate) const PLACE_HOLD: &str = "hold";
+    /// Until when a place's hold holds it, epoch seconds ([`super::PlaceItem`]).
+    pub(crate) const PLACE_UNTIL: &str = "until";
+    /// A booking's site.
+    pub(crate) const SITE: &str = "site";
+    /// A booking's place in its slot.
+    pub(crate) const PLACE: &str = "place";
+    /// A booking's local slot start.
+    pub(crate) const LOCAL_SLOT_START: &str = "localSlotStart";
 }
 
 /// Entity discriminators stored in the `entity` attribute.
@@ -70,6 +79,14 @@ pub(crate) mod entity {
     pub(crate) const IDEMPOTENCY: &str = "Idempotency";
     /// A patient's hold on one slot start.
     pub(crate) const PATIENT_SLOT: &str = "PatientSlot";
+    /// A site.
+    pub(crate) const SITE: &str = "Site";
+    /// A day rule of a site (in the day's partition, and its copy in the site's rule list).
+    pub(crate) const DAY_RULE: &str = "DayRule";
+    /// A slot of a site's day, with its places.
+    pub(crate) const SLOT: &str = "Slot";
+    /// A hold on a place.
+    pub(crate) const HOLD: &str = "Hold";
     /// An audit event.
     pub(crate) const AUDIT: &str = "AuditEvent";
 }
@@ -345,7 +362,10 @@ mod tests {
         Booking {
             id,
             patient_id: Uuid::now_v7(),
+            site: "MAIN".into(),
             slot_start: SlotStart::new(time::macros::datetime!(2026-12-01 07:15 UTC)),
+            local_slot_start: "2026-12-01T08:15:00+01:00".into(),
+            place: 2,
             status: BookingStatus::Booked,
             tests: vec![BookedTest {
                 id: Uuid::now_v7(),
@@ -397,7 +417,11 @@ mod tests {
             item["LSI1SK"].as_s().unwrap(),
             &format!("2026-12-01T07:15:00Z#{}", b.id)
         );
-        assert_eq!(item["GSI3PK"].as_s().unwrap(), "DAY#2026-12-01");
+        assert_eq!(
+            item["GSI3PK"].as_s().unwrap(),
+            "DAY#MAIN#2026-12-01",
+            "the site's local day"
+        );
         let back = from_item::<BookingItem>(item)
             .unwrap()
             .into_booking(|_| None, TestStatus::Ordered);
@@ -443,13 +467,33 @@ mod tests {
                 created_at: "t".into(),
             },
         });
-        round_trip(&SlotItem {
+        let slot = round_trip(&SlotItem {
             pk: "p".into(),
             sk: "s".into(),
+            entity: entity::SLOT.into(),
             slot_start: booking().slot_start,
-            booked: 3,
-            capacity: 4,
+            places: [
+                (
+                    keys::place_attribute(0),
+                    PlaceItem {
+                        booking: Some(Uuid::nil()),
+                        hold: None,
+                        until: None,
+                    },
+                ),
+                (
+                    keys::place_attribute(3),
+                    PlaceItem {
+                        booking: None,
+                        hold: Some(Uuid::nil()),
+                        until: Some(9),
+                    },
+                ),
+            ]
+            .into(),
         });
+        assert_eq!(slot["P3"].as_m().unwrap()[attr::PLACE_UNTIL].as_n().unwrap(), "9");
+        assert!(slot["P0"].as_m().unwrap().contains_key(attr::PLACE_BOOKING));
         round_trip(&IdempotencyItem {
             pk: "p".into(),
             sk: "s".into(),
@@ -519,7 +563,7 @@ pub(crate) struct BookingItem {
     /// `<slotStart>#<bookingId>`.
     #[serde(rename = "LSI1SK")]
     pub(crate) lsi1_sk: String,
-    /// `DAY#<date>`.
+    /// `DAY#<site>#<localDate>`.
     #[serde(rename = "GSI3PK")]
     pub(crate) gsi3_pk: String,
     /// `<slotStart>#<bookingId>`.
@@ -531,8 +575,17 @@ pub(crate) struct BookingItem {
     pub(crate) booking_id: Uuid,
     /// Patient id.
     pub(crate) patient_id: Uuid,
+    /// Site code (absent on bookings from before sites, until the sites migration sets it).
+    #[serde(default)]
+    pub(crate) site: Option<String>,
     /// Slot start.
     pub(crate) slot_start: SlotStart,
+    /// The slot start in the site's local time.
+    #[serde(default)]
+    pub(crate) local_slot_start: Option<String>,
+    /// The place taken in the slot.
+    #[serde(default)]
+    pub(crate) place: Option<u32>,
     /// State.
     pub(crate) status: BookingStatus,
     /// The booked tests.
@@ -554,12 +607,15 @@ impl From<&Booking> for BookingItem {
             pk: keys::patient_pk(b.patient_id),
             sk: keys::booking_sk(b.id),
             lsi1_sk: keys::booking_by_slot_sk(b.slot_start, b.id),
-            gsi3_pk: keys::bookings_by_day_pk(b.slot_start.date()),
+            gsi3_pk: keys::bookings_by_day_pk(&b.site, b.local_date()),
             gsi3_sk: keys::bookings_by_day_sk(b.slot_start, b.id),
             entity: entity::BOOKING.to_owned(),
             booking_id: b.id,
             patient_id: b.patient_id,
+            site: Some(b.site.clone()),
             slot_start: b.slot_start,
+            local_slot_start: Some(b.local_slot_start.clone()),
+            place: Some(b.place),
             status: b.status,
             tests: b
                 .tests
@@ -580,11 +636,22 @@ impl From<&Booking> for BookingItem {
 }
 
 impl BookingItem {
+    /// The local slot start; for a booking from before sites (all in UTC), the slot start at `+00:00`.
+    fn local_start(&self) -> String {
+        self.local_slot_start
+            .clone()
+            .unwrap_or_else(|| crate::domain::site::local_text(self.slot_start.at(), 0))
+    }
+
     /// The booking as lists show it.
     pub(crate) fn into_summary(self) -> BookingSummary {
         BookingSummary {
             id: self.booking_id,
             patient_id: self.patient_id,
+            local_slot_start: self.local_start(),
+            site: self
+                .site
+                .unwrap_or_else(|| crate::domain::site::DEFAULT_SITE.to_owned()),
             slot_start: self.slot_start,
             status: self.status,
             tests: self.tests,
@@ -600,6 +667,11 @@ impl BookingItem {
         Booking {
             id: self.booking_id,
             patient_id: self.patient_id,
+            local_slot_start: self.local_start(),
+            site: self
+                .site
+                .unwrap_or_else(|| crate::domain::site::DEFAULT_SITE.to_owned()),
+            place: self.place.unwrap_or_default(),
             slot_start: self.slot_start,
             status: self.status,
             tests: self
@@ -788,22 +860,142 @@ pub(crate) struct NoteItem {
     pub(crate) note: Note,
 }
 
-/// A slot's counter: `SLOTS#<date>` / `SLOT#<start>` (written with UpdateItem `ADD`).
+/// Who has one place of a slot: a booking (for good), or a hold until `until`. A hold past `until` is a free
+/// place, whether or not anything has removed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PlaceItem {
+    /// The booking that has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) booking: Option<Uuid>,
+    /// The hold that has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) hold: Option<Uuid>,
+    /// Epoch seconds until which the hold has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) until: Option<i64>,
+}
+
+/// A slot of a site's day: `SITEDAY#<site>#<date>` / `SLOT#<start>`, its places as attributes `P0`, `P1`, …
+/// (written with UpdateItem, one place per action).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SlotItem {
-    /// `SLOTS#<date>`.
+    /// `SITEDAY#<site>#<date>`.
     #[serde(rename = "PK")]
     pub(crate) pk: String,
     /// `SLOT#<start>`.
     #[serde(rename = "SK")]
     pub(crate) sk: String,
+    /// [`entity::SLOT`].
+    pub(crate) entity: String,
     /// Slot start.
     pub(crate) slot_start: SlotStart,
-    /// Places taken.
-    pub(crate) booked: u32,
-    /// Capacity when last booked.
-    pub(crate) capacity: u32,
+    /// The taken places, by attribute name (`P<index>`).
+    #[serde(flatten)]
+    pub(crate) places: std::collections::BTreeMap<String, PlaceItem>,
+}
+
+/// A site: `SITES` / `SITE#<code>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SiteItem {
+    /// `SITES`.
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// `SITE#<code>`.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::SITE`].
+    pub(crate) entity: String,
+    /// The definition.
+    pub(crate) definition: SiteDefinition,
+    /// Version.
+    pub(crate) version: u64,
+    /// Creation time.
+    pub(crate) created_at: String,
+    /// Last change.
+    pub(crate) updated_at: String,
+}
+
+impl From<&Site> for SiteItem {
+    fn from(site: &Site) -> Self {
+        Self {
+            pk: keys::SITES_PK.to_owned(),
+            sk: keys::site_sk(&site.definition.code),
+            entity: entity::SITE.to_owned(),
+            definition: site.definition.clone(),
+            version: site.version,
+            created_at: site.created_at.clone(),
+            updated_at: site.updated_at.clone(),
+        }
+    }
+}
+
+impl From<SiteItem> for Site {
+    fn from(item: SiteItem) -> Self {
+        Self {
+            definition: item.definition,
+            version: item.version,
+            created_at: item.created_at,
+            updated_at: item.updated_at,
+        }
+    }
+}
+
+/// A day rule: `SITEDAY#<site>#<date>` / `RULE`, and its copy `SITERULES#<site>` / `DAY#<date>` for the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DayRuleItem {
+    /// Partition.
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// Sort key.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::DAY_RULE`].
+    pub(crate) entity: String,
+    /// Site code.
+    pub(crate) site: String,
+    /// Local date, `YYYY-MM-DD`.
+    pub(crate) date: String,
+    /// The rule.
+    pub(crate) rule: DayRule,
+    /// Version (+1 on every change; a booking checks it did not move).
+    pub(crate) version: u64,
+    /// Last change.
+    pub(crate) updated_at: String,
+}
+
+/// A hold on a place: `HOLD#<id>` / `HOLD`. The place itself says until when it holds; this item finds the
+/// place again (convert, release) and is deleted by TTL (`expiresAt`) some time after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct HoldItem {
+    /// `HOLD#<id>`.
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// `HOLD`.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::HOLD`].
+    pub(crate) entity: String,
+    /// Hold id.
+    pub(crate) hold_id: Uuid,
+    /// Site code.
+    pub(crate) site: String,
+    /// Slot start.
+    pub(crate) slot_start: SlotStart,
+    /// The site's UTC offset at the slot, seconds.
+    pub(crate) offset_seconds: i32,
+    /// The place held.
+    pub(crate) place: u32,
+    /// For whom.
+    pub(crate) patient_id: Uuid,
+    /// Epoch seconds when it stops holding; TTL.
+    pub(crate) expires_at: i64,
+    /// Creation time.
+    pub(crate) created_at: String,
 }
 
 /// A patient's hold on one slot start: `PATIENT#<id>` / `SLOTBOOKING#<start>`, written with the booking and

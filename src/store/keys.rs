@@ -220,25 +220,69 @@ pub fn awaiting_review_sk(critical: bool, recorded_at: &str, test_id: Uuid) -> S
     format!("{rank}#{recorded_at}#{test_id}")
 }
 
-/// GSI partition of the bookings of one day (`DAY#YYYY-MM-DD`).
-pub fn bookings_by_day_pk(date: Date) -> String {
-    format!("DAY#{}", timefmt::date(date))
+/// GSI partition of the bookings of one site's local day (`DAY#<site>#YYYY-MM-DD`).
+pub fn bookings_by_day_pk(site: &str, local_date: Date) -> String {
+    format!("DAY#{site}#{}", timefmt::date(local_date))
 }
+
+/// Before sites (read only by the sites migration): prefix of the partitions of the UTC day slot counters (`SLOTS#YYYY-MM-DD`).
+pub const LEGACY_SLOTS_PREFIX: &str = "SLOTS#";
 
 /// GSI sort key of a booking in its day: slot start then booking id.
 pub fn bookings_by_day_sk(slot_start: SlotStart, booking_id: Uuid) -> String {
     format!("{slot_start}#{booking_id}")
 }
 
-/// Partition of the slot counters of one day (`SLOTS#YYYY-MM-DD`): the slots view is one Query.
-pub fn slots_pk(date: Date) -> String {
-    format!("SLOTS#{}", timefmt::date(date))
+/// Partition holding every site: the list of sites is one Query.
+pub const SITES_PK: &str = "SITES";
+
+/// Sort key of one site in [`SITES_PK`].
+pub fn site_sk(code: &str) -> String {
+    format!("SITE#{code}")
 }
 
-/// Sort key of one slot counter: its start.
-pub fn slot_sk(slot_start: SlotStart) -> String {
+/// Partition of one site's local day: the day's rule (if any) and its slots, so the slots view and a booking's
+/// read of the day are one Query, strongly consistent when a booking needs it.
+pub fn site_day_pk(site: &str, local_date: Date) -> String {
+    format!("SITEDAY#{site}#{}", timefmt::date(local_date))
+}
+
+/// Sort key of a day's rule (closed, other hours, other capacity) in its [`site_day_pk`] partition.
+pub const DAY_RULE_SK: &str = "RULE";
+
+/// Sort key of one slot of a site's day: its start (UTC).
+pub fn site_slot_sk(slot_start: SlotStart) -> String {
     format!("SLOT#{slot_start}")
 }
+
+/// Attribute of place `index` on a slot item (`P0`, `P1`, …): absent when free, else the booking or the
+/// hold (with its expiry) that has it.
+pub fn place_attribute(index: u32) -> String {
+    format!("P{index}")
+}
+
+/// Partition listing a site's day rules by date (a copy of each rule, written in the same transaction).
+pub fn site_rules_pk(site: &str) -> String {
+    format!("SITERULES#{site}")
+}
+
+/// Sort key of one day rule in [`site_rules_pk`].
+pub fn site_rule_sk(local_date: Date) -> String {
+    format!("DAY#{}", timefmt::date(local_date))
+}
+
+/// A [`day_bounds`] bound as a bound on [`site_rule_sk`] (`DAY#` + the bound).
+pub fn site_rule_sk_bound(bound: &str) -> String {
+    format!("DAY#{bound}")
+}
+
+/// Partition of one hold on a place.
+pub fn hold_pk(hold_id: Uuid) -> String {
+    format!("HOLD#{hold_id}")
+}
+
+/// Sort key of a hold.
+pub const HOLD_SK: &str = "HOLD";
 
 /// Partition holding the current version of every test type: the catalog is one Query.
 pub const CATALOG_PK: &str = "CATALOG";
@@ -365,10 +409,21 @@ mod tests {
             tests_by_type_sk(slot, b, t),
             "2026-12-01T07:15:00Z#00000000-0000-0000-0000-000000000002#00000000-0000-0000-0000-000000000003"
         );
-        assert_eq!(bookings_by_day_pk(day), "DAY#2026-12-01");
+        assert_eq!(bookings_by_day_pk("BER", day), "DAY#BER#2026-12-01");
         assert_eq!(bookings_by_day_sk(slot, b), booking_by_slot_sk(slot, b));
-        assert_eq!(slots_pk(day), "SLOTS#2026-12-01");
-        assert_eq!(slot_sk(slot), "SLOT#2026-12-01T07:15:00Z");
+        assert_eq!(site_day_pk("BER", day), "SITEDAY#BER#2026-12-01");
+        assert_eq!(site_slot_sk(slot), "SLOT#2026-12-01T07:15:00Z");
+        assert_eq!(DAY_RULE_SK, "RULE");
+        assert!(
+            DAY_RULE_SK < site_slot_sk(slot).as_str(),
+            "the rule comes first in the day's Query"
+        );
+        assert_eq!(place_attribute(7), "P7");
+        assert_eq!((SITES_PK, site_sk("BER")), ("SITES", "SITE#BER".to_owned()));
+        assert_eq!(site_rules_pk("BER"), "SITERULES#BER");
+        assert_eq!(site_rule_sk(day), "DAY#2026-12-01");
+        assert_eq!(hold_pk(b), "HOLD#00000000-0000-0000-0000-000000000002");
+        assert_eq!(HOLD_SK, "HOLD");
         assert_eq!(patient_slot_sk(slot), "SLOTBOOKING#2026-12-01T07:15:00Z");
         assert!(
             !patient_slot_sk(slot).starts_with(&booking_sk(b)[..8]),

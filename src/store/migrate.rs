@@ -22,13 +22,23 @@ use super::{
     catalog::TestTypeOutcome,
     expr::Expr,
     from_item,
-    items::{MigrationItem, MigrationLeaseItem, attr, entity},
+    items::{BookingItem, MigrationItem, MigrationLeaseItem, PlaceItem, attr, entity},
     key, keys, s, to_item,
+    tx::{Sent, Tx},
 };
 use crate::domain::{
     test_type::{TestType, TestTypeDefinition},
     timefmt,
 };
+
+/// The actions of moving one booking to a site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MoveAction {
+    /// The booking has no site yet.
+    Booking,
+    /// Its place in the slot is free.
+    Place,
+}
 
 /// How long a lease is valid without renewal.
 const LEASE_SECONDS: i64 = 60;
@@ -92,10 +102,13 @@ impl Migration {
 
 /// The migrations compiled into this binary, in version order.
 pub fn embedded() -> Vec<Migration> {
-    [(
-        "0001_test_catalog.json",
-        include_str!("../../migrations/0001_test_catalog.json"),
-    )]
+    [
+        (
+            "0001_test_catalog.json",
+            include_str!("../../migrations/0001_test_catalog.json"),
+        ),
+        ("0002_sites.json", include_str!("../../migrations/0002_sites.json")),
+    ]
     .into_iter()
     .map(|(name, body)| Migration::new(name, body).expect("embedded migration names are valid"))
     .collect()
@@ -113,6 +126,11 @@ struct MigrationFile {
     /// Test types to create at version 1 (skipped where the code exists already).
     #[serde(default)]
     create_test_types: Vec<TestTypeDefinition>,
+    /// Move every booking made before sites to this site (which must be in UTC, as the old grid was): give it
+    /// the site, its local start, a place in its slot and the site's day index key, and delete the old
+    /// per-day slot counters. A one-off Scan.
+    #[serde(default)]
+    move_bookings_to_site: Option<String>,
 }
 
 /// Why migrations could not run.
@@ -236,6 +254,9 @@ impl Store {
                     }
                 }
             }
+            if let Some(site) = &file.move_bookings_to_site {
+                self.move_bookings_to_site(site).await?;
+            }
             let record = MigrationItem {
                 pk: keys::MIGRATIONS_PK.to_owned(),
                 sk: keys::migration_sk(migration.version),
@@ -250,6 +271,126 @@ impl Store {
             done.push(migration.name.clone());
         }
         Ok(done)
+    }
+
+    /// The sites migration: every booking without a site gets `site` (its slot's UTC date is its local date),
+    /// and each live one a place of its slot; then the old `SLOTS#<date>` counters go. Each booking is one
+    /// transaction conditioned on the booking still having no site, so a run interrupted half-way is finished
+    /// by the next one without moving anything twice.
+    ///
+    /// This is the one Scan in medbook, allowed because it runs once, in a migration, before the service
+    /// answers: it reads the whole table (1 MB a page), which a request path must never do.
+    async fn move_bookings_to_site(&self, site: &str) -> Result<(), StoreError> {
+        let mut next_place: HashMap<crate::domain::booking::SlotStart, u32> = HashMap::new();
+        let mut moved = 0usize;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(self.table.as_ref())
+                .filter_expression("#entity = :booking AND attribute_not_exists(#site)")
+                .expression_attribute_names("#entity", attr::ENTITY)
+                .expression_attribute_names("#site", attr::SITE)
+                .expression_attribute_values(":booking", s(entity::BOOKING))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::from_sdk)?;
+            for item in out.items.unwrap_or_default() {
+                let booking: BookingItem = from_item(item)?;
+                let place = next_place.entry(booking.slot_start).or_insert(0);
+                while !self.move_booking(site, &booking, *place).await? {
+                    *place += 1;
+                }
+                *place += 1;
+                moved += 1;
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let mut start = None;
+        let mut deleted = 0usize;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(self.table.as_ref())
+                .filter_expression("begins_with(#pk, :slots)")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_values(":slots", s(keys::LEGACY_SLOTS_PREFIX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::from_sdk)?;
+            for item in out.items.unwrap_or_default() {
+                let (Some(pk), Some(sk)) = (item.get(keys::PK).cloned(), item.get(keys::SK).cloned()) else {
+                    continue;
+                };
+                self.delete(self.client.delete_item().key(keys::PK, pk).key(keys::SK, sk))
+                    .await?;
+                deleted += 1;
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        tracing::info!(
+            site,
+            moved,
+            deleted_counters = deleted,
+            "moved the bookings made before sites"
+        );
+        Ok(())
+    }
+
+    /// Moves one booking to `site` with `place` (live bookings only take one). False when that place is
+    /// taken; true when moved, or moved already.
+    async fn move_booking(&self, site: &str, booking: &BookingItem, place: u32) -> Result<bool, StoreError> {
+        let date = booking.slot_start.date();
+        let live = booking.status == crate::domain::booking::BookingStatus::Booked;
+        let mut update = Expr::new()
+            .set(attr::SITE, site)
+            .set(
+                attr::LOCAL_SLOT_START,
+                crate::domain::site::local_text(booking.slot_start.at(), 0),
+            )
+            .set(keys::GSI3_PK, keys::bookings_by_day_pk(site, date))
+            .not_exists(attr::SITE);
+        if live {
+            update = update.set(attr::PLACE, place);
+        }
+        let mut tx = Tx::new(self);
+        tx.update(MoveAction::Booking, key(booking.pk.clone(), booking.sk.clone()), update)?;
+        if live {
+            let name = keys::place_attribute(place);
+            tx.update(
+                MoveAction::Place,
+                key(keys::site_day_pk(site, date), keys::site_slot_sk(booking.slot_start)),
+                Expr::new()
+                    .set(attr::ENTITY, entity::SLOT)
+                    .set(attr::SLOT_START, booking.slot_start)
+                    .set(
+                        &name,
+                        PlaceItem {
+                            booking: Some(booking.booking_id),
+                            hold: None,
+                            until: None,
+                        },
+                    )
+                    .not_exists(&name),
+            )?;
+        }
+        match self.send(tx).await? {
+            Sent::Committed => Ok(true),
+            Sent::Rejected(r) if r.has(MoveAction::Booking) => Ok(true),
+            Sent::Rejected(r) if r.has(MoveAction::Place) => Ok(false),
+            Sent::Rejected(r) => Err(r.unexpected()),
+        }
     }
 
     async fn applied_migrations(&self) -> Result<BTreeMap<u32, MigrationItem>, StoreError> {

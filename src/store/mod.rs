@@ -17,6 +17,7 @@ pub mod keys;
 pub mod migrate;
 pub mod patients;
 pub mod seed;
+pub mod sites;
 mod tx;
 pub mod usage;
 

@@ -399,8 +399,10 @@ pub(crate) fn assert_names_in_targets<L: Copy + PartialEq + std::fmt::Debug>(
         };
         let target = target.unwrap_or_else(|| panic!("{label:?}: targets no item of this test"));
         for name in names.into_iter().flat_map(|n| n.values()) {
+            // A name is an attribute of the item, or a field of one of its map attributes (a place's `until`).
+            let nested = target.values().any(|v| v.as_m().is_ok_and(|m| m.contains_key(name)));
             assert!(
-                target.contains_key(name),
+                target.contains_key(name) || nested,
                 "{label:?} names `{name}`, which its item does not have: {:?}",
                 target.keys().collect::<Vec<_>>()
             );

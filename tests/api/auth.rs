@@ -249,6 +249,56 @@ async fn the_role_matrix_of_every_endpoint_holds() {
         },
         Row {
             method: Method::GET,
+            path: "/v1/sites",
+            allowed: ALL,
+        },
+        Row {
+            method: Method::POST,
+            path: "/v1/sites",
+            allowed: &[Admin],
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/sites/MAIN",
+            allowed: ALL,
+        },
+        Row {
+            method: Method::PUT,
+            path: "/v1/sites/MAIN",
+            allowed: &[Admin],
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/sites/MAIN/slots?date={day}",
+            allowed: ALL,
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/sites/MAIN/days",
+            allowed: &[Lab, Admin],
+        },
+        Row {
+            method: Method::PUT,
+            path: "/v1/sites/MAIN/days/{day}",
+            allowed: &[Admin],
+        },
+        Row {
+            method: Method::DELETE,
+            path: "/v1/sites/MAIN/days/{day}",
+            allowed: &[Admin],
+        },
+        Row {
+            method: Method::POST,
+            path: "/v1/sites/MAIN/holds",
+            allowed: &[Patient, Lab, Admin],
+        },
+        Row {
+            method: Method::DELETE,
+            path: "/v1/sites/MAIN/holds/00000000-0000-0000-0000-000000000000",
+            allowed: &[Patient, Lab, Admin],
+        },
+        Row {
+            method: Method::GET,
             path: "/v1/schedule?date={day}",
             allowed: &[Lab, Doctor, Admin],
         },
@@ -370,8 +420,10 @@ async fn the_role_matrix_of_every_endpoint_holds() {
             .send()
             .await
             .unwrap();
-        let public =
-            row.method == Method::GET && row.path.starts_with("/v1/test-types") && !row.path.contains("/tests?");
+        let public = row.method == Method::GET
+            && ((row.path.starts_with("/v1/test-types") && !row.path.contains("/tests?"))
+                || row.path == "/v1/sites"
+                || row.path == "/v1/sites/MAIN");
         assert_eq!(
             anonymous.status() == 401,
             !public,

@@ -36,7 +36,11 @@ async fn a_booking_is_201_with_location_etag_and_the_catalog_versions_it_booked(
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    assert_eq!(usage(&res).0, 1, "one transaction");
+    assert_eq!(
+        usage(&res).0,
+        2,
+        "one strongly consistent Query of the site's day, one transaction"
+    );
     assert_eq!(res.headers()["etag"], "\"1\"");
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let booking: Value = res.json().await.unwrap();

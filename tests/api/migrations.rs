@@ -22,7 +22,7 @@ async fn four_concurrent_migrate_runs_apply_each_migration_once() {
     let mut extra = embedded();
     extra.push(
         Migration::new(
-            "0002_extra_test.json",
+            "0003_extra_test.json",
             r#"{"description": "one more", "createTestTypes": [{"code": "ZZZ", "name": "Test", "category": "x",
                 "loinc": "1-1", "specimen": "serum", "durationMinutes": 5, "priceCents": 1, "currency": "EUR",
                 "analytes": [{"code": "Z", "name": "Z", "loinc": "1-1", "unit": "mg/dL", "referenceRange": {"high": 1}}]}]}"#,
@@ -42,7 +42,7 @@ async fn four_concurrent_migrate_runs_apply_each_migration_once() {
     applied.sort();
     assert_eq!(
         applied,
-        ["0001_test_catalog.json", "0002_extra_test.json"],
+        ["0001_test_catalog.json", "0002_sites.json", "0003_extra_test.json"],
         "each applied exactly once"
     );
 
@@ -80,8 +80,9 @@ async fn an_edited_applied_migration_is_refused() {
 async fn pending_migrations_are_listed_until_applied() {
     let store = bootstrapped().await;
     let status = store.migration_status(&embedded()).await.unwrap();
-    assert_eq!(status.len(), 1);
+    assert_eq!(status.len(), 2);
     assert_eq!(status[0].name, "0001_test_catalog.json");
+    assert_eq!(status[1].name, "0002_sites.json");
     assert!(status[0].applied_at.is_none());
 }
 

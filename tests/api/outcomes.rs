@@ -13,7 +13,7 @@ use medbook::{
     },
     store::{
         Store,
-        bookings::{BookOutcome, CancelOutcome, NoteOutcome, SaveResultOutcome},
+        bookings::{BookOutcome, CancelOutcome, NoteOutcome, PlaceTake, SaveResultOutcome},
         catalog::TestTypeOutcome,
         keys,
         patients::{CreatePatientOutcome, ReplacePatientOutcome},
@@ -76,7 +76,10 @@ fn booking(patient_id: Uuid, slot_start: SlotStart) -> Booking {
     Booking {
         id: Uuid::now_v7(),
         patient_id,
+        site: "MAIN".into(),
         slot_start,
+        local_slot_start: slot_start.to_string().replace('Z', "+00:00"),
+        place: 0,
         status: BookingStatus::Booked,
         tests: (0..2)
             .map(|i| BookedTest {
@@ -100,6 +103,15 @@ fn key(name: &str) -> IdempotencyKey {
         &format!("{name}-{}", Uuid::now_v7()),
         &[name.as_bytes()],
     )
+}
+
+/// A free place on a day without a rule.
+fn free() -> PlaceTake {
+    PlaceTake::Free { rule_version: None }
+}
+
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
 }
 
 fn expiry() -> i64 {
@@ -154,7 +166,7 @@ async fn each_failed_condition_of_a_booking_has_its_own_outcome() {
         let (store, b, k) = (store.clone(), b.clone(), k.clone());
         async move {
             store
-                .create_booking(&b, 1, &k, expiry(), &audit(b.patient_id))
+                .create_booking(&b, free(), now(), &k, expiry(), &audit(b.patient_id), true)
                 .await
                 .unwrap()
         }
@@ -165,12 +177,44 @@ async fn each_failed_condition_of_a_booking_has_its_own_outcome() {
         BookOutcome::AlreadyBooked,
         "the same patient, the same slot, another key"
     );
-    // Capacity 1: the slot is full now for anyone else.
+    // The same place for anyone else: taken (the service then reads the day again and picks another, or
+    // answers slot-full when there is none).
     let q = patient(&store).await;
     assert_eq!(
         book(&booking(q.id, slot()), &key("second")).await,
-        BookOutcome::SlotFull
+        BookOutcome::PlaceTaken
     );
+    let other_place = Booking {
+        place: 1,
+        ..booking(q.id, slot())
+    };
+    let (b, k) = (other_place.clone(), key("rule"));
+    let moved = store
+        .create_booking(
+            &b,
+            PlaceTake::Free { rule_version: Some(1) },
+            now(),
+            &k,
+            expiry(),
+            &audit(q.id),
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved, BookOutcome::RuleMoved, "the day got no rule at version 1");
+    let lost = store
+        .create_booking(
+            &b,
+            PlaceTake::Hold(Uuid::now_v7()),
+            now(),
+            &key("hold"),
+            expiry(),
+            &audit(q.id),
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(lost, BookOutcome::HoldLost, "no such hold has that place");
     let elsewhere = SlotStart::new(slot().at() + Duration::hours(1));
     assert_eq!(
         book(&booking(Uuid::now_v7(), elsewhere), &key("nobody")).await,
@@ -208,7 +252,7 @@ async fn each_failed_condition_of_a_cancellation_has_its_own_outcome() {
     for n in 0..3 {
         let b = booking(p.id, slot_at(n));
         let outcome = store
-            .create_booking(&b, 10, &key("book"), expiry(), &audit(p.id))
+            .create_booking(&b, free(), now(), &key("book"), expiry(), &audit(p.id), true)
             .await
             .unwrap();
         assert_eq!(outcome, BookOutcome::Booked);
@@ -247,7 +291,7 @@ async fn each_failed_condition_of_a_result_and_a_note_has_its_own_outcome() {
     let p = patient(&store).await;
     let b = booking(p.id, slot());
     let booked = store
-        .create_booking(&b, 10, &key("r"), expiry(), &audit(p.id))
+        .create_booking(&b, free(), now(), &key("r"), expiry(), &audit(p.id), true)
         .await
         .unwrap();
     assert_eq!(booked, BookOutcome::Booked);
@@ -276,7 +320,7 @@ async fn each_failed_condition_of_a_result_and_a_note_has_its_own_outcome() {
 
     let other = booking(p.id, slot_at(1));
     let booked = store
-        .create_booking(&other, 10, &key("c"), expiry(), &audit(p.id))
+        .create_booking(&other, free(), now(), &key("c"), expiry(), &audit(p.id), true)
         .await
         .unwrap();
     assert_eq!(booked, BookOutcome::Booked);
@@ -384,7 +428,7 @@ async fn cancelling_a_booking_made_before_slot_holds_leaves_a_newer_bookings_hol
     let p = patient(&store).await;
     let old = booking(p.id, slot_at(5));
     let booked = store
-        .create_booking(&old, 10, &key("old"), expiry(), &audit(p.id))
+        .create_booking(&old, free(), now(), &key("old"), expiry(), &audit(p.id), true)
         .await
         .unwrap();
     assert_eq!(booked, BookOutcome::Booked);
@@ -403,9 +447,12 @@ async fn cancelling_a_booking_made_before_slot_holds_leaves_a_newer_bookings_hol
         .send()
         .await
         .unwrap();
-    let newer = booking(p.id, old.slot_start);
+    let newer = Booking {
+        place: 1,
+        ..booking(p.id, old.slot_start)
+    };
     let booked = store
-        .create_booking(&newer, 10, &key("newer"), expiry(), &audit(p.id))
+        .create_booking(&newer, free(), now(), &key("newer"), expiry(), &audit(p.id), true)
         .await
         .unwrap();
     assert_eq!(booked, BookOutcome::Booked);
@@ -416,11 +463,16 @@ async fn cancelling_a_booking_made_before_slot_holds_leaves_a_newer_bookings_hol
     assert_eq!(outcome, CancelOutcome::Cancelled);
     let third = store
         .create_booking(
-            &booking(p.id, old.slot_start),
-            10,
+            &Booking {
+                place: 2,
+                ..booking(p.id, old.slot_start)
+            },
+            free(),
+            now(),
             &key("third"),
             expiry(),
             &audit(p.id),
+            true,
         )
         .await
         .unwrap();

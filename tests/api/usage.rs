@@ -60,9 +60,10 @@ async fn every_endpoint_makes_no_more_dynamodb_calls_than_its_floor() {
             .header("if-match", "\"1\"")
             .json(&json!({"familyName": "King"}))
     );
+    // A strongly consistent Query of the site's day (its rule and places), then the transaction.
     let booking = measure!(
         "POST …/bookings",
-        1,
+        2,
         app.request(Method::POST, &format!("/v1/patients/{p}/bookings"), Some(&lab))
             .header("idempotency-key", "k1")
             .json(&json!({"slotStart": slot(&date, "07:00"), "tests": ["CBC", "LIPID", "TSH"]}))
@@ -75,6 +76,48 @@ async fn every_endpoint_makes_no_more_dynamodb_calls_than_its_floor() {
         "GET /v1/slots",
         1,
         app.request(Method::GET, &format!("/v1/slots?date={date}"), Some(&lab))
+    );
+    measure!("GET /v1/sites", 0, app.request(Method::GET, "/v1/sites", None));
+    measure!(
+        "GET /v1/sites/{code}",
+        0,
+        app.request(Method::GET, "/v1/sites/MAIN", None)
+    );
+    measure!(
+        "GET /v1/sites/{code}/slots",
+        1,
+        app.request(Method::GET, &format!("/v1/sites/MAIN/slots?date={date}"), Some(&lab))
+    );
+    let hold = measure!(
+        "POST /v1/sites/{code}/holds",
+        2,
+        app.request(Method::POST, "/v1/sites/MAIN/holds", Some(&lab))
+            .json(&json!({"slotStart": slot(&date, "09:00"), "patientId": p}))
+    );
+    measure!(
+        "POST …/bookings with holdId",
+        2,
+        app.request(Method::POST, &format!("/v1/patients/{p}/bookings"), Some(&lab))
+            .header("idempotency-key", "k-hold")
+            .json(&json!({"slotStart": slot(&date, "09:00"), "tests": ["CRP"], "holdId": hold["id"]}))
+    );
+    let released = app
+        .request(Method::POST, "/v1/sites/MAIN/holds", Some(&lab))
+        .json(&json!({"slotStart": slot(&date, "09:15"), "patientId": p}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    measure!(
+        "DELETE /v1/sites/{code}/holds/{id}",
+        2,
+        app.request(
+            Method::DELETE,
+            &format!("/v1/sites/MAIN/holds/{}", released["id"].as_str().unwrap()),
+            Some(&lab)
+        )
     );
     measure!(
         "GET …/bookings (page)",
@@ -178,6 +221,39 @@ async fn every_endpoint_makes_no_more_dynamodb_calls_than_its_floor() {
         app.request(Method::PUT, "/v1/test-types/FE", Some(&admin))
             .header("if-match", "\"1\"")
             .json(&definition)
+    );
+    // Site writes last too: they clear the sites cache.
+    let site = json!({"code": "BER", "name": "Berlin", "timeZone": "Europe/Berlin", "slotMinutes": 15, "capacity": 2,
+        "openingHours": {"mon": [{"from": "07:00", "to": "12:00"}]}});
+    measure!(
+        "POST /v1/sites",
+        1,
+        app.request(Method::POST, "/v1/sites", Some(&admin)).json(&site)
+    );
+    measure!(
+        "PUT /v1/sites/{code}",
+        2,
+        app.request(Method::PUT, "/v1/sites/BER", Some(&admin))
+            .header("if-match", "\"1\"")
+            .json(&site)
+    );
+    // Write the rule, read the day for bookings it would leave outside (none here), and one more read of the
+    // sites after the change above cleared the cache.
+    measure!(
+        "PUT /v1/sites/{code}/days/{date}",
+        4,
+        app.request(Method::PUT, &format!("/v1/sites/BER/days/{date}"), Some(&admin))
+            .json(&json!({"capacity": 1}))
+    );
+    measure!(
+        "GET /v1/sites/{code}/days (page)",
+        1,
+        app.request(Method::GET, "/v1/sites/BER/days", Some(&admin))
+    );
+    measure!(
+        "DELETE /v1/sites/{code}/days/{date}",
+        2,
+        app.request(Method::DELETE, &format!("/v1/sites/BER/days/{date}"), Some(&admin))
     );
     measure!("GET /health/live", 0, app.request(Method::GET, "/health/live", None));
     measure!("GET /health/ready", 1, app.request(Method::GET, "/health/ready", None));

@@ -1,0 +1,550 @@
+//! Sites, their day rules, the places of their slots, and holds on places.
+//!
+//! A slot's places are attributes of its item (`P0`, `P1`, …): absent when free, `{booking}` when a booking has
+//! it, `{hold, until}` while a hold has it. Taking a place is an UpdateItem whose condition is "absent, or a hold
+//! whose `until` is past": the capacity condition itself treats an expired hold as free, so a hold stops
+//! counting the second it expires, whatever TTL has or has not deleted yet.
+
+use std::collections::{BTreeMap, HashMap};
+
+use time::Date;
+use uuid::Uuid;
+
+use super::{
+    Page, PageKey, Store, StoreError,
+    expr::Expr,
+    from_item,
+    items::{DayRuleItem, HoldItem, PlaceItem, SiteItem, SlotItem, attr, entity},
+    key, keys, s, to_item,
+    tx::{Sent, Tx},
+};
+use crate::domain::{
+    audit::AuditEvent,
+    booking::{DateRange, SlotStart},
+    site::{DayRule, Hold, LocalSlot, Places, Site, Taker},
+    timefmt,
+};
+
+/// How a site write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SiteOutcome {
+    /// Written.
+    Written,
+    /// A new site's code is taken, or a replaced site is not at the version read (or is gone).
+    Moved,
+}
+
+/// The actions of a day-rule write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuleAction {
+    /// The rule in the day's partition: new, or at the version read.
+    Rule,
+    /// Its copy in the site's list (unconditional).
+    Copy,
+}
+
+/// How a day-rule write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleOutcome {
+    /// Written.
+    Written,
+    /// The rule is not at the version read (or appeared, or is gone).
+    Moved,
+}
+
+/// One local day of a site as its partition holds it: the day's rule and the taken places of each slot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteDay {
+    /// The day's rule and its version, if the day has one.
+    pub rule: Option<(DayRule, u64)>,
+    /// The taken places of each slot that ever had one.
+    pub places: HashMap<SlotStart, Places>,
+}
+
+/// The actions of [`Store::create_hold`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HoldAction {
+    /// The place is free (absent, or a hold that expired).
+    Place,
+    /// The day's rule is still what was read.
+    Rule,
+    /// The hold item is new.
+    Hold,
+    /// The audit event is new.
+    Audit,
+}
+
+/// How [`Store::create_hold`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldOutcome {
+    /// The place is held.
+    Held,
+    /// Someone took the place since the day was read: read again and pick another.
+    PlaceTaken,
+    /// The day's rule changed since it was read: read again.
+    RuleMoved,
+}
+
+/// The actions of [`Store::release_hold`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReleaseAction {
+    /// The place is still this hold's.
+    Place,
+    /// The hold item goes.
+    Hold,
+}
+
+/// The condition of the day's rule: still absent, or at the version read.
+pub(crate) fn rule_unchanged(version: Option<u64>) -> Expr {
+    match version {
+        None => Expr::new().not_exists(keys::PK),
+        Some(v) => Expr::new().eq(attr::VERSION, v),
+    }
+}
+
+impl Store {
+    /// Writes a new site (its code must be free).
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn create_site(&self, site: &Site) -> Result<SiteOutcome, StoreError> {
+        self.site_write(site, Expr::new().not_exists(keys::PK)).await
+    }
+
+    /// Replaces a site, which must still be at `expected` version.
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn replace_site(&self, site: &Site, expected: u64) -> Result<SiteOutcome, StoreError> {
+        self.site_write(site, Expr::new().eq(attr::VERSION, expected)).await
+    }
+
+    async fn site_write(&self, site: &Site, condition: Expr) -> Result<SiteOutcome, StoreError> {
+        match self.put_if(to_item(&SiteItem::from(site))?, condition).await {
+            Ok(()) => Ok(SiteOutcome::Written),
+            Err(StoreError::ConditionFailed) => Ok(SiteOutcome::Moved),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every site, ordered by code (one Query).
+    ///
+    /// # Errors
+    /// Engine failures, malformed items.
+    pub async fn sites(&self) -> Result<Vec<Site>, StoreError> {
+        self.query_all(
+            self.query_builder()
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_values(":pk", s(keys::SITES_PK)),
+        )
+        .await?
+        .into_iter()
+        .map(|item| from_item::<SiteItem>(item).map(Site::from))
+        .collect()
+    }
+
+    /// One site (GetItem).
+    ///
+    /// # Errors
+    /// Engine failures, a malformed item.
+    pub async fn site(&self, code: &str) -> Result<Option<Site>, StoreError> {
+        self.get(keys::SITES_PK.to_owned(), keys::site_sk(code))
+            .await?
+            .map(|item| from_item::<SiteItem>(item).map(Site::from))
+            .transpose()
+    }
+
+    /// A site's local day: its rule and the taken places of its slots (one Query on the day's partition;
+    /// `consistent` for a write that decides on it).
+    ///
+    /// # Errors
+    /// Engine failures, malformed items.
+    pub async fn site_day(&self, site: &str, date: Date, consistent: bool) -> Result<SiteDay, StoreError> {
+        let items = self
+            .query_all(
+                self.query_builder()
+                    .key_condition_expression("#pk = :pk")
+                    .expression_attribute_names("#pk", keys::PK)
+                    .expression_attribute_values(":pk", s(keys::site_day_pk(site, date)))
+                    .consistent_read(consistent),
+            )
+            .await?;
+        let mut day = SiteDay::default();
+        for item in items {
+            let kind = item.get(attr::ENTITY).and_then(|v| v.as_s().ok()).cloned();
+            match kind.as_deref() {
+                Some(entity::DAY_RULE) => {
+                    let rule: DayRuleItem = from_item(item)?;
+                    day.rule = Some((rule.rule, rule.version));
+                }
+                Some(entity::SLOT) => {
+                    let slot: SlotItem = from_item(item)?;
+                    day.places.insert(slot.slot_start, places_of(slot.places));
+                }
+                other => return Err(StoreError::Corrupt(format!("unexpected {other:?} in a site day"))),
+            }
+        }
+        Ok(day)
+    }
+
+    /// Sets the rule of a site's day: new when `expected` is `None`, else replacing the rule at that version.
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn put_day_rule(
+        &self,
+        site: &str,
+        date: Date,
+        rule: &DayRule,
+        expected: Option<u64>,
+    ) -> Result<RuleOutcome, StoreError> {
+        let version = expected.map_or(1, |v| v + 1);
+        let item = |pk: String, sk: String| DayRuleItem {
+            pk,
+            sk,
+            entity: entity::DAY_RULE.to_owned(),
+            site: site.to_owned(),
+            date: timefmt::date(date),
+            rule: rule.clone(),
+            version,
+            updated_at: timefmt::now(),
+        };
+        let mut tx = Tx::new(self);
+        tx.put(
+            RuleAction::Rule,
+            to_item(&item(keys::site_day_pk(site, date), keys::DAY_RULE_SK.to_owned()))?,
+            rule_unchanged(expected),
+        )?;
+        tx.put(
+            RuleAction::Copy,
+            to_item(&item(keys::site_rules_pk(site), keys::site_rule_sk(date)))?,
+            Expr::new(),
+        )?;
+        self.rule_outcome(tx).await
+    }
+
+    /// Removes the rule of a site's day, which must be at version `expected`.
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn delete_day_rule(&self, site: &str, date: Date, expected: u64) -> Result<RuleOutcome, StoreError> {
+        let mut tx = Tx::new(self);
+        tx.delete(
+            RuleAction::Rule,
+            key(keys::site_day_pk(site, date), keys::DAY_RULE_SK),
+            rule_unchanged(Some(expected)),
+        )?;
+        tx.delete(
+            RuleAction::Copy,
+            key(keys::site_rules_pk(site), keys::site_rule_sk(date)),
+            Expr::new(),
+        )?;
+        self.rule_outcome(tx).await
+    }
+
+    async fn rule_outcome(&self, tx: Tx<RuleAction>) -> Result<RuleOutcome, StoreError> {
+        match self.send(tx).await? {
+            Sent::Committed => Ok(RuleOutcome::Written),
+            Sent::Rejected(r) if r.has(RuleAction::Rule) => Ok(RuleOutcome::Moved),
+            Sent::Rejected(r) => Err(r.unexpected()),
+        }
+    }
+
+    /// A page of a site's day rules with dates in `range`, in date order (one Query on the site's rule list).
+    ///
+    /// # Errors
+    /// Engine failures, malformed items.
+    pub async fn day_rules(
+        &self,
+        site: &str,
+        range: DateRange,
+        limit: i32,
+        start: Option<&PageKey>,
+    ) -> Result<Page<(Date, DayRule, u64)>, StoreError> {
+        let (lo, hi) = keys::day_bounds(range);
+        let query = self
+            .query_builder()
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_values(":pk", s(keys::site_rules_pk(site)))
+            .expression_attribute_values(":lo", s(keys::site_rule_sk_bound(&lo)))
+            .expression_attribute_values(":hi", s(keys::site_rule_sk_bound(&hi)));
+        let page = self
+            .query_page(query, limit, start, &[keys::PK, keys::SK], |item: DayRuleItem| item)
+            .await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|item| {
+                timefmt::parse_date(&item.date)
+                    .map(|date| (date, item.rule, item.version))
+                    .ok_or_else(|| StoreError::Corrupt(format!("day rule date {}", item.date)))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next: page.next })
+    }
+
+    /// Holds a place in one transaction: the place must be free (absent or an expired hold), the day's rule
+    /// still at `rule_version`, the hold item new; with the audit event.
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn create_hold(
+        &self,
+        hold: &Hold,
+        rule_version: Option<u64>,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> Result<HoldOutcome, StoreError> {
+        let tx = self.hold_tx(hold, rule_version, now, audit)?;
+        Ok(match self.send(tx).await? {
+            Sent::Committed => HoldOutcome::Held,
+            Sent::Rejected(r) if r.has(HoldAction::Rule) => HoldOutcome::RuleMoved,
+            Sent::Rejected(r) if r.has(HoldAction::Place) => HoldOutcome::PlaceTaken,
+            Sent::Rejected(r) => return Err(r.unexpected()),
+        })
+    }
+
+    fn hold_tx(
+        &self,
+        hold: &Hold,
+        rule_version: Option<u64>,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> Result<Tx<HoldAction>, StoreError> {
+        let date = hold.slot.local_date();
+        let place = keys::place_attribute(hold.place);
+        let mut tx = Tx::new(self);
+        tx.update(
+            HoldAction::Place,
+            key(keys::site_day_pk(&hold.site, date), keys::site_slot_sk(hold.slot.start)),
+            Expr::new()
+                .set(attr::ENTITY, entity::SLOT)
+                .set(attr::SLOT_START, hold.slot.start)
+                .set(
+                    &place,
+                    PlaceItem {
+                        booking: None,
+                        hold: Some(hold.id),
+                        until: Some(hold.expires_at),
+                    },
+                )
+                .place_free(&place, attr::PLACE_UNTIL, now),
+        )?;
+        tx.check(
+            HoldAction::Rule,
+            key(keys::site_day_pk(&hold.site, date), keys::DAY_RULE_SK),
+            rule_unchanged(rule_version),
+        )?;
+        tx.put_new(HoldAction::Hold, to_item(&hold_item(hold))?)?;
+        tx.put_new(HoldAction::Audit, self.audit_item(audit)?)?;
+        Ok(tx)
+    }
+
+    /// One hold (GetItem), whether or not it expired.
+    ///
+    /// # Errors
+    /// Engine failures, a malformed item.
+    pub async fn hold(&self, id: Uuid) -> Result<Option<Hold>, StoreError> {
+        self.get(keys::hold_pk(id), keys::HOLD_SK.to_owned())
+            .await?
+            .map(|item| from_item::<HoldItem>(item).map(hold_of))
+            .transpose()
+    }
+
+    /// Gives a hold's place back and deletes the hold, in one transaction; a place no longer the hold's (it
+    /// expired and someone took it) is left alone. Returns whether the place was still the hold's.
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn release_hold(&self, hold: &Hold) -> Result<bool, StoreError> {
+        let tx = self.release_tx(hold, true)?;
+        match self.send(tx).await? {
+            Sent::Committed => Ok(true),
+            Sent::Rejected(r) if r.only(ReleaseAction::Place) => {
+                let tx = self.release_tx(hold, false)?;
+                match self.send(tx).await? {
+                    Sent::Committed => Ok(false),
+                    Sent::Rejected(r) => Err(r.unexpected()),
+                }
+            }
+            Sent::Rejected(r) => Err(r.unexpected()),
+        }
+    }
+
+    fn release_tx(&self, hold: &Hold, with_place: bool) -> Result<Tx<ReleaseAction>, StoreError> {
+        let place = keys::place_attribute(hold.place);
+        let mut tx = Tx::new(self);
+        if with_place {
+            tx.update(
+                ReleaseAction::Place,
+                key(
+                    keys::site_day_pk(&hold.site, hold.slot.local_date()),
+                    keys::site_slot_sk(hold.slot.start),
+                ),
+                Expr::new().remove(&place).field_eq(&place, attr::PLACE_HOLD, hold.id),
+            )?;
+        }
+        tx.delete(
+            ReleaseAction::Hold,
+            key(keys::hold_pk(hold.id), keys::HOLD_SK),
+            Expr::new(),
+        )?;
+        Ok(tx)
+    }
+}
+
+pub(crate) fn hold_item(hold: &Hold) -> HoldItem {
+    HoldItem {
+        pk: keys::hold_pk(hold.id),
+        sk: keys::HOLD_SK.to_owned(),
+        entity: entity::HOLD.to_owned(),
+        hold_id: hold.id,
+        site: hold.site.clone(),
+        slot_start: hold.slot.start,
+        offset_seconds: hold.slot.offset_seconds,
+        place: hold.place,
+        patient_id: hold.patient_id,
+        expires_at: hold.expires_at,
+        created_at: hold.created_at.clone(),
+    }
+}
+
+fn hold_of(item: HoldItem) -> Hold {
+    Hold {
+        id: item.hold_id,
+        site: item.site,
+        slot: LocalSlot {
+            start: item.slot_start,
+            offset_seconds: item.offset_seconds,
+        },
+        place: item.place,
+        patient_id: item.patient_id,
+        expires_at: item.expires_at,
+        created_at: item.created_at,
+    }
+}
+
+fn places_of(stored: BTreeMap<String, PlaceItem>) -> Places {
+    Places(
+        stored
+            .into_iter()
+            .filter_map(|(name, place)| {
+                let index = name.strip_prefix('P')?.parse().ok()?;
+                let taker = match (place.booking, place.hold, place.until) {
+                    (Some(booking), _, _) => Taker::Booking(booking),
+                    (None, Some(id), Some(until)) => Taker::Hold { id, until },
+                    _ => return None,
+                };
+                Some((index, taker))
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tx::assert_names_in_targets;
+
+    fn hold() -> Hold {
+        Hold {
+            id: Uuid::now_v7(),
+            site: "BER".into(),
+            slot: LocalSlot {
+                start: SlotStart::new(time::macros::datetime!(2027-03-28 05:00 UTC)),
+                offset_seconds: 7200,
+            },
+            place: 3,
+            patient_id: Uuid::now_v7(),
+            expires_at: 100,
+            created_at: "t".into(),
+        }
+    }
+
+    #[test]
+    fn every_attribute_a_hold_names_exists_in_its_item() {
+        let store = crate::store::tests::offline_store();
+        let h = hold();
+        let slot_key = (
+            keys::site_day_pk("BER", time::macros::date!(2027 - 03 - 28)),
+            keys::site_slot_sk(h.slot.start),
+        );
+        let slot = to_item(&SlotItem {
+            pk: slot_key.0.clone(),
+            sk: slot_key.1.clone(),
+            entity: entity::SLOT.into(),
+            slot_start: h.slot.start,
+            places: [(
+                keys::place_attribute(3),
+                PlaceItem {
+                    booking: None,
+                    hold: Some(h.id),
+                    until: Some(1),
+                },
+            )]
+            .into(),
+        })
+        .unwrap();
+        let rule_key = (slot_key.0.clone(), keys::DAY_RULE_SK.to_owned());
+        let rule = to_item(&DayRuleItem {
+            pk: rule_key.0.clone(),
+            sk: rule_key.1.clone(),
+            entity: entity::DAY_RULE.into(),
+            site: "BER".into(),
+            date: "2027-03-28".into(),
+            rule: DayRule {
+                closed: false,
+                opening_hours: None,
+                capacity: Some(2),
+            },
+            version: 1,
+            updated_at: "t".into(),
+        })
+        .unwrap();
+        let hold_key = (keys::hold_pk(h.id), keys::HOLD_SK.to_owned());
+        let stored = [
+            (slot_key, slot),
+            (rule_key, rule),
+            (hold_key, to_item(&hold_item(&h)).unwrap()),
+        ]
+        .into();
+        let audit = crate::store::tests::audit_event(h.patient_id);
+        assert_names_in_targets(&store.hold_tx(&h, Some(1), 50, &audit).unwrap(), &stored);
+        assert_names_in_targets(&store.release_tx(&h, true).unwrap(), &stored);
+    }
+
+    #[test]
+    fn stored_places_become_takers_and_expired_holds_are_free() {
+        let (b, h) = (Uuid::now_v7(), Uuid::now_v7());
+        let places = places_of(
+            [
+                (
+                    "P0".to_owned(),
+                    PlaceItem {
+                        booking: Some(b),
+                        hold: None,
+                        until: None,
+                    },
+                ),
+                (
+                    "P2".to_owned(),
+                    PlaceItem {
+                        booking: None,
+                        hold: Some(h),
+                        until: Some(10),
+                    },
+                ),
+            ]
+            .into(),
+        );
+        assert_eq!(places.booked(), 1);
+        assert_eq!((places.held(10), places.held(11)), (1, 0));
+        assert_eq!(places.free(4, 10), [1, 3]);
+        assert_eq!(places.free(4, 11), [1, 2, 3]);
+        assert_eq!((places.available(4, 10), places.available(4, 11)), (2, 3));
+        assert_eq!(places.available(1, 10), 0, "a lowered capacity never goes negative");
+    }
+}
