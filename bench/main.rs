@@ -155,6 +155,9 @@ fn booking(patient_id: Uuid, slot: SlotStart, codes: &[(&str, &str)]) -> Booking
         slot_start: slot,
         local_slot_start: medbook::domain::site::local_text(slot.at(), 0),
         place: 0,
+        rescheduled_from: Vec::new(),
+        checked_in_at: None,
+        accession: None,
         status: BookingStatus::Booked,
         tests: codes
             .iter()

@@ -21,7 +21,9 @@ use super::{
 use crate::{
     auth::{Caller, Role},
     domain::{
-        booking::{BookedTest, Booking, BookingStatus, BookingSummary, BookingTree, Note, TestRef, TestStatus},
+        booking::{
+            BookedTest, Booking, BookingStatus, BookingSummary, BookingTree, Note, Rescheduled, TestRef, TestStatus,
+        },
         idempotency::IdempotencyKey,
         text, timefmt,
     },
@@ -34,6 +36,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_booking, list_bookings))
         .routes(routes!(get_booking))
         .routes(routes!(cancel_booking))
+        .routes(routes!(reschedule_booking))
+        .routes(routes!(check_in))
+        .routes(routes!(no_show))
 }
 
 /// Longest accepted Idempotency-Key.
@@ -131,6 +136,16 @@ pub struct BookingView {
     /// Slot start in the site's local time, with its offset.
     #[schema(example = "2026-12-01T07:15:00+00:00")]
     pub local_slot_start: String,
+    /// Where the booking was before each reschedule, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rescheduled_from: Vec<Rescheduled>,
+    /// When the lab checked the patient in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_in_at: Option<String>,
+    /// Accession number given at check-in, unique per site and day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "MAIN-20261201-0001")]
+    pub accession: Option<String>,
     /// State.
     pub status: BookingStatus,
     /// Booked tests.
@@ -153,6 +168,9 @@ impl BookingView {
             site: booking.site,
             slot_start: booking.slot_start.to_string(),
             local_slot_start: booking.local_slot_start,
+            rescheduled_from: booking.rescheduled_from,
+            checked_in_at: booking.checked_in_at,
+            accession: booking.accession,
             status: booking.status,
             tests: booking
                 .tests
@@ -216,6 +234,15 @@ pub struct BookingSummaryView {
     /// Slot start in the site's local time, with its offset.
     #[schema(example = "2026-12-01T07:15:00+00:00")]
     pub local_slot_start: String,
+    /// Where the booking was before each reschedule, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rescheduled_from: Vec<Rescheduled>,
+    /// When the lab checked the patient in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_in_at: Option<String>,
+    /// Accession number given at check-in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accession: Option<String>,
     /// State.
     pub status: BookingStatus,
     /// Booked tests.
@@ -238,6 +265,9 @@ impl From<BookingSummary> for BookingSummaryView {
             site: b.site,
             slot_start: b.slot_start.to_string(),
             local_slot_start: b.local_slot_start,
+            rescheduled_from: b.rescheduled_from,
+            checked_in_at: b.checked_in_at,
+            accession: b.accession,
             status: b.status,
             tests: b.tests,
             note: b.note,
@@ -438,6 +468,166 @@ async fn get_booking(
     caller.require_patient_access(patient_id, &[Role::Patient, Role::Lab, Role::Doctor, Role::Admin])?;
     let view = BookingView::tree(state.bookings.tree(patient_id, booking_id).await?, &caller);
     Ok((booking_headers(&view, false), axum::Json(view)))
+}
+
+/// A move to another slot.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"slotStart": "2026-12-02T09:00:00Z", "site": "MAIN"}))]
+pub struct RescheduleBody {
+    /// The new slot's start (RFC 3339), one of the site's slots.
+    #[schema(format = DateTime, max_length = 64)]
+    pub slot_start: String,
+    /// The new site; the booking's own when absent.
+    #[serde(default)]
+    #[schema(example = "MAIN", max_length = 32)]
+    pub site: Option<String>,
+}
+
+/// Moves a booking to another slot, at its site or another (the patient themself, lab, admin; If-Match
+/// required): ONE transaction gives the old place back, takes the new one under the capacity condition and
+/// moves every key derived from the slot. The booking keeps its id; `rescheduledFrom` shows where it was.
+#[utoipa::path(
+    post,
+    path = "/v1/patients/{patientId}/bookings/{bookingId}/reschedule",
+    tag = "bookings",
+    security(("bearer" = [])),
+    params(
+        ("patientId" = Uuid, Path, description = "patient id"),
+        ("bookingId" = Uuid, Path, description = "booking id"),
+        ("If-Match" = String, Header, description = "ETag of the booking as read", example = "\"1\""),
+    ),
+    request_body = RescheduleBody,
+    responses(
+        (status = 200, description = "moved", body = BookingView, headers(("ETag" = String))),
+        (status = 400, description = "malformed JSON"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "role may not move bookings"),
+        (status = 404, description = "no such booking (or not yours)"),
+        (status = 409, description = "`slot-full`, `already-cancelled`, `not-booked` (checked in or a no-show), `results-recorded`, `already-booked`, or `too-late` (a patient within the minimum notice)"),
+        (status = 412, description = "stale If-Match"),
+        (status = 422, description = "not a slot the site offers"),
+        (status = 428, description = "If-Match missing"),
+    )
+)]
+async fn reschedule_booking(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: AuditContext,
+    Path((patient_id, booking_id)): Path<(Uuid, Uuid)>,
+    if_match: Result<IfMatch, ApiError>,
+    body: Result<Json<RescheduleBody>, ApiError>,
+) -> Result<Response, ApiError> {
+    caller.require_patient_access(patient_id, &[Role::Patient, Role::Lab, Role::Admin])?;
+    let IfMatch(expected) = if_match?;
+    let Json(body) = body?;
+    let slot_start = timefmt::parse_instant(&body.slot_start)
+        .ok_or_else(|| ApiError::invalid("slotStart", "must be an RFC 3339 date-time, e.g. 2026-12-01T07:15:00Z"))?;
+    let draft = audit.draft(&caller, StatusCode::OK);
+    let moved = state
+        .bookings
+        .reschedule(
+            patient_id,
+            booking_id,
+            expected,
+            slot_start,
+            body.site.as_deref(),
+            caller.role != Role::Patient,
+            &draft,
+        )
+        .await?;
+    let view = BookingView::plain(moved);
+    let response = (booking_headers(&view, false), axum::Json(view)).into_response();
+    Ok(mark_recorded(response, true))
+}
+
+/// Checks the patient in (lab, admin): `checked-in`, `checkedInAt` and an accession number unique per site and
+/// day, gapless (`<SITE>-<YYYYMMDD>-<0001>`), taken in the check-in's transaction. From the slot's local day on.
+#[utoipa::path(
+    post,
+    path = "/v1/patients/{patientId}/bookings/{bookingId}/check-in",
+    tag = "bookings",
+    security(("bearer" = [])),
+    params(
+        ("patientId" = Uuid, Path, description = "patient id"),
+        ("bookingId" = Uuid, Path, description = "booking id"),
+        ("If-Match" = Option<String>, Header, description = "ETag of the booking as read"),
+    ),
+    responses(
+        (status = 200, description = "checked in", body = BookingView, headers(("ETag" = String))),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "not lab staff"),
+        (status = 404, description = "no such booking"),
+        (status = 409, description = "`too-early` (before the slot's day), `already-cancelled`, `not-booked`"),
+        (status = 412, description = "stale If-Match"),
+    )
+)]
+async fn check_in(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: AuditContext,
+    Path((patient_id, booking_id)): Path<(Uuid, Uuid)>,
+    if_match: Result<IfMatch, ApiError>,
+) -> Result<Response, ApiError> {
+    caller.require_patient_access(patient_id, &[Role::Lab, Role::Admin])?;
+    let expected = optional_if_match(if_match)?;
+    let draft = audit.draft(&caller, StatusCode::OK);
+    let booking = state
+        .bookings
+        .check_in(patient_id, booking_id, expected, &draft)
+        .await?;
+    let view = BookingView::plain(booking);
+    Ok(mark_recorded(
+        (booking_headers(&view, false), axum::Json(view)).into_response(),
+        true,
+    ))
+}
+
+/// Records that the patient did not come (lab, admin), once the slot has started.
+#[utoipa::path(
+    post,
+    path = "/v1/patients/{patientId}/bookings/{bookingId}/no-show",
+    tag = "bookings",
+    security(("bearer" = [])),
+    params(
+        ("patientId" = Uuid, Path, description = "patient id"),
+        ("bookingId" = Uuid, Path, description = "booking id"),
+        ("If-Match" = Option<String>, Header, description = "ETag of the booking as read"),
+    ),
+    responses(
+        (status = 200, description = "a no-show", body = BookingView, headers(("ETag" = String))),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "not lab staff"),
+        (status = 404, description = "no such booking"),
+        (status = 409, description = "`too-early` (the slot has not started), `already-cancelled`, `not-booked`"),
+        (status = 412, description = "stale If-Match"),
+    )
+)]
+async fn no_show(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: AuditContext,
+    Path((patient_id, booking_id)): Path<(Uuid, Uuid)>,
+    if_match: Result<IfMatch, ApiError>,
+) -> Result<Response, ApiError> {
+    caller.require_patient_access(patient_id, &[Role::Lab, Role::Admin])?;
+    let expected = optional_if_match(if_match)?;
+    let draft = audit.draft(&caller, StatusCode::OK);
+    let booking = state.bookings.no_show(patient_id, booking_id, expected, &draft).await?;
+    let view = BookingView::plain(booking);
+    Ok(mark_recorded(
+        (booking_headers(&view, false), axum::Json(view)).into_response(),
+        true,
+    ))
+}
+
+/// `If-Match` when sent (a missing one is fine, a malformed one is not).
+fn optional_if_match(if_match: Result<IfMatch, ApiError>) -> Result<Option<crate::service::Expected>, ApiError> {
+    match if_match {
+        Ok(IfMatch(v)) => Ok(Some(v)),
+        Err(ApiError::PreconditionRequired) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Cancels a booking (the patient themself, lab, admin): booking and tests cancelled and the slot's place

@@ -206,12 +206,16 @@ pub struct BookingTree {
 
 /// State of a booking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum BookingStatus {
     /// Holds a place in its slot.
     Booked,
+    /// The patient arrived and the lab checked them in: results can be recorded.
+    CheckedIn,
     /// Cancelled; its place was given back.
     Cancelled,
+    /// The patient did not come.
+    NoShow,
 }
 
 /// State of one booked test.
@@ -275,6 +279,12 @@ pub struct BookingSummary {
     pub slot_start: SlotStart,
     /// The slot start in the site's local time.
     pub local_slot_start: String,
+    /// Where the booking was before each reschedule, oldest first.
+    pub rescheduled_from: Vec<Rescheduled>,
+    /// When the lab checked the patient in.
+    pub checked_in_at: Option<String>,
+    /// The accession number given at check-in.
+    pub accession: Option<String>,
     /// State.
     pub status: BookingStatus,
     /// Booked tests.
@@ -287,6 +297,22 @@ pub struct BookingSummary {
     pub created_at: String,
     /// Last change.
     pub updated_at: String,
+}
+
+/// Where a booking was before it was rescheduled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"site": "MAIN", "slotStart": "2026-12-05T07:15:00Z", "localSlotStart": "2026-12-05T07:15:00+00:00", "movedAt": "2026-12-01T09:00:00.000Z"}))]
+pub struct Rescheduled {
+    /// Site code.
+    pub site: String,
+    /// Slot start (UTC).
+    #[schema(value_type = String)]
+    pub slot_start: SlotStart,
+    /// Slot start in the site's local time.
+    pub local_slot_start: String,
+    /// When it was moved.
+    pub moved_at: String,
 }
 
 /// A booked test with where it belongs, as the lab's tests-by-type view shows it.
@@ -334,6 +360,12 @@ pub struct Booking {
     pub local_slot_start: String,
     /// The place of the slot the booking takes (0 to capacity − 1).
     pub place: u32,
+    /// Where the booking was before each reschedule, oldest first.
+    pub rescheduled_from: Vec<Rescheduled>,
+    /// When the lab checked the patient in.
+    pub checked_in_at: Option<String>,
+    /// The accession number given at check-in (`<SITE>-<YYYYMMDD>-<0001>`), unique per site and day, gapless.
+    pub accession: Option<String>,
     /// State.
     pub status: BookingStatus,
     /// Booked tests.

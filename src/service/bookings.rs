@@ -31,7 +31,7 @@ use crate::{
     },
     store::{
         Store,
-        bookings::{BookOutcome, CancelOutcome, PlaceTake},
+        bookings::{BookOutcome, CancelOutcome, PlaceTake, RescheduleOutcome, StatusOutcome},
     },
 };
 
@@ -73,6 +73,23 @@ pub struct NewBooking {
     pub site: Option<String>,
     /// The hold whose place the booking takes.
     pub hold_id: Option<Uuid>,
+}
+
+/// A booking changed between the read and the write: 412 when the caller named a version, else 409.
+fn changed_meanwhile(expected: Option<Expected>) -> ServiceError {
+    if expected.is_some() {
+        ServiceError::VersionMismatch
+    } else {
+        ServiceError::conflict("booking-changed", "the booking changed meanwhile; read it again")
+    }
+}
+
+/// A booking status as the API writes it.
+fn status_word(status: BookingStatus) -> String {
+    serde_json::to_string(&status)
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_owned()
 }
 
 fn hold_expired() -> ServiceError {
@@ -192,6 +209,9 @@ impl Bookings {
                 slot_start: slot.start,
                 local_slot_start: slot.local_start(),
                 place,
+                rescheduled_from: Vec::new(),
+                checked_in_at: None,
+                accession: None,
                 status: BookingStatus::Booked,
                 tests: tests.clone(),
                 note: new.note.clone(),
@@ -384,6 +404,15 @@ impl Bookings {
         if expected.is_some_and(|e| !e.admits(booking.version)) {
             return Err(ServiceError::VersionMismatch);
         }
+        if booking.status != BookingStatus::Booked {
+            return Err(ServiceError::conflict(
+                "not-booked",
+                format!(
+                    "the booking is {} and can no longer be cancelled",
+                    status_word(booking.status)
+                ),
+            ));
+        }
         if booking.tests.iter().any(|t| t.status != TestStatus::Ordered) || !tree.results.is_empty() {
             return Err(ServiceError::conflict(
                 "results-recorded",
@@ -441,6 +470,251 @@ impl Bookings {
             (CancelOutcome::ResultRecorded, _) => Err(ServiceError::conflict(
                 "results-recorded",
                 "a result has been recorded for this booking; it can no longer be cancelled",
+            )),
+        }
+    }
+
+    /// Moves a booking to `slot_start` at `site` (its own site when `None`): one read of the booking tree, a
+    /// strongly consistent read of the new day, and ONE transaction that gives the old place back, takes a new
+    /// one under the capacity condition and moves every key derived from the slot. A patient may not move a
+    /// booking within the minimum notice of its old slot, nor into a slot within it; staff may.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`]; [`ServiceError::VersionMismatch`]; [`ServiceError::Invalid`] for a slot the
+    /// site does not offer (or the slot it is in); [`ServiceError::Conflict`] `slot-full`, `already-cancelled`,
+    /// `results-recorded`, `already-booked`, `too-late`, `not-booked`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one use case's inputs, each named by its caller"
+    )]
+    pub async fn reschedule(
+        &self,
+        patient_id: Uuid,
+        booking_id: Uuid,
+        expected: Expected,
+        slot_start: OffsetDateTime,
+        site: Option<&str>,
+        staff: bool,
+        audit: &AuditDraft,
+    ) -> Result<Booking, ServiceError> {
+        let tree = self.tree(patient_id, booking_id).await?;
+        let old = tree.booking;
+        if !expected.admits(old.version) {
+            return Err(ServiceError::VersionMismatch);
+        }
+        match old.status {
+            BookingStatus::Booked => {}
+            BookingStatus::Cancelled => {
+                return Err(ServiceError::conflict("already-cancelled", "the booking is cancelled"));
+            }
+            other => {
+                return Err(ServiceError::conflict(
+                    "not-booked",
+                    format!("the booking is {} and can no longer be moved", status_word(other)),
+                ));
+            }
+        }
+        if old.tests.iter().any(|t| t.status != TestStatus::Ordered) || !tree.results.is_empty() {
+            return Err(ServiceError::conflict(
+                "results-recorded",
+                "a result has been recorded for this booking; it can no longer be moved",
+            ));
+        }
+        let site = self.sites.named(Some(site.unwrap_or(&old.site))).await?;
+        if !staff {
+            let old_site = self.sites.get(&old.site).await?;
+            if old_site.within_notice(old.slot_start.at(), OffsetDateTime::now_utc()) {
+                return Err(ServiceError::conflict(
+                    "too-late",
+                    format!(
+                        "the booked slot starts within the site's minimum notice of {} minutes; ask the lab to move it",
+                        old_site.definition.minimum_notice_minutes
+                    ),
+                ));
+            }
+        }
+        for _ in 0..PLACE_ATTEMPTS {
+            let now = OffsetDateTime::now_utc();
+            let (slot, day) = self.sites.day_for(&site, slot_start, now, !staff).await?;
+            if slot.start == old.slot_start && site.definition.code == old.site {
+                return Err(ServiceError::Invalid(vec![FieldError::new(
+                    "slotStart",
+                    "is the slot the booking is in already",
+                )]));
+            }
+            let place =
+                pick_place(&day, &site, slot.start, now.unix_timestamp()).ok_or_else(|| slot_full(slot.start))?;
+            let moved_at = timefmt::now();
+            let mut history = old.rescheduled_from.clone();
+            history.push(crate::domain::booking::Rescheduled {
+                site: old.site.clone(),
+                slot_start: old.slot_start,
+                local_slot_start: old.local_slot_start.clone(),
+                moved_at: moved_at.clone(),
+            });
+            let moved = Booking {
+                site: site.definition.code.clone(),
+                slot_start: slot.start,
+                local_slot_start: slot.local_start(),
+                place,
+                rescheduled_from: history,
+                version: old.version + 1,
+                updated_at: moved_at,
+                ..old.clone()
+            };
+            let rule_version = day.rule.as_ref().map(|(_, v)| *v);
+            match self
+                .store
+                .reschedule_booking(
+                    &old,
+                    &moved,
+                    rule_version,
+                    now.unix_timestamp(),
+                    &audit.event(patient_id),
+                )
+                .await?
+            {
+                RescheduleOutcome::Moved => return Ok(moved),
+                RescheduleOutcome::PlaceTaken | RescheduleOutcome::RuleMoved => continue,
+                RescheduleOutcome::BookingChanged => return Err(ServiceError::VersionMismatch),
+                RescheduleOutcome::ResultRecorded => {
+                    return Err(ServiceError::conflict(
+                        "results-recorded",
+                        "a result has been recorded for this booking; it can no longer be moved",
+                    ));
+                }
+                RescheduleOutcome::AlreadyBooked => {
+                    return Err(ServiceError::conflict(
+                        "already-booked",
+                        format!("this patient has another booking at {} already", moved.slot_start),
+                    ));
+                }
+            }
+        }
+        Err(ServiceError::Unavailable("the slot is contended; retry".into()))
+    }
+
+    /// Checks the patient in (lab): `checked-in`, `checkedInAt`, and the next accession number of the site's
+    /// day (`<SITE>-<YYYYMMDD>-<0001>`), taken in the same transaction that checks in. Not before the slot's
+    /// local day; never for a cancelled booking.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`]; [`ServiceError::VersionMismatch`]; [`ServiceError::Conflict`] `too-early`,
+    /// `already-cancelled`, `not-booked`.
+    pub async fn check_in(
+        &self,
+        patient_id: Uuid,
+        booking_id: Uuid,
+        expected: Option<Expected>,
+        audit: &AuditDraft,
+    ) -> Result<Booking, ServiceError> {
+        let booking = self.bookable(patient_id, booking_id, expected, "checked in").await?;
+        let site = self.sites.get(&booking.site).await?;
+        let today = site.local_date(OffsetDateTime::now_utc());
+        let day = booking.local_date();
+        if day > today {
+            return Err(ServiceError::conflict(
+                "too-early",
+                format!("check-in opens on the slot's day, {day} at the site"),
+            ));
+        }
+        for _ in 0..PLACE_ATTEMPTS {
+            let last = self.store.last_accession(&booking.site, day).await?;
+            let number = format!(
+                "{}-{:04}{:02}{:02}-{:04}",
+                booking.site,
+                day.year(),
+                u8::from(day.month()),
+                day.day(),
+                last + 1
+            );
+            let now = timefmt::now();
+            let checked = Booking {
+                status: BookingStatus::CheckedIn,
+                checked_in_at: Some(now.clone()),
+                accession: Some(number),
+                version: booking.version + 1,
+                updated_at: now,
+                ..booking.clone()
+            };
+            match self
+                .store
+                .change_booking_status(&booking, &checked, Some(last), &audit.event(patient_id))
+                .await?
+            {
+                StatusOutcome::Changed => return Ok(checked),
+                StatusOutcome::NumberTaken => continue,
+                StatusOutcome::BookingChanged => return Err(changed_meanwhile(expected)),
+            }
+        }
+        Err(ServiceError::Unavailable(
+            "the accession counter is contended; retry".into(),
+        ))
+    }
+
+    /// Marks a booking whose slot has started as a no-show (lab).
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`]; [`ServiceError::VersionMismatch`]; [`ServiceError::Conflict`] `too-early`,
+    /// `already-cancelled`, `not-booked`.
+    pub async fn no_show(
+        &self,
+        patient_id: Uuid,
+        booking_id: Uuid,
+        expected: Option<Expected>,
+        audit: &AuditDraft,
+    ) -> Result<Booking, ServiceError> {
+        let booking = self
+            .bookable(patient_id, booking_id, expected, "marked a no-show")
+            .await?;
+        if booking.slot_start.at() > OffsetDateTime::now_utc() {
+            return Err(ServiceError::conflict(
+                "too-early",
+                format!(
+                    "the slot starts at {}; a no-show can be recorded only after that",
+                    booking.slot_start
+                ),
+            ));
+        }
+        let now = timefmt::now();
+        let missed = Booking {
+            status: BookingStatus::NoShow,
+            version: booking.version + 1,
+            updated_at: now,
+            ..booking.clone()
+        };
+        match self
+            .store
+            .change_booking_status(&booking, &missed, None, &audit.event(patient_id))
+            .await?
+        {
+            StatusOutcome::Changed => Ok(missed),
+            StatusOutcome::NumberTaken => Err(ServiceError::Internal("a no-show takes no number".into())),
+            StatusOutcome::BookingChanged => Err(changed_meanwhile(expected)),
+        }
+    }
+
+    /// The booking, if it is still `booked` at `expected`; else the answer why `what` cannot happen to it.
+    async fn bookable(
+        &self,
+        patient_id: Uuid,
+        booking_id: Uuid,
+        expected: Option<Expected>,
+        what: &str,
+    ) -> Result<Booking, ServiceError> {
+        let booking = self.tree(patient_id, booking_id).await?.booking;
+        if expected.is_some_and(|e| !e.admits(booking.version)) {
+            return Err(ServiceError::VersionMismatch);
+        }
+        match booking.status {
+            BookingStatus::Booked => Ok(booking),
+            BookingStatus::Cancelled => Err(ServiceError::conflict(
+                "already-cancelled",
+                format!("the booking is cancelled and cannot be {what}"),
+            )),
+            other => Err(ServiceError::conflict(
+                "not-booked",
+                format!("the booking is {} and cannot be {what}", status_word(other)),
             )),
         }
     }

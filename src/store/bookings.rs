@@ -14,8 +14,8 @@ use super::{
     expr::Expr,
     from_item,
     items::{
-        BookingItem, IdempotencyItem, NoteItem, PatientSlotItem, PlaceItem, ResultItem, ResultRevisionItem, TestItem,
-        attr, entity,
+        AccessionItem, BookingItem, IdempotencyItem, NoteItem, PatientSlotItem, PlaceItem, ResultItem,
+        ResultRevisionItem, TestItem, attr, entity,
     },
     key, keys, s, to_item,
     tx::{Sent, Tx, TxResult},
@@ -113,6 +113,66 @@ pub enum CancelOutcome {
     BookingChanged,
     /// A result was recorded for one of its tests since it was read.
     ResultRecorded,
+}
+
+/// The actions of [`Store::reschedule_booking`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MoveAction {
+    /// The booking is still `booked`, at the version the caller read.
+    Booking,
+    /// The old place is given back (it must be this booking's).
+    OldPlace,
+    /// The new place is free.
+    NewPlace,
+    /// The new day's rule is what was read.
+    Rule,
+    /// The patient's hold on the old slot goes (only this booking's).
+    OldPatientSlot,
+    /// The patient holds no booking of the new slot.
+    NewPatientSlot,
+    /// A test is still `ordered` (no result) and moves its tests-by-type keys.
+    Test,
+    /// The audit event is new.
+    Audit,
+}
+
+/// How [`Store::reschedule_booking`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RescheduleOutcome {
+    /// Moved.
+    Moved,
+    /// The booking was cancelled or changed since it was read.
+    BookingChanged,
+    /// The new place was taken since the day was read: read again and pick another.
+    PlaceTaken,
+    /// The new day's rule changed since it was read: read again.
+    RuleMoved,
+    /// The patient has another booking in the new slot.
+    AlreadyBooked,
+    /// A result was recorded for one of its tests since it was read.
+    ResultRecorded,
+}
+
+/// The actions of a booking's status change (check-in, no-show).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusAction {
+    /// The booking is still `booked`, at the version the caller read.
+    Booking,
+    /// The day's accession counter is still at the number read (check-in only).
+    Counter,
+    /// The audit event is new.
+    Audit,
+}
+
+/// How a booking's status change ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusOutcome {
+    /// Written.
+    Changed,
+    /// The booking was changed since it was read.
+    BookingChanged,
+    /// Another check-in took the next accession number meanwhile: read the counter again.
+    NumberTaken,
 }
 
 /// The actions of [`Store::save_result`].
@@ -461,6 +521,179 @@ impl Store {
         })
     }
 
+    fn reschedule_tx(
+        &self,
+        old: &Booking,
+        moved: &Booking,
+        rule_version: Option<u64>,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> Result<Tx<MoveAction>, StoreError> {
+        let patient_pk = keys::patient_pk(old.patient_id);
+        let mut tx = Tx::new(self);
+        tx.put(
+            MoveAction::Booking,
+            to_item(&BookingItem::from(moved))?,
+            Expr::new()
+                .eq(attr::STATUS, BookingStatus::Booked)
+                .eq(attr::VERSION, old.version),
+        )?;
+        let old_place = keys::place_attribute(old.place);
+        tx.update(
+            MoveAction::OldPlace,
+            key(
+                keys::site_day_pk(&old.site, old.local_date()),
+                keys::site_slot_sk(old.slot_start),
+            ),
+            Expr::new()
+                .remove(&old_place)
+                .field_eq(&old_place, attr::PLACE_BOOKING, old.id),
+        )?;
+        let new_day = keys::site_day_pk(&moved.site, moved.local_date());
+        let new_place = keys::place_attribute(moved.place);
+        tx.update(
+            MoveAction::NewPlace,
+            key(new_day.clone(), keys::site_slot_sk(moved.slot_start)),
+            Expr::new()
+                .set(attr::ENTITY, entity::SLOT)
+                .set(attr::SLOT_START, moved.slot_start)
+                .set(
+                    &new_place,
+                    PlaceItem {
+                        booking: Some(moved.id),
+                        hold: None,
+                        until: None,
+                    },
+                )
+                .place_free(&new_place, attr::PLACE_UNTIL, now),
+        )?;
+        tx.check(
+            MoveAction::Rule,
+            key(new_day, keys::DAY_RULE_SK),
+            super::sites::rule_unchanged(rule_version),
+        )?;
+        if old.slot_start != moved.slot_start {
+            tx.delete(
+                MoveAction::OldPatientSlot,
+                key(patient_pk.clone(), keys::patient_slot_sk(old.slot_start)),
+                Expr::new().absent_or_eq(attr::BOOKING_ID, old.id),
+            )?;
+            tx.put_new(MoveAction::NewPatientSlot, to_item(&PatientSlotItem::new(moved))?)?;
+        }
+        for test in &moved.tests {
+            let item = TestItem::new(moved, test);
+            tx.update(
+                MoveAction::Test,
+                key(patient_pk.clone(), keys::test_sk(moved.id, test.id)),
+                Expr::new()
+                    .set(keys::GSI1_PK, item.gsi1_pk)
+                    .set(keys::GSI1_SK, item.gsi1_sk)
+                    .set(attr::SLOT_START, moved.slot_start)
+                    .eq(attr::STATUS, TestStatus::Ordered),
+            )?;
+        }
+        tx.put_new(MoveAction::Audit, self.audit_item(audit)?)?;
+        Ok(tx)
+    }
+
+    /// Moves a booking to another slot in ONE transaction: the booking itself (still `booked`, at the version
+    /// of `old`; the new slot, site, place, LSI sort key and day index key), the old place given back, the new
+    /// place taken (free at `now`, on a day whose rule is at `rule_version`), the patient's slot hold moved,
+    /// each test's tests-by-type keys moved (every test still `ordered`), and the audit event: 7 + tests
+    /// actions, at most 17 of DynamoDB's 100.
+    ///
+    /// # Errors
+    /// Engine failures; an old place that is not this booking's is an engine error.
+    pub async fn reschedule_booking(
+        &self,
+        old: &Booking,
+        moved: &Booking,
+        rule_version: Option<u64>,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> Result<RescheduleOutcome, StoreError> {
+        let tx = self.reschedule_tx(old, moved, rule_version, now, audit)?;
+        Ok(match self.send(tx).await? {
+            Sent::Committed => RescheduleOutcome::Moved,
+            Sent::Rejected(r) if r.has(MoveAction::Booking) => RescheduleOutcome::BookingChanged,
+            Sent::Rejected(r) if r.has(MoveAction::Test) => RescheduleOutcome::ResultRecorded,
+            Sent::Rejected(r) if r.has(MoveAction::NewPatientSlot) => RescheduleOutcome::AlreadyBooked,
+            Sent::Rejected(r) if r.has(MoveAction::Rule) => RescheduleOutcome::RuleMoved,
+            Sent::Rejected(r) if r.has(MoveAction::NewPlace) => RescheduleOutcome::PlaceTaken,
+            Sent::Rejected(r) => return Err(r.unexpected()),
+        })
+    }
+
+    /// The last accession number given out at `site` on `date` (0 for none), strongly consistent.
+    ///
+    /// # Errors
+    /// Engine failures, a malformed item.
+    pub async fn last_accession(&self, site: &str, date: Date) -> Result<u32, StoreError> {
+        let item = self
+            .get_consistent(keys::accession_pk(site, date), keys::ACCESSION_SK.to_owned())
+            .await?;
+        Ok(item
+            .map(from_item::<AccessionItem>)
+            .transpose()?
+            .map_or(0, |counter| counter.last))
+    }
+
+    fn status_tx(
+        &self,
+        old: &Booking,
+        changed: &Booking,
+        accession: Option<u32>,
+        audit: &AuditEvent,
+    ) -> Result<Tx<StatusAction>, StoreError> {
+        let mut tx = Tx::new(self);
+        tx.put(
+            StatusAction::Booking,
+            to_item(&BookingItem::from(changed))?,
+            Expr::new()
+                .eq(attr::STATUS, BookingStatus::Booked)
+                .eq(attr::VERSION, old.version),
+        )?;
+        if let Some(last) = accession {
+            let counter = AccessionItem {
+                pk: keys::accession_pk(&changed.site, changed.local_date()),
+                sk: keys::ACCESSION_SK.to_owned(),
+                entity: entity::ACCESSION.to_owned(),
+                last: last + 1,
+            };
+            let unchanged = if last == 0 {
+                Expr::new().not_exists(keys::PK)
+            } else {
+                Expr::new().eq(attr::LAST, last)
+            };
+            tx.put(StatusAction::Counter, to_item(&counter)?, unchanged)?;
+        }
+        tx.put_new(StatusAction::Audit, self.audit_item(audit)?)?;
+        Ok(tx)
+    }
+
+    /// Changes a `booked` booking at `old`'s version to `changed` (checked in, or a no-show) in one
+    /// transaction with its audit event. A check-in passes the accession number it read (`accession`): the
+    /// counter moves from it to the next in the same transaction, so a number is given out exactly when a
+    /// check-in commits — unique per site and day, and gapless.
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn change_booking_status(
+        &self,
+        old: &Booking,
+        changed: &Booking,
+        accession: Option<u32>,
+        audit: &AuditEvent,
+    ) -> Result<StatusOutcome, StoreError> {
+        let tx = self.status_tx(old, changed, accession, audit)?;
+        Ok(match self.send(tx).await? {
+            Sent::Committed => StatusOutcome::Changed,
+            Sent::Rejected(r) if r.has(StatusAction::Booking) => StatusOutcome::BookingChanged,
+            Sent::Rejected(r) if r.has(StatusAction::Counter) => StatusOutcome::NumberTaken,
+            Sent::Rejected(r) => return Err(r.unexpected()),
+        })
+    }
+
     fn result_tx(
         &self,
         at: TestAddress,
@@ -712,6 +945,9 @@ mod tests {
             slot_start,
             local_slot_start: "2026-12-01T07:15:00+00:00".into(),
             place: 1,
+            rescheduled_from: Vec::new(),
+            checked_in_at: None,
+            accession: None,
             status: BookingStatus::Booked,
             tests: (0..2)
                 .map(|_| BookedTest {
@@ -884,6 +1120,24 @@ mod tests {
             &stored,
         );
         check(&store.cancel_tx(&cancelled, 1, None, false, &audit).unwrap(), &stored);
+        let moved = Booking {
+            slot_start: SlotStart::new(b.slot_start.at() + time::Duration::minutes(15)),
+            local_slot_start: "2026-12-01T07:30:00+00:00".into(),
+            version: 2,
+            ..b.clone()
+        };
+        let mut with_new_slot = stored.clone();
+        let (new_pk, new_sk) = (
+            keys::site_day_pk(&moved.site, moved.local_date()),
+            keys::site_slot_sk(moved.slot_start),
+        );
+        let mut new_slot = stored[&(new_pk.clone(), keys::site_slot_sk(b.slot_start))].clone();
+        new_slot.insert(keys::SK.into(), s(new_sk.clone()));
+        with_new_slot.insert((new_pk, new_sk), new_slot);
+        check(
+            &store.reschedule_tx(&b, &moved, Some(1), 1, &audit).unwrap(),
+            &with_new_slot,
+        );
         let at = TestAddress {
             patient_id: b.patient_id,
             booking_id: b.id,

@@ -51,6 +51,8 @@ pub(crate) mod attr {
     pub(crate) const PLACE: &str = "place";
     /// A booking's local slot start.
     pub(crate) const LOCAL_SLOT_START: &str = "localSlotStart";
+    /// The last accession number given out of a counter.
+    pub(crate) const LAST: &str = "last";
 }
 
 /// Entity discriminators stored in the `entity` attribute.
@@ -87,6 +89,8 @@ pub(crate) mod entity {
     pub(crate) const SLOT: &str = "Slot";
     /// A hold on a place.
     pub(crate) const HOLD: &str = "Hold";
+    /// A site's accession counter of one day.
+    pub(crate) const ACCESSION: &str = "Accession";
     /// An audit event.
     pub(crate) const AUDIT: &str = "AuditEvent";
 }
@@ -366,6 +370,14 @@ mod tests {
             slot_start: SlotStart::new(time::macros::datetime!(2026-12-01 07:15 UTC)),
             local_slot_start: "2026-12-01T08:15:00+01:00".into(),
             place: 2,
+            rescheduled_from: vec![crate::domain::booking::Rescheduled {
+                site: "MAIN".into(),
+                slot_start: SlotStart::new(time::macros::datetime!(2026-11-30 07:15 UTC)),
+                local_slot_start: "2026-11-30T08:15:00+01:00".into(),
+                moved_at: "2026-11-28T08:00:00.000Z".into(),
+            }],
+            checked_in_at: Some("2026-12-01T07:10:00.000Z".into()),
+            accession: Some("MAIN-20261201-0001".into()),
             status: BookingStatus::Booked,
             tests: vec![BookedTest {
                 id: Uuid::now_v7(),
@@ -586,6 +598,15 @@ pub(crate) struct BookingItem {
     /// The place taken in the slot.
     #[serde(default)]
     pub(crate) place: Option<u32>,
+    /// Where it was before each reschedule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) rescheduled_from: Vec<crate::domain::booking::Rescheduled>,
+    /// When the lab checked the patient in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) checked_in_at: Option<String>,
+    /// The accession number given at check-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) accession: Option<String>,
     /// State.
     pub(crate) status: BookingStatus,
     /// The booked tests.
@@ -616,6 +637,9 @@ impl From<&Booking> for BookingItem {
             slot_start: b.slot_start,
             local_slot_start: Some(b.local_slot_start.clone()),
             place: Some(b.place),
+            rescheduled_from: b.rescheduled_from.clone(),
+            checked_in_at: b.checked_in_at.clone(),
+            accession: b.accession.clone(),
             status: b.status,
             tests: b
                 .tests
@@ -652,6 +676,9 @@ impl BookingItem {
             site: self
                 .site
                 .unwrap_or_else(|| crate::domain::site::DEFAULT_SITE.to_owned()),
+            rescheduled_from: self.rescheduled_from,
+            checked_in_at: self.checked_in_at,
+            accession: self.accession,
             slot_start: self.slot_start,
             status: self.status,
             tests: self.tests,
@@ -672,6 +699,9 @@ impl BookingItem {
                 .site
                 .unwrap_or_else(|| crate::domain::site::DEFAULT_SITE.to_owned()),
             place: self.place.unwrap_or_default(),
+            rescheduled_from: self.rescheduled_from,
+            checked_in_at: self.checked_in_at,
+            accession: self.accession,
             slot_start: self.slot_start,
             status: self.status,
             tests: self
@@ -967,6 +997,22 @@ pub(crate) struct DayRuleItem {
     pub(crate) updated_at: String,
 }
 
+/// A site's accession counter of one local day: `ACCESSION#<site>#<date>` / `ACCESSION`, `last` given out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AccessionItem {
+    /// `ACCESSION#<site>#<date>`.
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// `ACCESSION`.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::ACCESSION`].
+    pub(crate) entity: String,
+    /// The last number given out.
+    pub(crate) last: u32,
+}
+
 /// A hold on a place: `HOLD#<id>` / `HOLD`. The place itself says until when it holds; this item finds the
 /// place again (convert, release) and is deleted by TTL (`expiresAt`) some time after.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1063,7 +1109,7 @@ impl IdempotencyItem {
     /// The record. It holds the booking as that request left it: booked with ordered tests, or cancelled.
     pub(crate) fn into_record(self) -> IdempotencyRecord {
         let tests = match self.booking.status {
-            BookingStatus::Booked => TestStatus::Ordered,
+            BookingStatus::Booked | BookingStatus::CheckedIn | BookingStatus::NoShow => TestStatus::Ordered,
             BookingStatus::Cancelled => TestStatus::Cancelled,
         };
         IdempotencyRecord {

@@ -276,6 +276,14 @@ pub fn site_rule_sk_bound(bound: &str) -> String {
     format!("DAY#{bound}")
 }
 
+/// Partition of a site's accession counter for one local day: check-ins number their samples from it.
+pub fn accession_pk(site: &str, local_date: Date) -> String {
+    format!("ACCESSION#{site}#{}", timefmt::date(local_date))
+}
+
+/// Sort key of an accession counter.
+pub const ACCESSION_SK: &str = "ACCESSION";
+
 /// Partition of one hold on a place.
 pub fn hold_pk(hold_id: Uuid) -> String {
     format!("HOLD#{hold_id}")
@@ -424,6 +432,8 @@ mod tests {
         assert_eq!(site_rule_sk(day), "DAY#2026-12-01");
         assert_eq!(hold_pk(b), "HOLD#00000000-0000-0000-0000-000000000002");
         assert_eq!(HOLD_SK, "HOLD");
+        assert_eq!(accession_pk("BER", day), "ACCESSION#BER#2026-12-01");
+        assert_eq!(ACCESSION_SK, "ACCESSION");
         assert_eq!(patient_slot_sk(slot), "SLOTBOOKING#2026-12-01T07:15:00Z");
         assert!(
             !patient_slot_sk(slot).starts_with(&booking_sk(b)[..8]),

@@ -163,6 +163,32 @@ impl Store {
         }
     }
 
+    /// GetItem with a strongly consistent read, for a write that decides on what it reads.
+    pub(crate) async fn get_consistent(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
+        let call = Call::start("GetItem", &self.table, None);
+        let result = self
+            .client
+            .get_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .instrument(call.span())
+            .await
+            .map_err(StoreError::from_sdk);
+        match result {
+            Ok(out) => {
+                call.finish(Kind::Read, out.consumed_capacity().into_iter().collect(), None);
+                Ok(out.item)
+            }
+            Err(e) => {
+                call.finish(Kind::Read, Vec::new(), Some(&e));
+                Err(e)
+            }
+        }
+    }
+
     /// A Query builder on this table that reports consumed capacity per index; send it with [`Store::query`].
     pub(crate) fn query_builder(&self) -> QueryFluentBuilder {
         self.client

@@ -333,6 +333,21 @@ async fn the_role_matrix_of_every_endpoint_holds() {
             allowed: &[Patient, Lab, Admin],
         },
         Row {
+            method: Method::POST,
+            path: "/v1/patients/{patientId}/bookings/{bookingId}/reschedule",
+            allowed: &[Patient, Lab, Admin],
+        },
+        Row {
+            method: Method::POST,
+            path: "/v1/patients/{patientId}/bookings/{bookingId}/check-in",
+            allowed: &[Lab, Admin],
+        },
+        Row {
+            method: Method::POST,
+            path: "/v1/patients/{patientId}/bookings/{bookingId}/no-show",
+            allowed: &[Lab, Admin],
+        },
+        Row {
             method: Method::PUT,
             path: "/v1/patients/{patientId}/bookings/{bookingId}/tests/{testId}/result",
             allowed: &[Lab, Admin],

@@ -22,6 +22,7 @@ mod patients;
 mod process;
 mod proxy;
 mod results;
+mod scheduling;
 mod sites;
 mod test_types;
 mod usage;

@@ -80,6 +80,9 @@ fn booking(patient_id: Uuid, slot_start: SlotStart) -> Booking {
         slot_start,
         local_slot_start: slot_start.to_string().replace('Z', "+00:00"),
         place: 0,
+        rescheduled_from: Vec::new(),
+        checked_in_at: None,
+        accession: None,
         status: BookingStatus::Booked,
         tests: (0..2)
             .map(|i| BookedTest {
@@ -186,6 +189,9 @@ async fn each_failed_condition_of_a_booking_has_its_own_outcome() {
     );
     let other_place = Booking {
         place: 1,
+        rescheduled_from: Vec::new(),
+        checked_in_at: None,
+        accession: None,
         ..booking(q.id, slot())
     };
     let (b, k) = (other_place.clone(), key("rule"));
@@ -449,6 +455,9 @@ async fn cancelling_a_booking_made_before_slot_holds_leaves_a_newer_bookings_hol
         .unwrap();
     let newer = Booking {
         place: 1,
+        rescheduled_from: Vec::new(),
+        checked_in_at: None,
+        accession: None,
         ..booking(p.id, old.slot_start)
     };
     let booked = store
@@ -465,6 +474,9 @@ async fn cancelling_a_booking_made_before_slot_holds_leaves_a_newer_bookings_hol
         .create_booking(
             &Booking {
                 place: 2,
+                rescheduled_from: Vec::new(),
+                checked_in_at: None,
+                accession: None,
                 ..booking(p.id, old.slot_start)
             },
             free(),

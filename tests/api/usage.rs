@@ -191,6 +191,22 @@ async fn every_endpoint_makes_no_more_dynamodb_calls_than_its_floor() {
             Some(&lab)
         )
     );
+    // Read the tree and the new day, then the one transaction.
+    let moving = app.booked(p.parse().unwrap(), &slot(&date, "10:00"), &["CRP"]).await;
+    measure!(
+        "POST …/reschedule",
+        3,
+        app.request(
+            Method::POST,
+            &format!(
+                "/v1/patients/{p}/bookings/{}/reschedule",
+                moving["id"].as_str().unwrap()
+            ),
+            Some(&lab)
+        )
+        .header("if-match", "\"1\"")
+        .json(&json!({"slotStart": slot(&date, "10:15")}))
+    );
     measure!(
         "POST …/cancel",
         2,
