@@ -158,6 +158,7 @@ fn booking(patient_id: Uuid, slot: SlotStart, codes: &[(&str, &str)]) -> Booking
         rescheduled_from: Vec::new(),
         checked_in_at: None,
         accession: None,
+        results_without_check_in: false,
         status: BookingStatus::Booked,
         tests: codes
             .iter()

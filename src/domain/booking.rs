@@ -366,6 +366,8 @@ pub struct Booking {
     pub checked_in_at: Option<String>,
     /// The accession number given at check-in (`<SITE>-<YYYYMMDD>-<0001>`), unique per site and day, gapless.
     pub accession: Option<String>,
+    /// Made before check-in existed (moved by the sites migration): results may be recorded while `booked`.
+    pub results_without_check_in: bool,
     /// State.
     pub status: BookingStatus,
     /// Booked tests.
@@ -381,6 +383,13 @@ pub struct Booking {
 }
 
 impl Booking {
+    /// Whether results may be recorded: once checked in (or, for a booking made before check-in existed,
+    /// while booked).
+    pub fn takes_results(&self) -> bool {
+        self.status == BookingStatus::CheckedIn
+            || (self.status == BookingStatus::Booked && self.results_without_check_in)
+    }
+
     /// The site's local date of the slot (the date of `local_slot_start`).
     pub fn local_date(&self) -> Date {
         self.local_slot_start

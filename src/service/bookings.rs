@@ -212,6 +212,7 @@ impl Bookings {
                 rescheduled_from: Vec::new(),
                 checked_in_at: None,
                 accession: None,
+                results_without_check_in: false,
                 status: BookingStatus::Booked,
                 tests: tests.clone(),
                 note: new.note.clone(),
@@ -404,6 +405,12 @@ impl Bookings {
         if expected.is_some_and(|e| !e.admits(booking.version)) {
             return Err(ServiceError::VersionMismatch);
         }
+        if booking.tests.iter().any(|t| t.status != TestStatus::Ordered) || !tree.results.is_empty() {
+            return Err(ServiceError::conflict(
+                "results-recorded",
+                "a result has been recorded for this booking; it can no longer be cancelled",
+            ));
+        }
         if booking.status != BookingStatus::Booked {
             return Err(ServiceError::conflict(
                 "not-booked",
@@ -411,12 +418,6 @@ impl Bookings {
                     "the booking is {} and can no longer be cancelled",
                     status_word(booking.status)
                 ),
-            ));
-        }
-        if booking.tests.iter().any(|t| t.status != TestStatus::Ordered) || !tree.results.is_empty() {
-            return Err(ServiceError::conflict(
-                "results-recorded",
-                "a result has been recorded for this booking; it can no longer be cancelled",
             ));
         }
         if !staff {

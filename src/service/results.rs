@@ -92,7 +92,19 @@ impl Results {
                 "the booking is cancelled; no result can be recorded",
             ));
         }
-        check_performed_at(input.performed_at, &tree.booking.created_at)?;
+        if !tree.booking.takes_results() {
+            return Err(ServiceError::conflict(
+                "not-checked-in",
+                "results are recorded for checked-in bookings: check the patient in first (POST …/check-in)",
+            ));
+        }
+        // The specimen is taken at check-in; bookings from before check-in existed keep the booking day.
+        let earliest = tree
+            .booking
+            .checked_in_at
+            .as_deref()
+            .unwrap_or(&tree.booking.created_at);
+        check_performed_at(input.performed_at, earliest)?;
         let test_type = self
             .catalog
             .version(&test.test_type_code, test.test_type_version)

@@ -948,6 +948,7 @@ mod tests {
             rescheduled_from: Vec::new(),
             checked_in_at: None,
             accession: None,
+            results_without_check_in: false,
             status: BookingStatus::Booked,
             tests: (0..2)
                 .map(|_| BookedTest {

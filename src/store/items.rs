@@ -51,6 +51,8 @@ pub(crate) mod attr {
     pub(crate) const PLACE: &str = "place";
     /// A booking's local slot start.
     pub(crate) const LOCAL_SLOT_START: &str = "localSlotStart";
+    /// A booking made before check-in existed.
+    pub(crate) const RESULTS_WITHOUT_CHECK_IN: &str = "resultsWithoutCheckIn";
     /// The last accession number given out of a counter.
     pub(crate) const LAST: &str = "last";
 }
@@ -378,6 +380,7 @@ mod tests {
             }],
             checked_in_at: Some("2026-12-01T07:10:00.000Z".into()),
             accession: Some("MAIN-20261201-0001".into()),
+            results_without_check_in: true,
             status: BookingStatus::Booked,
             tests: vec![BookedTest {
                 id: Uuid::now_v7(),
@@ -607,6 +610,9 @@ pub(crate) struct BookingItem {
     /// The accession number given at check-in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) accession: Option<String>,
+    /// Made before check-in existed: results without check-in (set by the sites migration only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) results_without_check_in: bool,
     /// State.
     pub(crate) status: BookingStatus,
     /// The booked tests.
@@ -640,6 +646,7 @@ impl From<&Booking> for BookingItem {
             rescheduled_from: b.rescheduled_from.clone(),
             checked_in_at: b.checked_in_at.clone(),
             accession: b.accession.clone(),
+            results_without_check_in: b.results_without_check_in,
             status: b.status,
             tests: b
                 .tests
@@ -702,6 +709,7 @@ impl BookingItem {
             rescheduled_from: self.rescheduled_from,
             checked_in_at: self.checked_in_at,
             accession: self.accession,
+            results_without_check_in: self.results_without_check_in,
             slot_start: self.slot_start,
             status: self.status,
             tests: self

@@ -360,6 +360,7 @@ impl Store {
                 crate::domain::site::local_text(booking.slot_start.at(), 0),
             )
             .set(keys::GSI3_PK, keys::bookings_by_day_pk(site, date))
+            .set(attr::RESULTS_WITHOUT_CHECK_IN, true)
             .not_exists(attr::SITE);
         if live {
             update = update.set(attr::PLACE, place);

@@ -63,6 +63,8 @@ async fn every_request_on_a_patients_data_leaves_exactly_one_event() {
 
     let booking = app.booked(p, &slot(&day(30), "07:00"), &["CBC"]).await;
     expected += 1;
+    app.check_in(p, booking["id"].as_str().unwrap()).await;
+    expected += 1;
     let (b, t) = (
         booking["id"].as_str().unwrap().to_owned(),
         booking["tests"][0]["id"].as_str().unwrap().to_owned(),

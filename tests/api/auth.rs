@@ -176,6 +176,7 @@ async fn the_role_matrix_of_every_endpoint_holds() {
     let patient = app.create_patient().await;
     let day = day(60);
     let booking = app.booked(patient, &slot(&day, "07:00"), &["CBC"]).await;
+    app.check_in(patient, booking["id"].as_str().unwrap()).await;
     let ids = Ids {
         patient,
         booking: booking["id"].as_str().unwrap().to_owned(),

@@ -82,6 +82,7 @@ async fn scenario(app: &TestApp) -> (Uuid, String, Value) {
     let booking = app
         .booked(patient, &slot(&day(30), "08:15"), &["CBC", "LIPID", "TSH"])
         .await;
+    app.check_in(patient, booking["id"].as_str().unwrap()).await;
     let id = booking["id"].as_str().unwrap().to_owned();
     let test = |code: &str| {
         booking["tests"]

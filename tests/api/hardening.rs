@@ -80,8 +80,23 @@ async fn birth_dates_are_exactly_yyyy_mm_dd() {
     }
 }
 
-/// A booked CBC and the URL of its test.
+/// A booked and checked-in CBC and the URL of its test.
 async fn booked_cbc(app: &crate::helpers::TestApp) -> (uuid::Uuid, String) {
+    let (patient, base) = booked_cbc_not_checked_in(app).await;
+    let booking = base
+        .split("/tests/")
+        .next()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    app.check_in(patient, &booking).await;
+    (patient, base)
+}
+
+/// A booked CBC whose patient has not come yet.
+async fn booked_cbc_not_checked_in(app: &crate::helpers::TestApp) -> (uuid::Uuid, String) {
     let patient = app.create_patient().await;
     let booking = app.booked(patient, &slot(&day(31), "10:15"), &["CBC"]).await;
     let base = format!(
@@ -289,7 +304,7 @@ async fn a_booking_beyond_the_horizon_or_of_a_slot_the_patient_holds_is_refused(
 #[tokio::test]
 async fn a_cancelled_test_takes_no_note_and_a_critical_range_must_contain_the_reference_range() {
     let app = spawn_app().await;
-    let (patient, base) = booked_cbc(&app).await;
+    let (patient, base) = booked_cbc_not_checked_in(&app).await;
     let booking = base.split("/tests/").next().unwrap().to_owned();
     let res = app
         .request(

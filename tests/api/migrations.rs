@@ -153,6 +153,10 @@ async fn the_sites_migration_moves_bookings_made_before_sites_onto_the_default_s
     );
     let tree = store.booking_tree(patient, first).await.unwrap().unwrap();
     assert_eq!(tree.booking.site, "MAIN");
+    assert!(
+        tree.booking.takes_results(),
+        "made before check-in existed: results without one"
+    );
     assert_eq!(tree.booking.local_slot_start, format!("{date}T08:00:00+00:00"));
     assert!(
         places

@@ -83,6 +83,7 @@ fn booking(patient_id: Uuid, slot_start: SlotStart) -> Booking {
         rescheduled_from: Vec::new(),
         checked_in_at: None,
         accession: None,
+        results_without_check_in: false,
         status: BookingStatus::Booked,
         tests: (0..2)
             .map(|i| BookedTest {
@@ -192,6 +193,7 @@ async fn each_failed_condition_of_a_booking_has_its_own_outcome() {
         rescheduled_from: Vec::new(),
         checked_in_at: None,
         accession: None,
+        results_without_check_in: false,
         ..booking(q.id, slot())
     };
     let (b, k) = (other_place.clone(), key("rule"));
@@ -458,6 +460,7 @@ async fn cancelling_a_booking_made_before_slot_holds_leaves_a_newer_bookings_hol
         rescheduled_from: Vec::new(),
         checked_in_at: None,
         accession: None,
+        results_without_check_in: false,
         ..booking(p.id, old.slot_start)
     };
     let booked = store
@@ -477,6 +480,7 @@ async fn cancelling_a_booking_made_before_slot_holds_leaves_a_newer_bookings_hol
                 rescheduled_from: Vec::new(),
                 checked_in_at: None,
                 accession: None,
+                results_without_check_in: false,
                 ..booking(p.id, old.slot_start)
             },
             free(),

@@ -11,6 +11,7 @@ use crate::helpers::{TestApp, assert_problem, day, slot, spawn_app, usage};
 async fn booked_cbc(app: &TestApp, hhmm: &str) -> (Uuid, String, String, String) {
     let patient = app.create_patient().await;
     let booking = app.booked(patient, &slot(&day(30), hhmm), &["CBC"]).await;
+    app.check_in(patient, booking["id"].as_str().unwrap()).await;
     let (b, t) = (
         booking["id"].as_str().unwrap().to_owned(),
         booking["tests"][0]["id"].as_str().unwrap().to_owned(),

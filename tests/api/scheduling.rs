@@ -249,6 +249,19 @@ async fn check_in_numbers_samples_per_site_and_day_without_gaps_even_when_racing
     let local_day: String = {
         let b = book_noon(&app, &start).await;
         let local = b["localSlotStart"].as_str().unwrap()[..10].replace('-', "");
+        let result = format!(
+            "/v1/patients/{}/bookings/{}/tests/{}/result",
+            b["patientId"].as_str().unwrap(),
+            b["id"].as_str().unwrap(),
+            b["tests"][0]["id"].as_str().unwrap()
+        );
+        let record = || {
+            app.request(Method::PUT, &result, Some(&lab))
+                .json(&json!({"values": [{"analyte": "HGB", "value": 13, "unit": "g/dL"}],
+                              "performedAt": crate::helpers::performed_now()}))
+                .send()
+        };
+        assert_problem(record().await.unwrap(), 409, "not-checked-in").await;
         let res = act(&app, &b, "check-in", &lab).await;
         assert_eq!(res.status(), 200);
         assert_eq!(
@@ -262,6 +275,7 @@ async fn check_in_numbers_samples_per_site_and_day_without_gaps_even_when_racing
         assert_eq!(checked["accession"], format!("NOON-{local}-0001"));
         assert_problem(act(&app, &checked, "check-in", &lab).await, 409, "not-booked").await;
         assert_problem(act(&app, &checked, "cancel", &lab).await, 409, "not-booked").await;
+        assert_eq!(record().await.unwrap().status(), 201, "results once checked in");
         local
     };
     let mut racing = Vec::new();
@@ -335,6 +349,7 @@ async fn a_no_show_is_recorded_only_once_the_slot_has_started() {
         rescheduled_from: Vec::new(),
         checked_in_at: None,
         accession: None,
+        results_without_check_in: false,
         status: medbook::domain::booking::BookingStatus::Booked,
         tests: Vec::new(),
         note: None,

@@ -70,6 +70,7 @@ async fn every_endpoint_makes_no_more_dynamodb_calls_than_its_floor() {
     );
     let b = booking["id"].as_str().unwrap().to_owned();
     let t = booking["tests"][0]["id"].as_str().unwrap().to_owned();
+    app.check_in(p.parse().unwrap(), &b).await;
     let other = app.booked(p.parse().unwrap(), &slot(&date, "08:00"), &["CRP"]).await;
     let base = format!("/v1/patients/{p}/bookings/{b}/tests/{t}");
     measure!(
