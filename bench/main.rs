@@ -227,7 +227,7 @@ async fn seed(client: &Client, store: &Store, size: usize) -> Seeded {
         let p = patient(i);
         items.push(seed::patient(&p).unwrap());
         for b in 0..2 {
-            let booking = booking(
+            let mut booking = booking(
                 p.id,
                 slot_of(i * 2 + b),
                 &[
@@ -236,6 +236,9 @@ async fn seed(client: &Client, store: &Store, size: usize) -> Seeded {
                     ("TSH", "Thyroid stimulating hormone"),
                 ],
             );
+            // Results are recorded for checked-in bookings only.
+            booking.status = BookingStatus::CheckedIn;
+            booking.checked_in_at = Some(timefmt::now());
             items.extend(seed::booking(&booking).unwrap());
             let at = TestAddress {
                 patient_id: p.id,
@@ -416,7 +419,7 @@ async fn via_service(ctx: &Ctx, pattern: Pattern, worker: usize, version: &mut u
                 .http
                 .put(format!("{}/v1/patients/{}/bookings/{}/tests/{}/result", ctx.base, at.patient_id, at.booking_id, at.test_id))
                 .bearer_auth(&ctx.admin)
-                .json(&json!({"values": [{"analyte": "HGB", "value": 13.0 + (n % 7) as f64, "unit": "g/dL"}], "performedAt": "2026-12-01T08:00:00Z"}));
+                .json(&json!({"values": [{"analyte": "HGB", "value": 13.0 + (n % 7) as f64, "unit": "g/dL"}], "performedAt": timefmt::second(OffsetDateTime::now_utc())}));
             if *version > 0 {
                 rb.header("if-match", format!("\"{version}\""))
             } else {

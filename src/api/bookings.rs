@@ -506,6 +506,7 @@ pub struct RescheduleBody {
         (status = 404, description = "no such booking (or not yours)"),
         (status = 409, description = "`slot-full`, `already-cancelled`, `not-booked` (checked in or a no-show), `results-recorded`, `already-booked`, or `too-late` (a patient within the minimum notice)"),
         (status = 412, description = "stale If-Match"),
+        (status = 415, description = "not JSON"),
         (status = 422, description = "not a slot the site offers"),
         (status = 428, description = "If-Match missing"),
     )
@@ -555,6 +556,7 @@ async fn reschedule_booking(
     ),
     responses(
         (status = 200, description = "checked in", body = BookingView, headers(("ETag" = String))),
+        (status = 400, description = "malformed id or If-Match"),
         (status = 401, description = "no valid token"),
         (status = 403, description = "not lab staff"),
         (status = 404, description = "no such booking"),
@@ -596,6 +598,7 @@ async fn check_in(
     ),
     responses(
         (status = 200, description = "a no-show", body = BookingView, headers(("ETag" = String))),
+        (status = 400, description = "malformed id or If-Match"),
         (status = 401, description = "no valid token"),
         (status = 403, description = "not lab staff"),
         (status = 404, description = "no such booking"),

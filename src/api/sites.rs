@@ -20,7 +20,7 @@ use super::{
 use crate::{
     auth::{Caller, Role},
     domain::{
-        site::{DayRule, Hold, Interval, Site, SiteDefinition, local_text},
+        site::{DayRule, Hold, Interval, Site, SiteDefinition, WeeklyHours, local_text},
         timefmt,
     },
     service::sites::{DayEntry, DaySet},
@@ -43,9 +43,24 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase")]
 #[schema(example = crate::examples::site)]
 pub struct SiteView {
-    /// The definition.
-    #[serde(flatten)]
-    pub definition: SiteDefinition,
+    /// Site code.
+    pub code: String,
+    /// Display name.
+    pub name: String,
+    /// IANA time zone; opening hours and dates are local to it.
+    pub time_zone: String,
+    /// Slot length in minutes.
+    pub slot_minutes: u32,
+    /// Patients per slot.
+    pub capacity: u32,
+    /// Opening hours per weekday (local time).
+    pub opening_hours: WeeklyHours,
+    /// How long before a slot starts a patient may book, move or cancel it, in minutes.
+    pub minimum_notice_minutes: u32,
+    /// How many days ahead a slot may be booked.
+    pub booking_horizon_days: u32,
+    /// How long a hold keeps a place, in seconds.
+    pub hold_seconds: u32,
     /// Version; also the ETag.
     pub version: u64,
     /// Creation time.
@@ -56,8 +71,17 @@ pub struct SiteView {
 
 impl From<Site> for SiteView {
     fn from(s: Site) -> Self {
+        let d = s.definition;
         Self {
-            definition: s.definition,
+            code: d.code,
+            name: d.name,
+            time_zone: d.time_zone,
+            slot_minutes: d.slot_minutes,
+            capacity: d.capacity,
+            opening_hours: d.opening_hours,
+            minimum_notice_minutes: d.minimum_notice_minutes,
+            booking_horizon_days: d.booking_horizon_days,
+            hold_seconds: d.hold_seconds,
             version: s.version,
             created_at: s.created_at,
             updated_at: s.updated_at,
@@ -197,6 +221,7 @@ async fn replace_site(
     params(("code" = String, Path, description = "site code", example = "MAIN"), DayParams),
     responses(
         (status = 200, description = "the day's slots", body = SlotList),
+        (status = 400, description = "bad parameter"),
         (status = 401, description = "no valid token"),
         (status = 404, description = "no such site"),
         (status = 422, description = "missing or invalid date"),
@@ -322,11 +347,12 @@ pub struct DaysParams {
     request_body = DayRule,
     responses(
         (status = 200, description = "the rule", body = DayView),
-        (status = 400, description = "malformed JSON"),
+        (status = 400, description = "malformed JSON or parameter"),
         (status = 401, description = "no valid token"),
         (status = 403, description = "not an admin"),
         (status = 404, description = "no such site"),
         (status = 409, description = "bookings would fall outside the rule (`day-has-bookings`)"),
+        (status = 415, description = "not JSON"),
         (status = 422, description = "invalid rule or date"),
     )
 )]
@@ -359,6 +385,7 @@ async fn set_day(
     ),
     responses(
         (status = 204, description = "removed"),
+        (status = 400, description = "malformed path"),
         (status = 401, description = "no valid token"),
         (status = 403, description = "not an admin"),
         (status = 404, description = "no such site or no rule that day"),
@@ -473,6 +500,7 @@ impl From<Hold> for HoldView {
         (status = 403, description = "role may not hold"),
         (status = 404, description = "no such site, or not your patient id"),
         (status = 409, description = "no free place (`slot-full`)"),
+        (status = 415, description = "not JSON"),
         (status = 422, description = "not a slot the site offers"),
     )
 )]
@@ -508,6 +536,7 @@ async fn create_hold(
     ),
     responses(
         (status = 204, description = "released"),
+        (status = 400, description = "malformed hold id"),
         (status = 401, description = "no valid token"),
         (status = 404, description = "no such hold (or not yours)"),
     )

@@ -310,14 +310,19 @@ impl LocalSlot {
     /// The site's local date of the slot.
     pub fn local_date(&self) -> Date {
         let offset = UtcOffset::from_whole_seconds(self.offset_seconds).unwrap_or(UtcOffset::UTC);
-        self.start.at().to_offset(offset).date()
+        self.start
+            .at()
+            .checked_to_offset(offset)
+            .unwrap_or(self.start.at())
+            .date()
     }
 }
 
 /// `at` in the offset of `offset_seconds`, RFC 3339 to the second.
 pub fn local_text(at: OffsetDateTime, offset_seconds: i32) -> String {
     let offset = UtcOffset::from_whole_seconds(offset_seconds).unwrap_or(UtcOffset::UTC);
-    at.to_offset(offset)
+    at.checked_to_offset(offset)
+        .unwrap_or(at)
         .format(format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
         ))
@@ -430,7 +435,7 @@ impl Site {
     /// The site's local date at `at`.
     pub fn local_date(&self, at: OffsetDateTime) -> Date {
         let offset = UtcOffset::from_whole_seconds(self.offset_at(at)).unwrap_or(UtcOffset::UTC);
-        at.to_offset(offset).date()
+        at.checked_to_offset(offset).unwrap_or(at).date()
     }
 
     /// Places per slot on `date` under `rule`.
@@ -506,7 +511,7 @@ impl Site {
         let start = SlotStart::new(start);
         let Some(slot) = self.slots(date, rule).into_iter().find(|s| s.start == start) else {
             let offset = UtcOffset::from_whole_seconds(self.offset_at(start.at())).unwrap_or(UtcOffset::UTC);
-            let local = start.at().to_offset(offset);
+            let local = start.at().checked_to_offset(offset).unwrap_or(start.at());
             let minute = u32::from(local.hour()) * 60 + u32::from(local.minute());
             let intervals = rule
                 .and_then(|r| r.opening_hours.as_deref())
@@ -734,6 +739,19 @@ mod tests {
             s.check(datetime!(2027-03-28 05:00 UTC), now, Some(&closed), true),
             Err(SiteSlotError::DayClosed)
         );
+    }
+
+    #[test]
+    fn the_last_representable_instant_neither_panics_nor_becomes_a_slot() {
+        let s = site("Pacific/Kiritimati", vec![interval("00:00", "24:00")], 60);
+        let last = datetime!(9999-12-31 23:00 UTC);
+        assert_eq!(
+            s.local_date(last),
+            date!(9999 - 12 - 31),
+            "year 10000 does not exist: kept in UTC"
+        );
+        assert!(s.check(last, datetime!(2026-12-01 00:00 UTC), None, false).is_err());
+        assert!(local_text(last, 14 * 3600).starts_with("9999-12-31T23:00:00"));
     }
 
     #[test]
