@@ -3,7 +3,7 @@
 use std::{collections::HashMap, fmt};
 
 use serde::{Deserialize, Serialize};
-use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+use time::{Date, OffsetDateTime, Time, UtcOffset};
 use uuid::Uuid;
 
 use super::{
@@ -113,7 +113,8 @@ pub struct OpeningHours {
     pub close: Time,
 }
 
-/// The booking grid: slot length, capacity and opening hours.
+/// The grid the `MEDBOOK_SLOT_*` settings describe: what the default site is created with
+/// ([`super::site::SiteDefinition::from_grid`]); every other rule of slots lives with sites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlotGrid {
     /// Slot length in minutes; divides a day.
@@ -124,62 +125,6 @@ pub struct SlotGrid {
     pub hours: OpeningHours,
     /// How many days ahead a slot may be booked.
     pub horizon_days: u32,
-}
-
-/// Why a slot cannot be booked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SlotError {
-    /// Not a start time of the grid.
-    #[error("is not a slot start (slots start every {0} minutes)")]
-    OffGrid(u32),
-    /// Outside opening hours.
-    #[error("is outside opening hours")]
-    Closed,
-    /// Already started.
-    #[error("is in the past")]
-    Past,
-    /// Further ahead than bookings are taken.
-    #[error("is more than {0} days ahead")]
-    BeyondHorizon(u32),
-}
-
-impl SlotGrid {
-    /// Every slot start of `date`, in order.
-    pub fn slots(&self, date: Date) -> Vec<SlotStart> {
-        let step = Duration::minutes(self.minutes.into());
-        let mut at = PrimitiveDateTime::new(date, self.hours.open).assume_utc();
-        let close = PrimitiveDateTime::new(date, self.hours.close).assume_utc();
-        let mut slots = Vec::new();
-        while at + step <= close {
-            slots.push(SlotStart::new(at));
-            at += step;
-        }
-        slots
-    }
-
-    /// The slot starting at `start`, if it is a bookable slot at `now`.
-    ///
-    /// # Errors
-    /// [`SlotError`] when it is off the grid, outside opening hours or in the past.
-    pub fn check(&self, start: OffsetDateTime, now: OffsetDateTime) -> Result<SlotStart, SlotError> {
-        let start = start.to_offset(UtcOffset::UTC);
-        let minute_of_day = u32::from(start.hour()) * 60 + u32::from(start.minute());
-        if start.second() != 0 || start.nanosecond() != 0 || minute_of_day % self.minutes != 0 {
-            return Err(SlotError::OffGrid(self.minutes));
-        }
-        let end = start.time() + Duration::minutes(self.minutes.into());
-        let ends_next_day = end < start.time();
-        if start.time() < self.hours.open || ends_next_day || end > self.hours.close {
-            return Err(SlotError::Closed);
-        }
-        if start <= now {
-            return Err(SlotError::Past);
-        }
-        if start > now + Duration::days(self.horizon_days.into()) {
-            return Err(SlotError::BeyondHorizon(self.horizon_days));
-        }
-        Ok(SlotStart::new(start))
-    }
 }
 
 /// Where a test (and its result) belongs.
@@ -597,12 +542,23 @@ mod tests {
         }
     }
 
+    /// The default site the grid settings seed.
+    fn main_site() -> crate::domain::site::Site {
+        crate::domain::site::Site {
+            definition: crate::domain::site::SiteDefinition::from_grid(&grid()),
+            version: 1,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
     #[test]
-    fn a_day_has_44_quarter_hour_slots_from_seven_to_six() {
-        let slots = grid().slots(date!(2026 - 12 - 01));
+    fn the_default_site_from_the_grid_has_44_quarter_hour_slots_from_seven_to_six_utc() {
+        let slots = main_site().slots(date!(2026 - 12 - 01), None);
         assert_eq!(slots.len(), 44);
-        assert_eq!(slots[0].to_string(), "2026-12-01T07:00:00Z");
-        assert_eq!(slots.last().unwrap().to_string(), "2026-12-01T17:45:00Z");
+        assert_eq!(slots[0].start.to_string(), "2026-12-01T07:00:00Z");
+        assert_eq!(slots[0].local_start(), "2026-12-01T07:00:00+00:00");
+        assert_eq!(slots.last().unwrap().start.to_string(), "2026-12-01T17:45:00Z");
     }
 
     #[test]
@@ -624,36 +580,35 @@ mod tests {
     }
 
     #[test]
-    fn slots_off_the_grid_outside_hours_or_past_are_refused() {
+    fn slots_off_the_grid_outside_hours_or_past_are_refused_at_the_default_site() {
+        use crate::domain::site::SiteSlotError;
         let now = datetime!(2026-11-28 07:00 UTC);
-        let g = grid();
+        let site = main_site();
+        let check = |at| site.check(at, now, None, true).map(|s| s.start);
         let quarter_past = SlotStart::new(datetime!(2026-12-01 07:15 UTC));
-        assert_eq!(g.check(datetime!(2026-12-01 07:15 UTC), now), Ok(quarter_past));
+        assert_eq!(check(datetime!(2026-12-01 07:15 UTC)), Ok(quarter_past));
         assert_eq!(
-            g.check(datetime!(2026-12-01 08:15 +01:00), now),
+            check(datetime!(2026-12-01 08:15 +01:00)),
             Ok(quarter_past),
             "any offset, same instant"
         );
+        assert_eq!(check(datetime!(2026-12-01 07:10 UTC)), Err(SiteSlotError::OffGrid(15)));
         assert_eq!(
-            g.check(datetime!(2026-12-01 07:10 UTC), now),
-            Err(SlotError::OffGrid(15))
+            check(datetime!(2026-12-01 07:15:30 UTC)),
+            Err(SiteSlotError::OffGrid(15))
+        );
+        assert_eq!(check(datetime!(2026-12-01 06:45 UTC)), Err(SiteSlotError::Closed));
+        assert_eq!(check(datetime!(2026-12-01 18:00 UTC)), Err(SiteSlotError::Closed));
+        assert!(check(datetime!(2026-12-01 17:45 UTC)).is_ok());
+        assert_eq!(check(datetime!(2026-11-27 09:00 UTC)), Err(SiteSlotError::Past));
+        assert!(check(datetime!(2027-05-27 07:00 UTC)).is_ok(), "day 180");
+        assert_eq!(
+            check(datetime!(2027-05-27 07:15 UTC)),
+            Err(SiteSlotError::BeyondHorizon(180))
         );
         assert_eq!(
-            g.check(datetime!(2026-12-01 07:15:30 UTC), now),
-            Err(SlotError::OffGrid(15))
-        );
-        assert_eq!(g.check(datetime!(2026-12-01 06:45 UTC), now), Err(SlotError::Closed));
-        assert_eq!(g.check(datetime!(2026-12-01 18:00 UTC), now), Err(SlotError::Closed));
-        assert!(g.check(datetime!(2026-12-01 17:45 UTC), now).is_ok());
-        assert_eq!(g.check(datetime!(2026-11-27 09:00 UTC), now), Err(SlotError::Past));
-        assert!(g.check(datetime!(2027-05-27 07:00 UTC), now).is_ok(), "day 180");
-        assert_eq!(
-            g.check(datetime!(2027-05-27 07:15 UTC), now),
-            Err(SlotError::BeyondHorizon(180))
-        );
-        assert_eq!(
-            g.check(datetime!(9999-12-31 09:00 UTC), now),
-            Err(SlotError::BeyondHorizon(180))
+            check(datetime!(9999-12-31 09:00 UTC)),
+            Err(SiteSlotError::BeyondHorizon(180))
         );
     }
 
