@@ -534,7 +534,11 @@ async fn via_sdk(ctx: &Ctx, pattern: Pattern, worker: usize, version: &mut u64) 
                 .store
                 .create_booking(
                     &booking,
-                    medbook::store::bookings::PlaceTake::Free { rule_version: None },
+                    medbook::store::bookings::PlaceTake::Free(medbook::store::sites::Unchanged {
+                        site_version: 1,
+                        rule_version: None,
+                        slot_version: None,
+                    }),
                     OffsetDateTime::now_utc().unix_timestamp(),
                     &idempotency,
                     expires_at,

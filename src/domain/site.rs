@@ -338,6 +338,8 @@ pub enum Taker {
     Hold {
         /// Hold id.
         id: uuid::Uuid,
+        /// For whom.
+        patient: uuid::Uuid,
         /// Epoch seconds.
         until: i64,
     },
@@ -375,6 +377,26 @@ impl Places {
     /// Places free at `now` out of `capacity` (a place above a lowered capacity that is still taken counts).
     pub fn available(&self, capacity: u32, now: i64) -> u32 {
         capacity.saturating_sub(self.booked() + self.held(now))
+    }
+
+    /// Whether a place at or above `capacity` is taken at `now` (the capacity was lowered under it): then a
+    /// free place below `capacity` does not mean a free seat, and writers must see each other.
+    pub fn over_capacity(&self, capacity: u32, now: i64) -> bool {
+        self.0.iter().any(|(i, t)| {
+            *i >= capacity
+                && match t {
+                    Taker::Booking(_) => true,
+                    Taker::Hold { until, .. } => *until >= now,
+                }
+        })
+    }
+
+    /// The place `hold` has in this slot, with its patient and end.
+    pub fn hold(&self, hold: uuid::Uuid) -> Option<(u32, uuid::Uuid, i64)> {
+        self.0.iter().find_map(|(i, t)| match t {
+            Taker::Hold { id, patient, until } if *id == hold => Some((*i, *patient, *until)),
+            _ => None,
+        })
     }
 }
 

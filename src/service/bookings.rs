@@ -32,6 +32,7 @@ use crate::{
     store::{
         Store,
         bookings::{BookOutcome, CancelOutcome, PlaceTake, RescheduleOutcome, StatusOutcome},
+        sites::Unchanged,
     },
 };
 
@@ -127,15 +128,37 @@ impl Bookings {
     }
 
     /// Books `new` for `patient_id` at its site: a strongly consistent read of the site's day (its rule and
-    /// places) and one transaction that takes a free place under the capacity condition; with a hold, a read
-    /// of the hold and one transaction that turns its place into the booking's. A racing writer that took the
+    /// places; with a hold, the hold's place is found there) and one transaction that takes a free place under
+    /// the capacity condition, or turns the hold's place into the booking's. A racing writer that took the
     /// place first makes it read again (at most [`PLACE_ATTEMPTS`] times). Staff skip the minimum notice.
+    ///
+    /// A request refused before its transaction (the slot is full now, its hold is gone, the notice has passed)
+    /// may be the repeat of one that booked: the key's record is looked up then, and wins.
     ///
     /// # Errors
     /// [`ServiceError::Invalid`] for a bad site, slot or tests, [`ServiceError::Conflict`] `slot-full`,
     /// `already-booked` or `hold-expired`, [`ServiceError::NotFound`] for an unknown patient or hold,
     /// [`ServiceError::Invalid`] on `Idempotency-Key` when the key was used for another request.
     pub async fn create(
+        &self,
+        patient_id: Uuid,
+        idempotency: &IdempotencyKey,
+        new: NewBooking,
+        staff: bool,
+        audit: &AuditDraft,
+    ) -> Result<Booked, ServiceError> {
+        match self.book(patient_id, idempotency, new, staff, audit).await {
+            Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict { .. } | ServiceError::NotFound(_))) => {
+                match self.store.idempotency_record(idempotency).await? {
+                    Some(record) => replayed(record, idempotency),
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn book(
         &self,
         patient_id: Uuid,
         idempotency: &IdempotencyKey,
@@ -159,46 +182,41 @@ impl Bookings {
                 format!("must hold 1 to {MAX_TESTS} test type codes"),
             ));
         }
-        let hold = match (new.hold_id, &site) {
-            (Some(id), Some(site)) => {
-                let hold = self.sites.find_hold(&site.definition.code, id).await?;
-                if hold.patient_id != patient_id {
-                    return Err(ServiceError::NotFound("hold"));
-                }
-                if hold.slot.start.at() != new.slot_start {
-                    errors.push(FieldError::new(
-                        "slotStart",
-                        format!("must be {}, the slot of the hold", hold.slot.start),
-                    ));
-                }
-                Some(hold)
-            }
-            _ => None,
-        };
-        let Some(site) = site.filter(|_| errors.is_empty()) else {
+        let Some(mut site) = site.filter(|_| errors.is_empty()) else {
             return Err(ServiceError::Invalid(errors));
         };
 
-        for attempt in 0..PLACE_ATTEMPTS {
+        let mut attempt = 0;
+        while attempt < PLACE_ATTEMPTS {
+            attempt += 1;
             let now = OffsetDateTime::now_utc();
-            let (slot, place, take) = match &hold {
-                Some(hold) => {
-                    if hold.expires_at < now.unix_timestamp() {
+            // A hold was checked against the minimum notice when it was made; the day may have closed since.
+            let (slot, day) = self
+                .sites
+                .day_for(&site, new.slot_start, now, !staff && new.hold_id.is_none())
+                .await?;
+            let (place, take) = match new.hold_id {
+                Some(id) => {
+                    let empty = crate::domain::site::Places::default();
+                    let places = day.places.get(&slot.start).unwrap_or(&empty);
+                    let Some((place, _, until)) = places.hold(id).filter(|(_, p, _)| *p == patient_id) else {
+                        return Err(ServiceError::NotFound("hold"));
+                    };
+                    if until < now.unix_timestamp() {
                         return Err(hold_expired());
                     }
-                    (hold.slot, hold.place, PlaceTake::Hold(hold.id))
+                    let unchanged = Unchanged {
+                        site_version: site.version,
+                        rule_version: day.rule.as_ref().map(|(_, v)| *v),
+                        slot_version: None,
+                    };
+                    (place, PlaceTake::Hold { id, unchanged })
                 }
                 None => {
-                    let (slot, day) = self.sites.day_for(&site, new.slot_start, now, !staff).await?;
-                    let Some(place) = pick_place(&day, &site, slot.start, now.unix_timestamp()) else {
-                        // A repeat of a request that booked before the slot filled gets its first answer.
-                        if let Some(record) = self.store.idempotency_record(idempotency).await? {
-                            return replayed(record, idempotency);
-                        }
+                    let Some((place, unchanged)) = pick_place(&day, &site, slot.start, now.unix_timestamp()) else {
                         return Err(slot_full(slot.start));
                     };
-                    let rule_version = day.rule.as_ref().map(|(_, v)| *v);
-                    (slot, place, PlaceTake::Free { rule_version })
+                    (place, PlaceTake::Free(unchanged))
                 }
             };
             let created = timefmt::now();
@@ -229,7 +247,7 @@ impl Bookings {
                     idempotency,
                     idempotency_expiry(),
                     &audit.event(patient_id),
-                    attempt == 0,
+                    attempt == 1,
                 )
                 .await?;
             return match outcome {
@@ -238,7 +256,21 @@ impl Bookings {
                     replayed: false,
                 }),
                 BookOutcome::PlaceTaken | BookOutcome::RuleMoved => continue,
-                BookOutcome::KeyUsed(record) => self.replay(idempotency, record.map(|r| *r)).await,
+                BookOutcome::SiteMoved => {
+                    site = self.sites.refresh(&site.definition.code).await?;
+                    continue;
+                }
+                BookOutcome::KeyUsed(record) => match record {
+                    Some(record) => replayed(*record, idempotency),
+                    None => match self.store.idempotency_record(idempotency).await? {
+                        Some(record) => replayed(record, idempotency),
+                        // The token was used by a request that did not book (a cancelled transaction binds it
+                        // too, for 10 minutes): try again without it; the record's own condition still stops
+                        // a repeat of a request that did book.
+                        None if attempt == 1 => continue,
+                        None => self.replay(idempotency, None).await,
+                    },
+                },
                 BookOutcome::AlreadyBooked => Err(ServiceError::conflict(
                     "already-booked",
                     format!(
@@ -521,7 +553,7 @@ impl Bookings {
                 "a result has been recorded for this booking; it can no longer be moved",
             ));
         }
-        let site = self.sites.named(Some(site.unwrap_or(&old.site))).await?;
+        let mut site = self.sites.named(Some(site.unwrap_or(&old.site))).await?;
         if !staff {
             let old_site = self.sites.get(&old.site).await?;
             if old_site.within_notice(old.slot_start.at(), OffsetDateTime::now_utc()) {
@@ -543,7 +575,7 @@ impl Bookings {
                     "is the slot the booking is in already",
                 )]));
             }
-            let place =
+            let (place, unchanged) =
                 pick_place(&day, &site, slot.start, now.unix_timestamp()).ok_or_else(|| slot_full(slot.start))?;
             let moved_at = timefmt::now();
             let mut history = old.rescheduled_from.clone();
@@ -563,20 +595,14 @@ impl Bookings {
                 updated_at: moved_at,
                 ..old.clone()
             };
-            let rule_version = day.rule.as_ref().map(|(_, v)| *v);
             match self
                 .store
-                .reschedule_booking(
-                    &old,
-                    &moved,
-                    rule_version,
-                    now.unix_timestamp(),
-                    &audit.event(patient_id),
-                )
+                .reschedule_booking(&old, &moved, unchanged, now.unix_timestamp(), &audit.event(patient_id))
                 .await?
             {
                 RescheduleOutcome::Moved => return Ok(moved),
                 RescheduleOutcome::PlaceTaken | RescheduleOutcome::RuleMoved => continue,
+                RescheduleOutcome::SiteMoved => site = self.sites.refresh(&site.definition.code).await?,
                 RescheduleOutcome::BookingChanged => return Err(ServiceError::VersionMismatch),
                 RescheduleOutcome::ResultRecorded => {
                     return Err(ServiceError::conflict(

@@ -24,7 +24,7 @@ use crate::{
     },
     store::{
         Store,
-        sites::{HoldOutcome, RuleOutcome, SiteDay, SiteOutcome},
+        sites::{HoldOutcome, RuleOutcome, SiteDay, SiteOutcome, Unchanged},
     },
 };
 
@@ -119,6 +119,15 @@ impl Sites {
         *self.cache.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
+    /// The site read again, after a transaction found the cached one stale (changed on another replica).
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] when it is gone.
+    pub(crate) async fn refresh(&self, code: &str) -> Result<Site, ServiceError> {
+        self.forget();
+        self.get(code).await
+    }
+
     /// Every site, ordered by code: 0 calls on a cache hit, 1 Query on a miss.
     ///
     /// # Errors
@@ -208,6 +217,17 @@ impl Sites {
         if !expected.admits(current.version) {
             return Err(ServiceError::VersionMismatch);
         }
+        if definition.time_zone != current.definition.time_zone {
+            // A site's days are partitioned by its local date: the same instant would fall on another day's
+            // places, and every booking's local time would change under it.
+            return Err(ServiceError::Invalid(vec![FieldError::new(
+                "timeZone",
+                format!(
+                    "cannot change from {} (bookings and days are local to it); add a new site instead",
+                    current.definition.time_zone
+                ),
+            )]));
+        }
         let site = Site {
             definition,
             version: current.version + 1,
@@ -282,11 +302,11 @@ impl Sites {
         staff: bool,
         audit: &AuditDraft,
     ) -> Result<Hold, ServiceError> {
-        let site = self.get(code).await?;
+        let mut site = self.get(code).await?;
         for _ in 0..PLACE_ATTEMPTS {
             let now = OffsetDateTime::now_utc();
             let (slot, day) = self.day_for(&site, start, now, !staff).await?;
-            let Some(place) = pick_place(&day, &site, slot.start, epoch(now)) else {
+            let Some((place, unchanged)) = pick_place(&day, &site, slot.start, epoch(now)) else {
                 return Err(slot_full(slot.start));
             };
             let hold = Hold {
@@ -298,14 +318,20 @@ impl Sites {
                 expires_at: epoch(now) + i64::from(site.definition.hold_seconds),
                 created_at: timefmt::now(),
             };
-            let rule_version = day.rule.as_ref().map(|(_, v)| *v);
             match self
                 .store
-                .create_hold(&hold, rule_version, epoch(now), &audit.event(patient_id))
+                .create_hold(&hold, unchanged, epoch(now), &audit.event(patient_id))
                 .await?
             {
                 HoldOutcome::Held => return Ok(hold),
                 HoldOutcome::PlaceTaken | HoldOutcome::RuleMoved => continue,
+                HoldOutcome::SiteMoved => site = self.refresh(code).await?,
+                HoldOutcome::PatientHolds => {
+                    return Err(ServiceError::conflict(
+                        "already-holding",
+                        "this patient holds a place at this site already; book it or release it first",
+                    ));
+                }
             }
         }
         Err(ServiceError::Unavailable("the slot is contended; retry".into()))
@@ -421,15 +447,16 @@ impl Sites {
     }
 }
 
-/// The slots of `date` whose bookings the rule would leave outside the site's offer.
+/// The slots of `date` whose bookings (and live holds) the rule would leave outside the site's offer.
 fn bookings_off_the_rule(site: &Site, date: Date, rule: &DayRule, day: &SiteDay) -> Vec<(SlotStart, u32)> {
     let offered = site.slots(date, Some(rule));
     let capacity = site.capacity(Some(rule));
+    let now = epoch(OffsetDateTime::now_utc());
     let mut left: Vec<(SlotStart, u32)> = day
         .places
         .iter()
         .filter_map(|(start, places)| {
-            let booked = places.booked();
+            let booked = places.booked() + places.held(now);
             let outside = !offered.iter().any(|s| s.start == *start);
             let over = places.0.keys().any(|i| *i >= capacity);
             (booked > 0 && (outside || over)).then_some((*start, booked))
@@ -439,15 +466,29 @@ fn bookings_off_the_rule(site: &Site, date: Date, rule: &DayRule, day: &SiteDay)
     left
 }
 
-/// A random free place of `start` (random, so racing writers rarely pick the same one), or none.
-pub(crate) fn pick_place(day: &SiteDay, site: &Site, start: SlotStart, now: i64) -> Option<u32> {
+/// A random free place of `start` (random, so racing writers rarely pick the same one) and what its write must
+/// find unchanged, or none. Each place's own condition keeps racing writers apart while every taken place lies
+/// below the capacity; when places at or above it are still taken (the capacity was lowered under them), a
+/// free place below it is no proof of a free seat, so the write also conditions on the slot's version.
+pub(crate) fn pick_place(day: &SiteDay, site: &Site, start: SlotStart, now: i64) -> Option<(u32, Unchanged)> {
     let capacity = site.capacity(day.rule.as_ref().map(|(r, _)| r));
     let empty = Places::default();
     let places = day.places.get(&start).unwrap_or(&empty);
     if places.available(capacity, now) == 0 {
         return None;
     }
-    places.free(capacity, now).choose(&mut rand::rng()).copied()
+    let place = places.free(capacity, now).choose(&mut rand::rng()).copied()?;
+    let slot_version = places
+        .over_capacity(capacity, now)
+        .then(|| day.versions.get(&start).copied().unwrap_or(0));
+    Some((
+        place,
+        Unchanged {
+            site_version: site.version,
+            rule_version: day.rule.as_ref().map(|(_, v)| *v),
+            slot_version,
+        },
+    ))
 }
 
 /// The answer for a slot without a free place.

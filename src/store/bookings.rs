@@ -17,7 +17,9 @@ use super::{
         AccessionItem, BookingItem, IdempotencyItem, NoteItem, PatientSlotItem, PlaceItem, ResultItem,
         ResultRevisionItem, TestItem, attr, entity,
     },
-    key, keys, s, to_item,
+    key, keys, s,
+    sites::{Unchanged, site_unchanged, take_free_place},
+    to_item,
     tx::{Sent, Tx, TxResult},
 };
 use crate::domain::{
@@ -32,13 +34,15 @@ use crate::domain::{
 /// How a booking takes its place in the slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlaceTake {
-    /// A free place (absent, or an expired hold's), on a day whose rule is still at the version read.
-    Free {
-        /// The day rule's version when the day was read (`None`: the day had no rule).
-        rule_version: Option<u64>,
+    /// A free place (absent, or an expired hold's), with the site, day and (over capacity) slot as read.
+    Free(Unchanged),
+    /// The place this live hold has, on a site and day as read; the hold goes with it.
+    Hold {
+        /// The hold.
+        id: Uuid,
+        /// The site and day as read.
+        unchanged: Unchanged,
     },
-    /// The place this live hold has; the hold goes with it.
-    Hold(Uuid),
 }
 
 /// The actions of [`Store::create_booking`].
@@ -46,10 +50,14 @@ pub enum PlaceTake {
 enum BookAction {
     /// Takes the booking's place: free, or held by the booking's own live hold.
     Slot,
-    /// The day's rule is what was read (a direct booking).
+    /// The site is what was read.
+    Site,
+    /// The day's rule is what was read.
     Rule,
     /// The converted hold's item goes (unconditional).
     Hold,
+    /// The patient's marker of the converted hold goes (only that hold's).
+    HoldMarker,
     /// The patient exists.
     Patient,
     /// The idempotency record is new (or its predecessor expired).
@@ -79,6 +87,8 @@ pub enum BookOutcome {
     PlaceTaken,
     /// The day's rule changed since it was read: read again.
     RuleMoved,
+    /// The site changed since it was read (on another replica): read it again.
+    SiteMoved,
     /// The hold expired (its place may be someone else's now) or is not this booking's.
     HoldLost,
     /// No such patient.
@@ -124,6 +134,8 @@ enum MoveAction {
     OldPlace,
     /// The new place is free.
     NewPlace,
+    /// The new site is what was read.
+    Site,
     /// The new day's rule is what was read.
     Rule,
     /// The patient's hold on the old slot goes (only this booking's).
@@ -147,6 +159,8 @@ pub enum RescheduleOutcome {
     PlaceTaken,
     /// The new day's rule changed since it was read: read again.
     RuleMoved,
+    /// The new site changed since it was read (on another replica): read it again.
+    SiteMoved,
     /// The patient has another booking in the new slot.
     AlreadyBooked,
     /// A result was recorded for one of its tests since it was read.
@@ -242,37 +256,49 @@ impl Store {
                     booking: Some(booking.id),
                     hold: None,
                     until: None,
+                    patient: None,
                 },
             );
         let mut tx = Tx::new(self);
-        match take {
-            PlaceTake::Free { rule_version } => {
+        let unchanged = match take {
+            PlaceTake::Free(unchanged) => {
                 tx.update(
                     BookAction::Slot,
                     key(day.clone(), keys::site_slot_sk(booking.slot_start)),
-                    taken.place_free(&place, attr::PLACE_UNTIL, now),
+                    take_free_place(taken, &place, now, unchanged.slot_version),
                 )?;
-                tx.check(
-                    BookAction::Rule,
-                    key(day, keys::DAY_RULE_SK),
-                    super::sites::rule_unchanged(rule_version),
-                )?;
+                unchanged
             }
-            PlaceTake::Hold(hold_id) => {
+            PlaceTake::Hold { id, unchanged } => {
                 tx.update(
                     BookAction::Slot,
-                    key(day, keys::site_slot_sk(booking.slot_start)),
+                    key(day.clone(), keys::site_slot_sk(booking.slot_start)),
                     taken
-                        .field_eq(&place, attr::PLACE_HOLD, hold_id)
+                        .field_eq(&place, attr::PLACE_HOLD, id)
                         .field_ge(&place, attr::PLACE_UNTIL, now),
                 )?;
+                tx.delete(BookAction::Hold, key(keys::hold_pk(id), keys::HOLD_SK), Expr::new())?;
                 tx.delete(
-                    BookAction::Hold,
-                    key(keys::hold_pk(hold_id), keys::HOLD_SK),
-                    Expr::new(),
+                    BookAction::HoldMarker,
+                    key(
+                        keys::patient_pk(booking.patient_id),
+                        keys::patient_hold_sk(&booking.site),
+                    ),
+                    Expr::new().absent_or_eq(attr::HOLD_ID, id),
                 )?;
+                unchanged
             }
-        }
+        };
+        tx.check(
+            BookAction::Site,
+            key(keys::SITES_PK, keys::site_sk(&booking.site)),
+            site_unchanged(unchanged.site_version),
+        )?;
+        tx.check(
+            BookAction::Rule,
+            key(day, keys::DAY_RULE_SK),
+            super::sites::rule_unchanged(unchanged.rule_version),
+        )?;
         tx.check(
             BookAction::Patient,
             key(keys::patient_pk(booking.patient_id), keys::PATIENT_PROFILE_SK),
@@ -321,8 +347,12 @@ impl Store {
                 BookOutcome::KeyUsed(record_of(r.take_item(BookAction::Key))?.map(Box::new))
             }
             TxResult::Rejected(r) if r.has(BookAction::PatientSlot) => BookOutcome::AlreadyBooked,
+            TxResult::Rejected(r) if r.has(BookAction::Site) => BookOutcome::SiteMoved,
             TxResult::Rejected(r) if r.has(BookAction::Rule) => BookOutcome::RuleMoved,
-            TxResult::Rejected(r) if r.has(BookAction::Slot) && matches!(take, PlaceTake::Hold(_)) => {
+            TxResult::Rejected(r)
+                if (r.has(BookAction::Slot) || r.has(BookAction::HoldMarker))
+                    && matches!(take, PlaceTake::Hold { .. }) =>
+            {
                 BookOutcome::HoldLost
             }
             TxResult::Rejected(r) if r.has(BookAction::Slot) => BookOutcome::PlaceTaken,
@@ -525,8 +555,9 @@ impl Store {
         &self,
         old: &Booking,
         moved: &Booking,
-        rule_version: Option<u64>,
+        unchanged: Unchanged,
         now: i64,
+        release_old_slot: bool,
         audit: &AuditEvent,
     ) -> Result<Tx<MoveAction>, StoreError> {
         let patient_pk = keys::patient_pk(old.patient_id);
@@ -551,33 +582,41 @@ impl Store {
         )?;
         let new_day = keys::site_day_pk(&moved.site, moved.local_date());
         let new_place = keys::place_attribute(moved.place);
+        let taken = Expr::new()
+            .set(attr::ENTITY, entity::SLOT)
+            .set(attr::SLOT_START, moved.slot_start)
+            .set(
+                &new_place,
+                PlaceItem {
+                    booking: Some(moved.id),
+                    hold: None,
+                    until: None,
+                    patient: None,
+                },
+            );
         tx.update(
             MoveAction::NewPlace,
             key(new_day.clone(), keys::site_slot_sk(moved.slot_start)),
-            Expr::new()
-                .set(attr::ENTITY, entity::SLOT)
-                .set(attr::SLOT_START, moved.slot_start)
-                .set(
-                    &new_place,
-                    PlaceItem {
-                        booking: Some(moved.id),
-                        hold: None,
-                        until: None,
-                    },
-                )
-                .place_free(&new_place, attr::PLACE_UNTIL, now),
+            take_free_place(taken, &new_place, now, unchanged.slot_version),
+        )?;
+        tx.check(
+            MoveAction::Site,
+            key(keys::SITES_PK, keys::site_sk(&moved.site)),
+            site_unchanged(unchanged.site_version),
         )?;
         tx.check(
             MoveAction::Rule,
             key(new_day, keys::DAY_RULE_SK),
-            super::sites::rule_unchanged(rule_version),
+            super::sites::rule_unchanged(unchanged.rule_version),
         )?;
         if old.slot_start != moved.slot_start {
-            tx.delete(
-                MoveAction::OldPatientSlot,
-                key(patient_pk.clone(), keys::patient_slot_sk(old.slot_start)),
-                Expr::new().absent_or_eq(attr::BOOKING_ID, old.id),
-            )?;
+            if release_old_slot {
+                tx.delete(
+                    MoveAction::OldPatientSlot,
+                    key(patient_pk.clone(), keys::patient_slot_sk(old.slot_start)),
+                    Expr::new().absent_or_eq(attr::BOOKING_ID, old.id),
+                )?;
+            }
             tx.put_new(MoveAction::NewPatientSlot, to_item(&PatientSlotItem::new(moved))?)?;
         }
         for test in &moved.tests {
@@ -608,13 +647,22 @@ impl Store {
         &self,
         old: &Booking,
         moved: &Booking,
-        rule_version: Option<u64>,
+        unchanged: Unchanged,
         now: i64,
         audit: &AuditEvent,
     ) -> Result<RescheduleOutcome, StoreError> {
-        let tx = self.reschedule_tx(old, moved, rule_version, now, audit)?;
-        Ok(match self.send(tx).await? {
+        let tx = self.reschedule_tx(old, moved, unchanged, now, true, audit)?;
+        let mut sent = self.send(tx).await?;
+        if let Sent::Rejected(r) = &sent
+            && r.only(MoveAction::OldPatientSlot)
+        {
+            // The old slot's hold is another booking's (this one predates holds): move without touching it.
+            let tx = self.reschedule_tx(old, moved, unchanged, now, false, audit)?;
+            sent = self.send(tx).await?;
+        }
+        Ok(match sent {
             Sent::Committed => RescheduleOutcome::Moved,
+            Sent::Rejected(r) if r.has(MoveAction::Site) => RescheduleOutcome::SiteMoved,
             Sent::Rejected(r) if r.has(MoveAction::Booking) => RescheduleOutcome::BookingChanged,
             Sent::Rejected(r) if r.has(MoveAction::Test) => RescheduleOutcome::ResultRecorded,
             Sent::Rejected(r) if r.has(MoveAction::NewPatientSlot) => RescheduleOutcome::AlreadyBooked,
@@ -1000,6 +1048,7 @@ mod tests {
             sk: keys::site_slot_sk(b.slot_start),
             entity: entity::SLOT.into(),
             slot_start: b.slot_start,
+            version: 1,
             places: [(
                 keys::place_attribute(b.place),
                 // Every field a place can have, so each condition's names are found.
@@ -1007,6 +1056,7 @@ mod tests {
                     booking: Some(b.id),
                     hold: Some(Uuid::nil()),
                     until: Some(0),
+                    patient: None,
                 },
             )]
             .into(),
@@ -1025,7 +1075,18 @@ mod tests {
             version: 1,
             updated_at: "t".into(),
         };
+        let site = crate::store::items::SiteItem::from(&crate::domain::site::Site {
+            definition: serde_json::from_value(crate::examples::site_definition()).unwrap(),
+            version: 1,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+        });
+        let site = crate::store::items::SiteItem {
+            sk: keys::site_sk(&b.site),
+            ..site
+        };
         let mut items = vec![
+            to_item(&site).unwrap(),
             to_item(&rule).unwrap(),
             to_item(&PatientItem::from(&patient)).unwrap(),
             to_item(&BookingItem::from(b)).unwrap(),
@@ -1068,10 +1129,24 @@ mod tests {
             updated_at: "t".into(),
         };
         store.create_patient(&patient, &audit(patient.id)).await.unwrap();
+        let mut definition: crate::domain::site::SiteDefinition =
+            serde_json::from_value(crate::examples::site_definition()).unwrap();
+        definition.code = first.site.clone();
+        let site = crate::domain::site::Site {
+            definition,
+            version: 1,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+        };
+        store.create_site(&site).await.unwrap();
         let key = IdempotencyKey::new("admin:s", "k", &[b"x"]);
         let expires = OffsetDateTime::now_utc().unix_timestamp() + 60;
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let free = PlaceTake::Free { rule_version: None };
+        let free = PlaceTake::Free(Unchanged {
+            site_version: 1,
+            rule_version: None,
+            slot_version: None,
+        });
         let booked = store
             .create_booking(&first, free, now, &key, expires, &audit(patient.id), true)
             .await;
@@ -1098,16 +1173,33 @@ mod tests {
         let stored = stored(&b);
         let audit = audit(b.patient_id);
         let key = IdempotencyKey::new("admin:s", "k", &[b"x"]);
+        let unchanged = |slot_version| Unchanged {
+            site_version: 1,
+            rule_version: Some(1),
+            slot_version,
+        };
         for take in [
-            PlaceTake::Free { rule_version: Some(1) },
-            PlaceTake::Hold(Uuid::now_v7()),
+            PlaceTake::Free(unchanged(None)),
+            PlaceTake::Free(unchanged(Some(3))),
+            PlaceTake::Hold {
+                id: Uuid::now_v7(),
+                unchanged: unchanged(None),
+            },
         ] {
             let mut stored = stored.clone();
-            if let PlaceTake::Hold(id) = take {
+            if let PlaceTake::Hold { id, .. } = take {
                 stored.insert(
                     (keys::hold_pk(id), keys::HOLD_SK.into()),
                     super::super::key(keys::hold_pk(id), keys::HOLD_SK),
                 );
+                let marker = crate::store::items::PatientHoldItem {
+                    pk: keys::patient_pk(b.patient_id),
+                    sk: keys::patient_hold_sk(&b.site),
+                    entity: entity::PATIENT_HOLD.into(),
+                    hold_id: id,
+                    until: 1,
+                };
+                stored.insert((marker.pk.clone(), marker.sk.clone()), to_item(&marker).unwrap());
             }
             check(&store.book_tx(&b, take, 1, &key, 1, &audit).unwrap(), &stored);
         }
@@ -1135,8 +1227,13 @@ mod tests {
         let mut new_slot = stored[&(new_pk.clone(), keys::site_slot_sk(b.slot_start))].clone();
         new_slot.insert(keys::SK.into(), s(new_sk.clone()));
         with_new_slot.insert((new_pk, new_sk), new_slot);
+        let unchanged = Unchanged {
+            site_version: 1,
+            rule_version: Some(1),
+            slot_version: Some(2),
+        };
         check(
-            &store.reschedule_tx(&b, &moved, Some(1), 1, &audit).unwrap(),
+            &store.reschedule_tx(&b, &moved, unchanged, 1, true, &audit).unwrap(),
             &with_new_slot,
         );
         let at = TestAddress {

@@ -131,6 +131,13 @@ impl Expr {
         self
     }
 
+    /// Update: `SET attribute = if_not_exists(attribute, 0) + 1` (a version counter).
+    pub(crate) fn increment(mut self, attribute: &str) -> Self {
+        let (name, zero, one) = (self.name(attribute), self.value(0), self.value(1));
+        self.set.push(format!("{name} = if_not_exists({name}, {zero}) + {one}"));
+        self
+    }
+
     /// Update: `SET attribute = value`.
     pub(crate) fn set(mut self, attribute: &str, value: impl Serialize) -> Self {
         let (name, value) = (self.name(attribute), self.value(value));

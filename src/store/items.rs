@@ -51,6 +51,8 @@ pub(crate) mod attr {
     pub(crate) const PLACE: &str = "place";
     /// A booking's local slot start.
     pub(crate) const LOCAL_SLOT_START: &str = "localSlotStart";
+    /// The hold a patient's hold marker belongs to.
+    pub(crate) const HOLD_ID: &str = "holdId";
     /// A booking made before check-in existed.
     pub(crate) const RESULTS_WITHOUT_CHECK_IN: &str = "resultsWithoutCheckIn";
     /// The last accession number given out of a counter.
@@ -91,6 +93,8 @@ pub(crate) mod entity {
     pub(crate) const SLOT: &str = "Slot";
     /// A hold on a place.
     pub(crate) const HOLD: &str = "Hold";
+    /// A patient's live hold at a site.
+    pub(crate) const PATIENT_HOLD: &str = "PatientHold";
     /// A site's accession counter of one day.
     pub(crate) const ACCESSION: &str = "Accession";
     /// An audit event.
@@ -487,6 +491,7 @@ mod tests {
             sk: "s".into(),
             entity: entity::SLOT.into(),
             slot_start: booking().slot_start,
+            version: 2,
             places: [
                 (
                     keys::place_attribute(0),
@@ -494,6 +499,7 @@ mod tests {
                         booking: Some(Uuid::nil()),
                         hold: None,
                         until: None,
+                        patient: None,
                     },
                 ),
                 (
@@ -502,6 +508,7 @@ mod tests {
                         booking: None,
                         hold: Some(Uuid::nil()),
                         until: Some(9),
+                        patient: None,
                     },
                 ),
             ]
@@ -912,6 +919,9 @@ pub(crate) struct PlaceItem {
     /// Epoch seconds until which the hold has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) until: Option<i64>,
+    /// For whom the hold is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) patient: Option<Uuid>,
 }
 
 /// A slot of a site's day: `SITEDAY#<site>#<date>` / `SLOT#<start>`, its places as attributes `P0`, `P1`, …
@@ -929,6 +939,9 @@ pub(crate) struct SlotItem {
     pub(crate) entity: String,
     /// Slot start.
     pub(crate) slot_start: SlotStart,
+    /// +1 on every place taken: a writer on a slot with places above a lowered capacity conditions on it.
+    #[serde(default)]
+    pub(crate) version: u64,
     /// The taken places, by attribute name (`P<index>`).
     #[serde(flatten)]
     pub(crate) places: std::collections::BTreeMap<String, PlaceItem>,
@@ -1019,6 +1032,25 @@ pub(crate) struct AccessionItem {
     pub(crate) entity: String,
     /// The last number given out.
     pub(crate) last: u32,
+}
+
+/// A patient's live hold at one site: `PATIENT#<id>` / `HOLD#<site>`, so a patient holds one place per site at a
+/// time (a hold past `until` no longer counts, whatever is stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PatientHoldItem {
+    /// `PATIENT#<patientId>`.
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// `HOLD#<site>`.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::PATIENT_HOLD`].
+    pub(crate) entity: String,
+    /// The hold.
+    pub(crate) hold_id: Uuid,
+    /// Epoch seconds when it stops holding.
+    pub(crate) until: i64,
 }
 
 /// A hold on a place: `HOLD#<id>` / `HOLD`. The place itself says until when it holds; this item finds the

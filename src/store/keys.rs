@@ -284,6 +284,11 @@ pub fn accession_pk(site: &str, local_date: Date) -> String {
 /// Sort key of an accession counter.
 pub const ACCESSION_SK: &str = "ACCESSION";
 
+/// Sort key of a patient's live hold at `site`, in the patient's partition: one place held per site at a time.
+pub fn patient_hold_sk(site: &str) -> String {
+    format!("HOLD#{site}")
+}
+
 /// Partition of one hold on a place.
 pub fn hold_pk(hold_id: Uuid) -> String {
     format!("HOLD#{hold_id}")
@@ -432,6 +437,7 @@ mod tests {
         assert_eq!(site_rule_sk(day), "DAY#2026-12-01");
         assert_eq!(hold_pk(b), "HOLD#00000000-0000-0000-0000-000000000002");
         assert_eq!(HOLD_SK, "HOLD");
+        assert_eq!(patient_hold_sk("BER"), "HOLD#BER");
         assert_eq!(accession_pk("BER", day), "ACCESSION#BER#2026-12-01");
         assert_eq!(ACCESSION_SK, "ACCESSION");
         assert_eq!(patient_slot_sk(slot), "SLOTBOOKING#2026-12-01T07:15:00Z");

@@ -381,6 +381,7 @@ impl Store {
                             booking: Some(booking.booking_id),
                             hold: None,
                             until: None,
+                            patient: None,
                         },
                     )
                     .not_exists(&name),

@@ -14,7 +14,7 @@ use super::{
     Page, PageKey, Store, StoreError,
     expr::Expr,
     from_item,
-    items::{DayRuleItem, HoldItem, PlaceItem, SiteItem, SlotItem, attr, entity},
+    items::{DayRuleItem, HoldItem, PatientHoldItem, PlaceItem, SiteItem, SlotItem, attr, entity},
     key, keys, s, to_item,
     tx::{Sent, Tx},
 };
@@ -59,6 +59,36 @@ pub struct SiteDay {
     pub rule: Option<(DayRule, u64)>,
     /// The taken places of each slot that ever had one.
     pub places: HashMap<SlotStart, Places>,
+    /// Each slot item's version (+1 on every place taken).
+    pub versions: HashMap<SlotStart, u64>,
+}
+
+/// What a write that takes a free place read, and its transaction checks did not move: the site (served from a
+/// cache, so another replica's change is caught here), the day's rule, and — only on a slot with taken places
+/// above a lowered capacity — the slot itself, so such writers see each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unchanged {
+    /// The site's version as read.
+    pub site_version: u64,
+    /// The day rule's version as read (`None`: the day had no rule).
+    pub rule_version: Option<u64>,
+    /// The slot's version, when the slot has taken places at or above the capacity.
+    pub slot_version: Option<u64>,
+}
+
+/// Condition of a place-taking update: the place is free at `now`, and the slot is at `slot_version` when
+/// given; the slot's version moves on either way.
+pub(crate) fn take_free_place(expr: Expr, place: &str, now: i64, slot_version: Option<u64>) -> Expr {
+    let expr = expr.increment(attr::VERSION).place_free(place, attr::PLACE_UNTIL, now);
+    match slot_version {
+        Some(v) => expr.absent_or_eq(attr::VERSION, v),
+        None => expr,
+    }
+}
+
+/// The condition of the site: still at the version the write read.
+pub(crate) fn site_unchanged(version: u64) -> Expr {
+    Expr::new().eq(attr::VERSION, version)
 }
 
 /// The actions of [`Store::create_hold`].
@@ -66,8 +96,12 @@ pub struct SiteDay {
 enum HoldAction {
     /// The place is free (absent, or a hold that expired).
     Place,
+    /// The site is still what was read.
+    Site,
     /// The day's rule is still what was read.
     Rule,
+    /// The patient has no live hold at this site.
+    PatientHold,
     /// The hold item is new.
     Hold,
     /// The audit event is new.
@@ -83,6 +117,10 @@ pub enum HoldOutcome {
     PlaceTaken,
     /// The day's rule changed since it was read: read again.
     RuleMoved,
+    /// The site changed since it was read (on another replica): read it again.
+    SiteMoved,
+    /// The patient holds another place at this site already.
+    PatientHolds,
 }
 
 /// The actions of [`Store::release_hold`].
@@ -92,6 +130,8 @@ enum ReleaseAction {
     Place,
     /// The hold item goes.
     Hold,
+    /// The patient's hold marker goes (only this hold's).
+    PatientHold,
 }
 
 /// The condition of the day's rule: still absent, or at the version read.
@@ -180,6 +220,7 @@ impl Store {
                 }
                 Some(entity::SLOT) => {
                     let slot: SlotItem = from_item(item)?;
+                    day.versions.insert(slot.slot_start, slot.version);
                     day.places.insert(slot.slot_start, places_of(slot.places));
                 }
                 other => return Err(StoreError::Corrupt(format!("unexpected {other:?} in a site day"))),
@@ -294,14 +335,16 @@ impl Store {
     pub async fn create_hold(
         &self,
         hold: &Hold,
-        rule_version: Option<u64>,
+        unchanged: Unchanged,
         now: i64,
         audit: &AuditEvent,
     ) -> Result<HoldOutcome, StoreError> {
-        let tx = self.hold_tx(hold, rule_version, now, audit)?;
+        let tx = self.hold_tx(hold, unchanged, now, audit)?;
         Ok(match self.send(tx).await? {
             Sent::Committed => HoldOutcome::Held,
+            Sent::Rejected(r) if r.has(HoldAction::Site) => HoldOutcome::SiteMoved,
             Sent::Rejected(r) if r.has(HoldAction::Rule) => HoldOutcome::RuleMoved,
+            Sent::Rejected(r) if r.has(HoldAction::PatientHold) => HoldOutcome::PatientHolds,
             Sent::Rejected(r) if r.has(HoldAction::Place) => HoldOutcome::PlaceTaken,
             Sent::Rejected(r) => return Err(r.unexpected()),
         })
@@ -310,33 +353,51 @@ impl Store {
     fn hold_tx(
         &self,
         hold: &Hold,
-        rule_version: Option<u64>,
+        unchanged: Unchanged,
         now: i64,
         audit: &AuditEvent,
     ) -> Result<Tx<HoldAction>, StoreError> {
         let date = hold.slot.local_date();
         let place = keys::place_attribute(hold.place);
         let mut tx = Tx::new(self);
+        let taken = Expr::new()
+            .set(attr::ENTITY, entity::SLOT)
+            .set(attr::SLOT_START, hold.slot.start)
+            .set(
+                &place,
+                PlaceItem {
+                    booking: None,
+                    hold: Some(hold.id),
+                    until: Some(hold.expires_at),
+                    patient: Some(hold.patient_id),
+                },
+            );
         tx.update(
             HoldAction::Place,
             key(keys::site_day_pk(&hold.site, date), keys::site_slot_sk(hold.slot.start)),
-            Expr::new()
-                .set(attr::ENTITY, entity::SLOT)
-                .set(attr::SLOT_START, hold.slot.start)
-                .set(
-                    &place,
-                    PlaceItem {
-                        booking: None,
-                        hold: Some(hold.id),
-                        until: Some(hold.expires_at),
-                    },
-                )
-                .place_free(&place, attr::PLACE_UNTIL, now),
+            take_free_place(taken, &place, now, unchanged.slot_version),
+        )?;
+        tx.check(
+            HoldAction::Site,
+            key(keys::SITES_PK, keys::site_sk(&hold.site)),
+            site_unchanged(unchanged.site_version),
         )?;
         tx.check(
             HoldAction::Rule,
             key(keys::site_day_pk(&hold.site, date), keys::DAY_RULE_SK),
-            rule_unchanged(rule_version),
+            rule_unchanged(unchanged.rule_version),
+        )?;
+        let marker = PatientHoldItem {
+            pk: keys::patient_pk(hold.patient_id),
+            sk: keys::patient_hold_sk(&hold.site),
+            entity: entity::PATIENT_HOLD.to_owned(),
+            hold_id: hold.id,
+            until: hold.expires_at,
+        };
+        tx.put(
+            HoldAction::PatientHold,
+            to_item(&marker)?,
+            Expr::new().absent_or_lt(attr::PLACE_UNTIL, now),
         )?;
         tx.put_new(HoldAction::Hold, to_item(&hold_item(hold))?)?;
         tx.put_new(HoldAction::Audit, self.audit_item(audit)?)?;
@@ -360,13 +421,15 @@ impl Store {
     /// # Errors
     /// Engine failures.
     pub async fn release_hold(&self, hold: &Hold) -> Result<bool, StoreError> {
-        let tx = self.release_tx(hold, true)?;
+        let tx = self.release_tx(hold, true, true)?;
         match self.send(tx).await? {
             Sent::Committed => Ok(true),
-            Sent::Rejected(r) if r.only(ReleaseAction::Place) => {
-                let tx = self.release_tx(hold, false)?;
+            Sent::Rejected(r) if !r.has(ReleaseAction::Hold) => {
+                // The place, or the patient's marker, is a newer hold's now: leave those alone.
+                let (place, marker) = (!r.has(ReleaseAction::Place), !r.has(ReleaseAction::PatientHold));
+                let tx = self.release_tx(hold, place, marker)?;
                 match self.send(tx).await? {
-                    Sent::Committed => Ok(false),
+                    Sent::Committed => Ok(place),
                     Sent::Rejected(r) => Err(r.unexpected()),
                 }
             }
@@ -374,7 +437,7 @@ impl Store {
         }
     }
 
-    fn release_tx(&self, hold: &Hold, with_place: bool) -> Result<Tx<ReleaseAction>, StoreError> {
+    fn release_tx(&self, hold: &Hold, with_place: bool, with_marker: bool) -> Result<Tx<ReleaseAction>, StoreError> {
         let place = keys::place_attribute(hold.place);
         let mut tx = Tx::new(self);
         if with_place {
@@ -392,6 +455,13 @@ impl Store {
             key(keys::hold_pk(hold.id), keys::HOLD_SK),
             Expr::new(),
         )?;
+        if with_marker {
+            tx.delete(
+                ReleaseAction::PatientHold,
+                key(keys::patient_pk(hold.patient_id), keys::patient_hold_sk(&hold.site)),
+                Expr::new().absent_or_eq(attr::HOLD_ID, hold.id),
+            )?;
+        }
         Ok(tx)
     }
 }
@@ -435,7 +505,11 @@ fn places_of(stored: BTreeMap<String, PlaceItem>) -> Places {
                 let index = name.strip_prefix('P')?.parse().ok()?;
                 let taker = match (place.booking, place.hold, place.until) {
                     (Some(booking), _, _) => Taker::Booking(booking),
-                    (None, Some(id), Some(until)) => Taker::Hold { id, until },
+                    (None, Some(id), Some(until)) => Taker::Hold {
+                        id,
+                        patient: place.patient.unwrap_or_default(),
+                        until,
+                    },
                     _ => return None,
                 };
                 Some((index, taker))
@@ -477,12 +551,14 @@ mod tests {
             sk: slot_key.1.clone(),
             entity: entity::SLOT.into(),
             slot_start: h.slot.start,
+            version: 1,
             places: [(
                 keys::place_attribute(3),
                 PlaceItem {
                     booking: None,
                     hold: Some(h.id),
                     until: Some(1),
+                    patient: Some(h.patient_id),
                 },
             )]
             .into(),
@@ -505,15 +581,35 @@ mod tests {
         })
         .unwrap();
         let hold_key = (keys::hold_pk(h.id), keys::HOLD_SK.to_owned());
+        let site = SiteItem::from(&Site {
+            definition: serde_json::from_value(crate::examples::site_definition()).unwrap(),
+            version: 1,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+        });
+        let marker = PatientHoldItem {
+            pk: keys::patient_pk(h.patient_id),
+            sk: keys::patient_hold_sk("BER"),
+            entity: entity::PATIENT_HOLD.into(),
+            hold_id: h.id,
+            until: 1,
+        };
         let stored = [
             (slot_key, slot),
             (rule_key, rule),
             (hold_key, to_item(&hold_item(&h)).unwrap()),
+            ((site.pk.clone(), site.sk.clone()), to_item(&site).unwrap()),
+            ((marker.pk.clone(), marker.sk.clone()), to_item(&marker).unwrap()),
         ]
         .into();
         let audit = crate::store::tests::audit_event(h.patient_id);
-        assert_names_in_targets(&store.hold_tx(&h, Some(1), 50, &audit).unwrap(), &stored);
-        assert_names_in_targets(&store.release_tx(&h, true).unwrap(), &stored);
+        let unchanged = Unchanged {
+            site_version: 1,
+            rule_version: Some(1),
+            slot_version: Some(1),
+        };
+        assert_names_in_targets(&store.hold_tx(&h, unchanged, 50, &audit).unwrap(), &stored);
+        assert_names_in_targets(&store.release_tx(&h, true, true).unwrap(), &stored);
     }
 
     #[test]
@@ -527,6 +623,7 @@ mod tests {
                         booking: Some(b),
                         hold: None,
                         until: None,
+                        patient: None,
                     },
                 ),
                 (
@@ -535,6 +632,7 @@ mod tests {
                         booking: None,
                         hold: Some(h),
                         until: Some(10),
+                        patient: None,
                     },
                 ),
             ]

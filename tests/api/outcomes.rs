@@ -17,6 +17,7 @@ use medbook::{
         catalog::TestTypeOutcome,
         keys,
         patients::{CreatePatientOutcome, ReplacePatientOutcome},
+        sites::Unchanged,
     },
 };
 use time::{Duration, OffsetDateTime};
@@ -24,9 +25,26 @@ use uuid::Uuid;
 
 use crate::helpers::fresh_store;
 
+/// A bootstrapped table with the default site `MAIN` at version 1 (a booking checks the site it read).
 async fn store() -> Store {
     let store = fresh_store();
     store.bootstrap(CapacityMode::OnDemand).await.unwrap();
+    let grid = medbook::domain::booking::SlotGrid {
+        minutes: 15,
+        capacity: 4,
+        hours: medbook::domain::booking::OpeningHours {
+            open: time::Time::from_hms(7, 0, 0).unwrap(),
+            close: time::Time::from_hms(18, 0, 0).unwrap(),
+        },
+        horizon_days: 180,
+    };
+    let site = medbook::domain::site::Site {
+        definition: medbook::domain::site::SiteDefinition::from_grid(&grid),
+        version: 1,
+        created_at: timefmt::now(),
+        updated_at: timefmt::now(),
+    };
+    store.create_site(&site).await.unwrap();
     store
 }
 
@@ -111,7 +129,11 @@ fn key(name: &str) -> IdempotencyKey {
 
 /// A free place on a day without a rule.
 fn free() -> PlaceTake {
-    PlaceTake::Free { rule_version: None }
+    PlaceTake::Free(Unchanged {
+        site_version: 1,
+        rule_version: None,
+        slot_version: None,
+    })
 }
 
 fn now() -> i64 {
@@ -200,7 +222,11 @@ async fn each_failed_condition_of_a_booking_has_its_own_outcome() {
     let moved = store
         .create_booking(
             &b,
-            PlaceTake::Free { rule_version: Some(1) },
+            PlaceTake::Free(Unchanged {
+                site_version: 1,
+                rule_version: Some(1),
+                slot_version: None,
+            }),
             now(),
             &k,
             expiry(),
@@ -213,7 +239,14 @@ async fn each_failed_condition_of_a_booking_has_its_own_outcome() {
     let lost = store
         .create_booking(
             &b,
-            PlaceTake::Hold(Uuid::now_v7()),
+            PlaceTake::Hold {
+                id: Uuid::now_v7(),
+                unchanged: Unchanged {
+                    site_version: 1,
+                    rule_version: None,
+                    slot_version: None,
+                },
+            },
             now(),
             &key("hold"),
             expiry(),

@@ -374,7 +374,11 @@ async fn a_no_show_is_recorded_only_once_the_slot_has_started() {
         .store
         .create_booking(
             &booking,
-            medbook::store::bookings::PlaceTake::Free { rule_version: None },
+            medbook::store::bookings::PlaceTake::Free(medbook::store::sites::Unchanged {
+                site_version: 1,
+                rule_version: None,
+                slot_version: None,
+            }),
             now,
             &key,
             now + 60,

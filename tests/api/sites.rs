@@ -490,3 +490,211 @@ async fn a_patient_may_not_book_or_cancel_within_the_minimum_notice_but_the_lab_
     assert_problem(cancel(me.clone()).await.unwrap(), 409, "too-late").await;
     assert_eq!(cancel(app.staff(Role::Lab)).await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn with_places_left_above_a_lowered_capacity_racing_bookings_still_fit_the_new_capacity() {
+    let app = spawn_app().await;
+    let date = day(15);
+    let start = slot(&date, "09:00");
+    let mut booked = Vec::new();
+    for _ in 0..4 {
+        let patient = app.create_patient().await;
+        booked.push((patient, app.booked(patient, &start, &["CBC"]).await));
+    }
+    // Give back places 0 and 1; places 2 and 3 stay taken.
+    let admin = app.staff(Role::Admin);
+    for (patient, booking) in &booked {
+        let tree = app
+            .store
+            .booking_tree(*patient, booking["id"].as_str().unwrap().parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        if tree.booking.place < 2 {
+            let res = app
+                .request(
+                    Method::POST,
+                    &format!(
+                        "/v1/patients/{patient}/bookings/{}/cancel",
+                        booking["id"].as_str().unwrap()
+                    ),
+                    Some(&admin),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+        }
+    }
+    // Capacity 3 that day: one seat is left, though places 0 and 1 are both free.
+    let res = app
+        .request(
+            Method::PUT,
+            &format!("/v1/sites/MAIN/days/{date}?force=true"),
+            Some(&admin),
+        )
+        .json(&json!({"capacity": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut patients = Vec::new();
+    for _ in 0..30 {
+        patients.push(app.create_patient().await);
+    }
+    let tasks: Vec<_> = patients
+        .into_iter()
+        .map(|patient| {
+            let (http, base, admin, start) = (app.http.clone(), app.base.clone(), admin.clone(), start.clone());
+            tokio::spawn(async move {
+                http.post(format!("{base}/v1/patients/{patient}/bookings"))
+                    .bearer_auth(admin)
+                    .header("idempotency-key", Uuid::now_v7().to_string())
+                    .json(&json!({"slotStart": start, "tests": ["CBC"]}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            201 => won += 1,
+            409 | 503 => {}
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(won, 1, "three seats: two taken above the line, one left");
+    let seats = &slots(&app, "MAIN", &date).await;
+    let nine = seats.iter().find(|s| s["start"] == start.as_str()).unwrap();
+    assert_eq!(
+        (nine["booked"].as_u64(), nine["available"].as_u64()),
+        (Some(3), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn a_replica_with_the_site_cached_books_by_the_sites_new_version() {
+    let first = spawn_app().await;
+    let table = first.store.table().to_owned();
+    let second = crate::helpers::spawn_app_with(&[("MEDBOOK_TABLE", &table)]).await;
+    let admin = first.staff(Role::Admin);
+    // Both replicas have MAIN (version 1, capacity 4) cached; the first changes it to one place a slot.
+    let mut main: Value = first.get("/v1/sites/MAIN", &admin).await.json().await.unwrap();
+    assert_eq!(second.get("/v1/sites/MAIN", &admin).await.status(), 200);
+    for key in ["version", "createdAt", "updatedAt"] {
+        main.as_object_mut().unwrap().remove(key);
+    }
+    main["capacity"] = json!(1);
+    let res = first
+        .request(Method::PUT, "/v1/sites/MAIN", Some(&admin))
+        .header("if-match", "\"1\"")
+        .json(&main)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let start = slot(&day(16), "09:00");
+    let (a, b) = (second.create_patient().await, second.create_patient().await);
+    assert_eq!(second.book(a, &start, &["CBC"], "a").await.status(), 201);
+    assert_problem(second.book(b, &start, &["CBC"], "b").await, 409, "slot-full").await;
+}
+
+#[tokio::test]
+async fn holds_count_when_a_day_closes_a_closed_day_takes_no_hold_and_a_patient_holds_one_place_per_site() {
+    let app = spawn_app().await;
+    let admin = app.staff(Role::Admin);
+    let patient = app.create_patient().await;
+    let me = app.token(Role::Patient, &patient.to_string());
+    let date = day(17);
+    let hold = |at: String| {
+        app.request(Method::POST, "/v1/sites/MAIN/holds", Some(&me))
+            .json(&json!({"slotStart": at, "patientId": patient}))
+            .send()
+    };
+    let res = hold(slot(&date, "09:00")).await.unwrap();
+    assert_eq!(res.status(), 201);
+    let held: Value = res.json().await.unwrap();
+    assert_problem(hold(slot(&date, "10:00")).await.unwrap(), 409, "already-holding").await;
+
+    let close = |force: bool| {
+        app.request(
+            Method::PUT,
+            &format!("/v1/sites/MAIN/days/{date}{}", if force { "?force=true" } else { "" }),
+            Some(&admin),
+        )
+        .json(&json!({"closed": true}))
+        .send()
+    };
+    assert_problem(close(false).await.unwrap(), 409, "day-has-bookings").await;
+    assert_eq!(close(true).await.unwrap().status(), 200);
+    let res = app
+        .request(Method::POST, &format!("/v1/patients/{patient}/bookings"), Some(&me))
+        .header("idempotency-key", "from-hold")
+        .json(&json!({"slotStart": slot(&date, "09:00"), "tests": ["CBC"], "holdId": held["id"]}))
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(res, 422, "validation").await;
+    assert!(problem["detail"].as_str().unwrap().contains("closed"), "{problem}");
+
+    let path = format!("/v1/sites/MAIN/holds/{}", held["id"].as_str().unwrap());
+    assert_eq!(
+        app.request(Method::DELETE, &path, Some(&me))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let res = hold(slot(&day(18), "10:00")).await.unwrap();
+    assert_eq!(res.status(), 201, "released: the patient may hold again");
+}
+
+#[tokio::test]
+async fn a_repeated_booking_from_a_hold_returns_the_first_answer_and_a_sites_time_zone_stays() {
+    let app = spawn_app().await;
+    let patient = app.create_patient().await;
+    let me = app.token(Role::Patient, &patient.to_string());
+    let start = slot(&day(19), "09:00");
+    let held: Value = app
+        .request(Method::POST, "/v1/sites/MAIN/holds", Some(&me))
+        .json(&json!({"slotStart": start, "patientId": patient}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let book = || {
+        app.request(Method::POST, &format!("/v1/patients/{patient}/bookings"), Some(&me))
+            .header("idempotency-key", "hold-once")
+            .json(&json!({"slotStart": start, "tests": ["CBC"], "holdId": held["id"]}))
+            .send()
+    };
+    let first = book().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first = first.text().await.unwrap();
+    let again = book().await.unwrap();
+    assert_eq!(again.status(), 201, "the hold is gone, the key's record answers");
+    assert_eq!(again.text().await.unwrap(), first);
+
+    let admin = app.staff(Role::Admin);
+    let mut main: Value = app.get("/v1/sites/MAIN", &admin).await.json().await.unwrap();
+    for key in ["version", "createdAt", "updatedAt"] {
+        main.as_object_mut().unwrap().remove(key);
+    }
+    main["timeZone"] = json!("Europe/Berlin");
+    let res = app
+        .request(Method::PUT, "/v1/sites/MAIN", Some(&admin))
+        .header("if-match", "\"1\"")
+        .json(&main)
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(res, 422, "validation").await;
+    assert_eq!(problem["errors"][0]["field"], "timeZone");
+}
