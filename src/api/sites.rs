@@ -485,7 +485,8 @@ impl From<Hold> for HoldView {
 }
 
 /// Holds one place of a slot for a patient for the site's `holdSeconds` (the patient themself, lab, admin):
-/// the place counts as taken until then, and then is free at once, without any cleanup.
+/// the place counts as taken until then, and then is free at once, without any cleanup. A patient holds one
+/// place per site at a time.
 #[utoipa::path(
     post,
     path = "/v1/sites/{code}/holds",
@@ -499,7 +500,7 @@ impl From<Hold> for HoldView {
         (status = 401, description = "no valid token"),
         (status = 403, description = "role may not hold"),
         (status = 404, description = "no such site, or not your patient id"),
-        (status = 409, description = "no free place (`slot-full`)"),
+        (status = 409, description = "no free place (`slot-full`), or the patient holds a place at this site already (`already-holding`)"),
         (status = 415, description = "not JSON"),
         (status = 422, description = "not a slot the site offers"),
     )
