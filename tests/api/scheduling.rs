@@ -319,6 +319,9 @@ async fn check_in_numbers_samples_per_site_and_day_without_gaps_even_when_racing
     )
     .await;
     assert_problem(act(&app, &tomorrow, "check-in", &lab).await, 409, "too-early").await;
+    let cancelled = book_noon(&app, &start).await;
+    assert_eq!(act(&app, &cancelled, "cancel", &lab).await.status(), 200);
+    assert_problem(act(&app, &cancelled, "check-in", &lab).await, 409, "already-cancelled").await;
     let patient_token = app.token(Role::Patient, tomorrow["patientId"].as_str().unwrap());
     assert_eq!(act(&app, &tomorrow, "check-in", &patient_token).await.status(), 403);
 }
