@@ -1,7 +1,8 @@
 //! Booking tests into slots, listing and cancelling bookings, and the lab's day views.
 //!
-//! No overbooking: a booking's slot counter and items are one transaction conditioned on `booked <
-//! capacity`. Idempotency: the key's record is written in that same transaction, so a booking exists exactly
+//! No overbooking: a booking takes one free place of its slot (an attribute of the slot item) in the same
+//! transaction that writes its items, conditioned on that place being free (see `service::sites::pick_place`
+//! and docs/data-model.md). Idempotency: the key's record is written in that same transaction, so a booking exists exactly
 //! when its record does; a repeated or concurrent request finds the record and gets the first answer again.
 
 use std::{

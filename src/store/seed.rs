@@ -1,6 +1,6 @@
 //! The items that domain values are stored as, for loading many of them at once with BatchWriteItem (the
 //! benchmark seeds 100 000 bookings this way). The request paths never use this module: they write through
-//! the store's transactions, which also keep slot counters and audit events. This is the whole surface the
+//! the store's transactions, which also take slot places and write audit events. This is the whole surface the
 //! benchmark needs of the store's persistence structs, which are otherwise private.
 
 use super::{
@@ -21,7 +21,7 @@ pub fn patient(patient: &Patient) -> Result<Item, StoreError> {
     to_item(&PatientItem::from(patient))
 }
 
-/// The booking item of `booking` and one item per test (no slot counter).
+/// The booking item of `booking` and one item per test (no place in a slot item).
 ///
 /// # Errors
 /// [`StoreError::Corrupt`] when one does not serialise.
