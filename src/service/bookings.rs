@@ -77,6 +77,9 @@ pub struct NewBooking {
     pub hold_id: Option<Uuid>,
 }
 
+/// How often a check-in reads the day's accession counter again after racing check-ins took the next number.
+const ACCESSION_ATTEMPTS: usize = 64;
+
 /// A booking changed between the read and the write: 412 when the caller named a version, else 409.
 fn changed_meanwhile(expected: Option<Expected>) -> ServiceError {
     if expected.is_some() {
@@ -646,7 +649,9 @@ impl Bookings {
                 format!("check-in opens on the slot's day, {day} at the site"),
             ));
         }
-        for _ in 0..PLACE_ATTEMPTS {
+        // Each lost race means another check-in of that day committed, so a check-in can lose once per
+        // concurrent check-in: allow more attempts than for a place.
+        for _ in 0..ACCESSION_ATTEMPTS {
             let last = self.store.last_accession(&booking.site, day).await?;
             let number = format!(
                 "{}-{:04}{:02}{:02}-{:04}",
