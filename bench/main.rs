@@ -65,6 +65,8 @@ struct Seeded {
     bookings: Vec<(Uuid, Uuid)>,
     /// (patient, booking, test) of tests without a result, one per load worker and side.
     fresh_tests: Vec<TestAddress>,
+    /// The CBC version the seeded bookings booked.
+    cbc: medbook::domain::test_type::TestType,
 }
 
 #[derive(Default, Clone)]
@@ -208,6 +210,29 @@ async fn batch_write(client: &Client, table: &str, items: Vec<HashMap<String, At
     }
 }
 
+/// A first, unverified recording with no values.
+fn bench_result() -> LabResult {
+    LabResult {
+        status: ResultStatus::Preliminary,
+        revision: 1,
+        version: 1,
+        values: vec![],
+        critical: false,
+        delta_flag: false,
+        performed_at: "2026-12-01T08:00:00Z".into(),
+        collected_at: None,
+        comment: None,
+        recorded_at: timefmt::now(),
+        recorded_by: "bench".into(),
+        verification: None,
+        review: None,
+        hold: None,
+        hold_lifted_at: None,
+        release: None,
+        corrects: None,
+    }
+}
+
 /// Seeds about `size` items: patients with two bookings of three tests, one CBC result awaiting review each.
 async fn seed(client: &Client, store: &Store, size: usize) -> Seeded {
     let table = store.table().to_owned();
@@ -219,6 +244,7 @@ async fn seed(client: &Client, store: &Store, size: usize) -> Seeded {
         patients: Vec::new(),
         bookings: Vec::new(),
         fresh_tests: Vec::new(),
+        cbc: cbc.clone(),
     };
     let mut items = Vec::new();
     let started = Instant::now();
@@ -246,26 +272,30 @@ async fn seed(client: &Client, store: &Store, size: usize) -> Seeded {
                 test_id: booking.tests[0].id,
             };
             if b == 0 {
-                let (values, critical) = flag_values(
+                let flagged = flag_values(
                     &cbc,
                     &[RawValue {
                         analyte: "HGB".into(),
                         value: 13.0,
                         unit: "g/dL".into(),
                     }],
+                    None,
+                    &std::collections::HashMap::new(),
                 )
                 .unwrap();
+                // Verified: on the doctors' worklist.
                 let result = LabResult {
-                    status: ResultStatus::Preliminary,
-                    revision: 1,
-                    version: 1,
-                    values,
-                    critical,
+                    status: ResultStatus::Final,
+                    values: flagged.values,
+                    critical: flagged.critical,
                     performed_at: booking.slot_start.to_string(),
-                    comment: None,
-                    recorded_at: timefmt::now(),
-                    recorded_by: "bench".into(),
-                    review: None,
+                    collected_at: Some(booking.slot_start.to_string()),
+                    verification: Some(medbook::domain::booking::Verification {
+                        verifier_id: "bench-2".into(),
+                        verified_at: timefmt::now(),
+                        legacy: false,
+                    }),
+                    ..bench_result()
                 };
                 items.extend(seed::result(at, "CBC", &result).unwrap());
             } else if seeded.fresh_tests.len() < CONCURRENCY * 2 {
@@ -557,21 +587,13 @@ async fn via_sdk(ctx: &Ctx, pattern: Pattern, worker: usize, version: &mut u64) 
                 .unwrap();
             let current = tree.results.get(&at.test_id);
             let result = LabResult {
-                status: ResultStatus::Preliminary,
-                revision: 1,
                 version: current.map_or(1, |c| c.version + 1),
-                values: vec![],
-                critical: false,
-                performed_at: "2026-12-01T08:00:00Z".into(),
-                comment: None,
-                recorded_at: timefmt::now(),
-                recorded_by: "bench".into(),
-                review: None,
+                ..bench_result()
             };
             ctx.store
                 .save_result(
                     at,
-                    "CBC",
+                    &ctx.seeded.cbc,
                     &result,
                     current.map(|c| c.version),
                     &draft().event(at.patient_id),

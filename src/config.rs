@@ -10,6 +10,7 @@ use time::Time;
 
 use crate::domain::{
     booking::{OpeningHours, SlotGrid},
+    release::{BadReleasePolicy, ReleasePolicy},
     timefmt,
 };
 
@@ -89,6 +90,9 @@ pub struct Settings {
     /// The booking grid (`MEDBOOK_SLOT_MINUTES`, `MEDBOOK_SLOT_CAPACITY`, `MEDBOOK_OPENING_HOURS` in UTC,
     /// `MEDBOOK_BOOKING_HORIZON_DAYS`).
     pub slots: SlotGrid,
+    /// When a verified result is released to its patient (`MEDBOOK_RESULT_RELEASE`: `on-final`, the default,
+    /// `on-review` or `on-final-after:<hours>`); a test type may override it.
+    pub result_release: ReleasePolicy,
 }
 
 /// The HTTP server and its process.
@@ -247,6 +251,12 @@ impl Settings {
             },
             limits: Limits::read(&vars)?,
             slots: slot_grid(&vars)?,
+            result_release: match vars.get("MEDBOOK_RESULT_RELEASE") {
+                None => ReleasePolicy::default(),
+                Some(v) => v
+                    .parse()
+                    .map_err(|e: BadReleasePolicy| ConfigError::new("MEDBOOK_RESULT_RELEASE", e.to_string()))?,
+            },
         })
     }
 

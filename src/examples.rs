@@ -15,7 +15,13 @@ pub fn range() -> Value {
 /// An analyte.
 pub fn analyte() -> Value {
     json!({"code": "HGB", "name": "Hemoglobin", "loinc": "718-7", "unit": "g/dL",
-           "referenceRange": range(), "criticalRange": {"low": 7.0, "high": 20.0}})
+           "referenceRanges": [
+               {"low": 12.0, "high": 17.5},
+               {"sex": "female", "ageFrom": {"value": 18, "unit": "a"}, "low": 11.6, "high": 15.0},
+               {"sex": "male", "ageFrom": {"value": 18, "unit": "a"}, "low": 13.2, "high": 16.6}
+           ],
+           "criticalRange": {"low": 7.0, "high": 20.0},
+           "deltaCheck": {"percent": 20, "withinDays": 30}})
 }
 
 /// A test type definition.
@@ -62,7 +68,9 @@ pub fn problem_field() -> Value {
 
 /// A flagged value.
 pub fn result_value() -> Value {
-    json!({"analyte": "HGB", "value": 11.2, "unit": "g/dL", "flag": "L"})
+    json!({"analyte": "HGB", "value": 11.2, "unit": "g/dL", "flag": "L",
+           "referenceRange": {"sex": "female", "ageFrom": {"value": 18, "unit": "a"}, "low": 11.6, "high": 15.0},
+           "delta": {"previous": 13.9, "previousAt": "2026-11-02T08:10:00Z", "change": -2.7}})
 }
 
 /// A value as sent.
@@ -78,9 +86,12 @@ pub fn review() -> Value {
 
 /// A reviewed result.
 pub fn result_view() -> Value {
-    json!({"status": "final", "revision": 1, "version": 2, "values": [result_value()], "critical": false,
-           "valuesWithheld": false, "performedAt": "2026-12-05T09:00:00Z", "recordedAt": "2026-12-05T09:05:00.000Z",
-           "recordedBy": "lab-1", "review": review()})
+    json!({"status": "final", "revision": 1, "version": 3, "values": [result_value()], "critical": false,
+           "deltaFlag": true, "valuesWithheld": false,
+           "release": {"state": "released", "releasedAt": "2026-12-05T09:30:00.000Z"},
+           "performedAt": "2026-12-05T09:00:00Z", "collectedAt": "2026-12-05T07:16:00Z",
+           "recordedAt": "2026-12-05T09:05:00.000Z", "recordedBy": "lab-1",
+           "verification": {"verifierId": "lab-2", "verifiedAt": "2026-12-05T09:30:00.000Z"}, "review": review()})
 }
 
 /// A result history.
@@ -91,7 +102,7 @@ pub fn result_history() -> Value {
 /// A note.
 pub fn note() -> Value {
     json!({"id": "01a2211c-0a10-7a4e-8f00-1c2d3e4f5a6b", "authorId": "dr-house", "text": "Fasting sample next time.",
-           "createdAt": "2026-12-05T10:01:00.000Z"})
+           "visibility": "patient", "createdAt": "2026-12-05T10:01:00.000Z"})
 }
 
 /// A booked test in a list.
@@ -132,8 +143,9 @@ pub fn slot() -> Value {
 
 /// A worklist entry.
 pub fn worklist_item() -> Value {
-    json!({"patientId": PATIENT, "bookingId": BOOKING, "testId": TEST, "testTypeCode": "CBC", "critical": true,
-           "recordedAt": "2026-12-05T09:05:00.000Z"})
+    json!({"patientId": PATIENT, "bookingId": BOOKING, "testId": TEST, "testTypeCode": "CBC", "status": "final",
+           "critical": true, "deltaFlag": false, "recordedAt": "2026-12-05T09:05:00.000Z",
+           "verifiedAt": "2026-12-05T09:30:00.000Z"})
 }
 
 /// A booked test of one type.

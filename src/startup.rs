@@ -178,7 +178,7 @@ impl Application {
         let state = AppState::new(Services {
             bookings: Bookings::new(store.clone(), catalog.clone(), sites.clone()),
             sites,
-            results: Results::new(store.clone(), catalog.clone()),
+            results: Results::new(store.clone(), catalog.clone(), settings.result_release),
             catalog,
             patients: Patients::new(store.clone()),
             audit: AuditTrail::new(store.clone(), settings.store.audit_refusals_per_minute),

@@ -22,7 +22,8 @@ use crate::{
     auth::{Caller, Role},
     domain::{
         booking::{
-            BookedTest, Booking, BookingStatus, BookingSummary, BookingTree, Note, Rescheduled, TestRef, TestStatus,
+            BookedTest, Booking, BookingStatus, BookingSummary, BookingTree, Note, NoteVisibility, Rescheduled,
+            TestRef, TestStatus,
         },
         idempotency::IdempotencyKey,
         text, timefmt,
@@ -200,17 +201,31 @@ impl BookingView {
         Self::new(booking, |_| (None, None))
     }
 
-    /// The whole tree, as `caller` may see it.
-    fn tree(tree: BookingTree, caller: &Caller) -> Self {
+    /// The whole tree, as `caller` may see it: a patient sees each result as its release allows, and only
+    /// the notes meant for them (`visibility: patient`) once that result is released.
+    fn tree(tree: BookingTree, caller: &Caller, results: &crate::service::results::Results) -> Self {
         let BookingTree {
             booking,
-            results,
+            results: current,
             notes,
         } = tree;
+        let patient = caller.role == Role::Patient;
         Self::new(booking, |t| {
+            let result = current.get(&t.id);
+            let release = result.map(|r| results.release_of(r));
+            let released = release.is_some_and(|r| r.is_released());
+            let notes = notes
+                .get(&t.id)
+                .into_iter()
+                .flatten()
+                .filter(|n| !patient || (released && n.visibility == NoteVisibility::Patient))
+                .cloned()
+                .collect();
             (
-                results.get(&t.id).map(|r| ResultView::for_caller(r.clone(), caller)),
-                Some(notes.get(&t.id).cloned().unwrap_or_default()),
+                result
+                    .zip(release)
+                    .map(|(r, release)| ResultView::for_caller(r.clone(), caller, release)),
+                Some(notes),
             )
         })
     }
@@ -466,7 +481,11 @@ async fn get_booking(
     Path((patient_id, booking_id)): Path<(Uuid, Uuid)>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_patient_access(patient_id, &[Role::Patient, Role::Lab, Role::Doctor, Role::Admin])?;
-    let view = BookingView::tree(state.bookings.tree(patient_id, booking_id).await?, &caller);
+    let view = BookingView::tree(
+        state.bookings.tree(patient_id, booking_id).await?,
+        &caller,
+        &state.results,
+    );
     Ok((booking_headers(&view, false), axum::Json(view)))
 }
 

@@ -1,5 +1,5 @@
 //! FHIR R4 export of one booking: a `collection` Bundle with the Patient, a ServiceRequest per test, an
-//! Observation per analyte value and a DiagnosticReport per reviewed test. docs/fhir.md has the mapping.
+//! Observation per analyte value and a DiagnosticReport per resulted test. docs/fhir.md has the mapping.
 //!
 //! Resources refer to each other by `urn:uuid:` full URLs inside the bundle. Ids are stable across exports:
 //! the Patient's and each ServiceRequest's are ours, an Observation's and a DiagnosticReport's are name-based
@@ -20,7 +20,8 @@ use crate::{
     domain::{
         booking::{BookedTest, LabResult, ResultStatus, TestStatus},
         patient::{Patient, Sex},
-        test_type::{Analyte, Flag, Range, TestType},
+        release::Release,
+        test_type::{Age, AgeUnit, Analyte, Flag, RangeSex, TestType},
     },
     service::bookings::BookingExport,
 };
@@ -44,7 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// One booking as a FHIR R4 `collection` Bundle (`application/fhir+json`), with the same access rules as the
-/// booking: a patient sees result values (Observations) only once a doctor has reviewed them. One Query for
+/// booking: a patient sees a result's Observations and DiagnosticReport only once it is released. One Query for
 /// the booking tree and one GetItem for the patient, issued together; test types come from the cache.
 #[utoipa::path(
     get,
@@ -66,7 +67,9 @@ async fn booking_bundle(
 ) -> Result<Response, ApiError> {
     caller.require_patient_access(patient_id, &[Role::Patient, Role::Lab, Role::Doctor, Role::Admin])?;
     let export = state.bookings.export(patient_id, booking_id).await?;
-    let bundle = bundle(&export, &caller, &crate::domain::timefmt::now());
+    let bundle = bundle(&export, &caller, &crate::domain::timefmt::now(), |r| {
+        state.results.release_of(r)
+    });
     let mut response = axum::Json(bundle).into_response();
     response
         .headers_mut()
@@ -74,8 +77,14 @@ async fn booking_bundle(
     Ok(response)
 }
 
-/// The Bundle for `export` as `caller` may see it, stamped `timestamp`.
-pub fn bundle(export: &BookingExport, caller: &Caller, timestamp: &str) -> Value {
+/// The Bundle for `export` as `caller` may see it, stamped `timestamp`; `release` tells each result's release
+/// state.
+pub fn bundle(
+    export: &BookingExport,
+    caller: &Caller,
+    timestamp: &str,
+    release: impl Fn(&LabResult) -> Release,
+) -> Value {
     let BookingExport {
         patient,
         tree,
@@ -102,7 +111,7 @@ pub fn bundle(export: &BookingExport, caller: &Caller, timestamp: &str) -> Value
         let Some(result) = tree.results.get(&test.id) else {
             continue;
         };
-        if caller.role == Role::Patient && result.review.is_none() {
+        if caller.role == Role::Patient && !release(result).is_released() {
             continue;
         }
         let mut observation_urls = Vec::new();
@@ -115,33 +124,43 @@ pub fn bundle(export: &BookingExport, caller: &Caller, timestamp: &str) -> Value
                 observation(id, result, index, analyte, &patient_url, &request_url),
             ));
         }
-        if let Some(review) = &result.review {
-            let id = Uuid::new_v5(&test.id, b"diagnostic-report");
-            let status = match result.status {
-                ResultStatus::Amended => "amended",
-                ResultStatus::Preliminary | ResultStatus::Final => "final",
-            };
-            entries.push(entry(
-                id,
-                json!({
-                    "resourceType": "DiagnosticReport",
-                    "id": id,
-                    "status": status,
-                    "category": [{"coding": [{"system": DIAGNOSTIC_SERVICE, "code": "LAB", "display": "Laboratory"}]}],
-                    "code": loinc(&test_type.definition.loinc, &test_type.definition.name),
-                    "subject": {"reference": patient_url},
-                    "basedOn": [{"reference": request_url}],
-                    "effectiveDateTime": result.performed_at,
-                    "issued": review.reviewed_at,
-                    "resultsInterpreter": [{
-                        "identifier": {"system": SUBJECT_SYSTEM, "value": review.reviewer_id},
-                        "display": review.reviewer_id,
-                    }],
-                    "result": observation_urls.iter().map(|u| json!({"reference": u})).collect::<Vec<_>>(),
-                    "conclusion": review.conclusion,
-                }),
-            ));
+        let id = Uuid::new_v5(&test.id, b"diagnostic-report");
+        let status = match (&result.verification, result.status) {
+            (None, _) => "partial",
+            (Some(_), ResultStatus::Preliminary | ResultStatus::Final) => "final",
+            (Some(_), ResultStatus::Corrected) => "corrected",
+            (Some(_), ResultStatus::Amended) => "amended",
+        };
+        let issued = result
+            .verification
+            .as_ref()
+            .map_or(&result.recorded_at, |v| &v.verified_at);
+        let mut report = json!({
+            "resourceType": "DiagnosticReport",
+            "id": id,
+            "status": status,
+            "category": [{"coding": [{"system": DIAGNOSTIC_SERVICE, "code": "LAB", "display": "Laboratory"}]}],
+            "code": loinc(&test_type.definition.loinc, &test_type.definition.name),
+            "subject": {"reference": patient_url},
+            "basedOn": [{"reference": request_url}],
+            "effectiveDateTime": result.performed_at,
+            "issued": issued,
+            "result": observation_urls.iter().map(|u| json!({"reference": u})).collect::<Vec<_>>(),
+        });
+        if let Some(v) = &result.verification {
+            report["performer"] = json!([{
+                "identifier": {"system": SUBJECT_SYSTEM, "value": v.verifier_id},
+                "display": v.verifier_id,
+            }]);
         }
+        if let Some(review) = &result.review {
+            report["resultsInterpreter"] = json!([{
+                "identifier": {"system": SUBJECT_SYSTEM, "value": review.reviewer_id},
+                "display": review.reviewer_id,
+            }]);
+            report["conclusion"] = json!(review.conclusion);
+        }
+        entries.push(entry(id, report));
     }
     json!({
         "resourceType": "Bundle",
@@ -205,7 +224,7 @@ fn service_request(
 ) -> Value {
     let status = match test.status {
         TestStatus::Ordered | TestStatus::Resulted => "active",
-        TestStatus::Reviewed => "completed",
+        TestStatus::Verified | TestStatus::Reviewed => "completed",
         TestStatus::Cancelled => "revoked",
     };
     json!({
@@ -232,10 +251,12 @@ fn observation(
     request_url: &str,
 ) -> Value {
     let value = &result.values[index];
-    let status = match result.status {
-        ResultStatus::Preliminary => "preliminary",
-        ResultStatus::Final => "final",
-        ResultStatus::Amended => "amended",
+    // Values no second lab user has verified are preliminary, whatever revision they are.
+    let status = match (&result.verification, result.status) {
+        (None, _) | (Some(_), ResultStatus::Preliminary) => "preliminary",
+        (Some(_), ResultStatus::Final) => "final",
+        (Some(_), ResultStatus::Corrected) => "corrected",
+        (Some(_), ResultStatus::Amended) => "amended",
     };
     let (code, display) = match value.flag {
         Flag::N => ("N", "Normal"),
@@ -245,6 +266,18 @@ fn observation(
         Flag::HH => ("HH", "Critical high"),
     };
     let quantity = |v: f64| json!({"value": v, "unit": value.unit, "system": UCUM, "code": value.unit});
+    let mut interpretation = vec![json!({"coding": [{"system": INTERPRETATION, "code": code, "display": display}]})];
+    if let Some(delta) = &value.delta {
+        let (code, display) = if delta.change >= 0.0 {
+            ("U", "Significant change up")
+        } else {
+            ("D", "Significant change down")
+        };
+        interpretation.push(json!({
+            "coding": [{"system": INTERPRETATION, "code": code, "display": display}],
+            "text": format!("delta check: {:+} {} since {} ({})", delta.change, value.unit, delta.previous_at, delta.previous),
+        }));
+    }
     let mut resource = json!({
         "resourceType": "Observation",
         "id": id,
@@ -256,15 +289,55 @@ fn observation(
         "effectiveDateTime": result.performed_at,
         "issued": result.recorded_at,
         "valueQuantity": quantity(value.value),
-        "interpretation": [{"coding": [{"system": INTERPRETATION, "code": code, "display": display}]}],
+        "interpretation": interpretation,
     });
-    if let Some(Range { low, high }) = analyte.map(|a| &a.reference_range) {
+    // The range the value was judged against; a result from before ranges were recorded with it falls back
+    // to the analyte's catch-all.
+    let applied = value
+        .reference_range
+        .or_else(|| analyte.and_then(|a| a.reference_for(None)));
+    if let Some(r) = applied {
         let mut range = serde_json::Map::new();
-        if let Some(low) = low {
-            range.insert("low".into(), quantity(*low));
+        if let Some(low) = r.low {
+            range.insert("low".into(), quantity(low));
         }
-        if let Some(high) = high {
-            range.insert("high".into(), quantity(*high));
+        if let Some(high) = r.high {
+            range.insert("high".into(), quantity(high));
+        }
+        if let Some(sex) = r.sex {
+            let (code, display) = match sex {
+                RangeSex::Female => ("female", "Female"),
+                RangeSex::Male => ("male", "Male"),
+            };
+            range.insert(
+                "appliesTo".into(),
+                json!([{"coding": [{"system": "http://hl7.org/fhir/administrative-gender", "code": code, "display": display}]}]),
+            );
+        }
+        if r.age_from.is_some() || r.age_to.is_some() {
+            let age = |a: Age| {
+                let unit = match a.unit {
+                    AgeUnit::Days => "d",
+                    AgeUnit::Months => "mo",
+                    AgeUnit::Years => "a",
+                };
+                json!({"value": a.value, "unit": unit, "system": UCUM, "code": unit})
+            };
+            let mut ages = serde_json::Map::new();
+            if let Some(from) = r.age_from {
+                ages.insert("low".into(), age(from));
+            }
+            // medbook's `ageTo` is exclusive, a FHIR Range inclusive: in whole units, "below 18 a" is "17 a".
+            if let Some(to) = r.age_to {
+                ages.insert(
+                    "high".into(),
+                    age(Age {
+                        value: to.value.saturating_sub(1),
+                        ..to
+                    }),
+                );
+            }
+            range.insert("age".into(), Value::Object(ages));
         }
         if !range.is_empty() {
             resource["referenceRange"] = json!([range]);

@@ -1,4 +1,5 @@
-//! The lab's and doctors' views: slots, the day's schedule, tests by type, and the review worklist.
+//! The lab's and doctors' views: slots, the day's schedule, tests by type, the verification queue and the
+//! review worklist.
 
 use axum::extract::{OriginalUri, State};
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,10 @@ use super::{
 };
 use crate::{
     auth::{Caller, Role},
-    domain::{booking::TestStatus, timefmt},
+    domain::{
+        booking::{ResultStatus, TestStatus, WorklistEntry},
+        timefmt,
+    },
 };
 
 /// Lab and doctor routes.
@@ -24,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(slots))
         .routes(routes!(schedule))
         .routes(routes!(worklist))
+        .routes(routes!(verification_queue))
         .routes(routes!(tests_by_type))
 }
 
@@ -157,7 +162,7 @@ async fn schedule(
     Ok(axum::Json(list.page(&state, page, BookingSummaryView::from)))
 }
 
-/// A result awaiting review.
+/// A result awaiting verification or review.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(example = crate::examples::worklist_item)]
@@ -171,14 +176,37 @@ pub struct WorklistItem {
     /// Test type code.
     #[schema(example = "CBC")]
     pub test_type_code: String,
+    /// The result's status (`preliminary`, or `corrected`/`amended` when a correction awaits verification).
+    pub status: ResultStatus,
     /// Whether any value is critical.
     pub critical: bool,
+    /// Whether any value failed its delta check.
+    pub delta_flag: bool,
     /// When the result was recorded.
     pub recorded_at: String,
+    /// When it was verified (the doctors' worklist).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<String>,
 }
 
-/// Results awaiting a doctor's review, critical first, then oldest first (doctor, admin): one Query on the
-/// sparse index.
+impl From<WorklistEntry> for WorklistItem {
+    fn from(e: WorklistEntry) -> Self {
+        Self {
+            patient_id: e.patient_id,
+            booking_id: e.booking_id,
+            test_id: e.test_id,
+            test_type_code: e.test_type_code,
+            status: e.status,
+            critical: e.critical,
+            delta_flag: e.delta_flag,
+            recorded_at: e.recorded_at,
+            verified_at: e.verified_at,
+        }
+    }
+}
+
+/// Verified results awaiting a doctor's review, critical first, then oldest verified first (doctor, admin):
+/// one Query on the sparse index.
 #[utoipa::path(
     get,
     path = "/v1/worklist",
@@ -204,14 +232,37 @@ async fn worklist(
     let list = ListRequest::new(&state, uri.path(), &[], &page, 20)?;
     let page = state.results.worklist(list.limit(), list.start()).await?;
     record_views(&state, &audit, &caller, page.items.iter().map(|e| e.patient_id));
-    Ok(axum::Json(list.page(&state, page, |e| WorklistItem {
-        patient_id: e.patient_id,
-        booking_id: e.booking_id,
-        test_id: e.test_id,
-        test_type_code: e.test_type_code,
-        critical: e.critical,
-        recorded_at: e.recorded_at,
-    })))
+    Ok(axum::Json(list.page(&state, page, WorklistItem::from)))
+}
+
+/// Results awaiting verification by a second lab user, critical first, then oldest recorded first (lab,
+/// admin): one Query on the other partition of the same sparse index.
+#[utoipa::path(
+    get,
+    path = "/v1/verification-queue",
+    tag = "results",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "a page of the verification queue", body = Page<WorklistItem>),
+        (status = 400, description = "bad parameter or cursor"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "role may not see the queue"),
+        (status = 422, description = "invalid limit"),
+    )
+)]
+async fn verification_queue(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: AuditContext,
+    OriginalUri(uri): OriginalUri,
+    Query(page): Query<PageParams>,
+) -> Result<axum::Json<Page<WorklistItem>>, ApiError> {
+    caller.require(&[Role::Lab, Role::Admin])?;
+    let list = ListRequest::new(&state, uri.path(), &[], &page, 20)?;
+    let page = state.results.verification_queue(list.limit(), list.start()).await?;
+    record_views(&state, &audit, &caller, page.items.iter().map(|e| e.patient_id));
+    Ok(axum::Json(list.page(&state, page, WorklistItem::from)))
 }
 
 /// A date range.

@@ -45,6 +45,9 @@ pub struct AuditEvent {
     pub outcome: u16,
     /// The request id (`x-request-id`).
     pub request_id: String,
+    /// The reason the actor gave, where the action takes one (a doctor's hold of a result, and its lift).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What a patient's own view of their trail shows in place of another patient's id.
@@ -88,6 +91,15 @@ impl AuditDraft {
             resource: self.resource.clone(),
             outcome: self.outcome,
             request_id: self.request_id.clone(),
+            reason: None,
+        }
+    }
+
+    /// The event for `patient_id` with the `reason` the actor gave.
+    pub fn event_with_reason(&self, patient_id: Uuid, reason: &str) -> AuditEvent {
+        AuditEvent {
+            reason: Some(reason.to_owned()),
+            ..self.event(patient_id)
         }
     }
 }

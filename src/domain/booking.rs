@@ -7,7 +7,8 @@ use time::{Date, OffsetDateTime, Time, UtcOffset};
 use uuid::Uuid;
 
 use super::{
-    test_type::{Analyte, Flag, TestType},
+    release::{ReleaseFacts, ReleasePolicy},
+    test_type::{Analyte, Flag, ReferenceRange, Subject, TestType},
     timefmt,
 };
 
@@ -169,8 +170,10 @@ pub enum BookingStatus {
 pub enum TestStatus {
     /// Booked, no result yet.
     Ordered,
-    /// A result is recorded and awaits review.
+    /// A result is recorded and awaits verification.
     Resulted,
+    /// The current result is verified (final, corrected or amended) and awaits a doctor's review.
+    Verified,
     /// A doctor reviewed the current result.
     Reviewed,
     /// The booking was cancelled.
@@ -273,7 +276,7 @@ pub struct ScheduledTest {
     pub test: BookedTest,
 }
 
-/// A result waiting for review, as the worklist shows it.
+/// A result waiting for verification or review, as the two worklists show it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorklistEntry {
     /// Patient.
@@ -284,10 +287,16 @@ pub struct WorklistEntry {
     pub test_id: Uuid,
     /// Test type code.
     pub test_type_code: String,
+    /// The result's status.
+    pub status: ResultStatus,
     /// Whether any value is critical.
     pub critical: bool,
+    /// Whether any value failed its delta check.
+    pub delta_flag: bool,
     /// When the result was recorded.
     pub recorded_at: String,
+    /// When it was verified (the doctor's worklist only).
+    pub verified_at: Option<String>,
 }
 
 /// A booking: a patient, a slot at a site, several tests.
@@ -344,15 +353,18 @@ impl Booking {
     }
 }
 
-/// State of a result.
+/// State of a result, as laboratories (and FHIR) report it. Verification by a second lab user makes a result
+/// final; a doctor's review is separate (`review`) and changes no status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ResultStatus {
-    /// Recorded, not yet reviewed.
+    /// Recorded, not verified yet.
     Preliminary,
-    /// Reviewed by a doctor.
+    /// Verified (technical validation by a second lab user).
     Final,
-    /// Changed after a review (reviewed again or not: see `review`).
+    /// A new revision whose values differ from the last verified one (verified or not: see `verification`).
+    Corrected,
+    /// A new revision after a verified one with the same values: only the comment changed.
     Amended,
 }
 
@@ -372,6 +384,63 @@ pub struct ResultValue {
     pub unit: String,
     /// Comparison with the analyte's ranges.
     pub flag: Flag,
+    /// The reference range the value was judged against (by the patient's sex and age at collection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_range: Option<ReferenceRange>,
+    /// The change from the patient's previous final value, when it failed the analyte's delta check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<Delta>,
+}
+
+/// A value that moved beyond its analyte's delta check since the patient's previous final value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"previous": 13.9, "previousAt": "2026-11-02T08:10:00Z", "change": -4.2}))]
+pub struct Delta {
+    /// The previous final value.
+    pub previous: f64,
+    /// When its specimen was collected.
+    pub previous_at: String,
+    /// This value minus the previous one.
+    pub change: f64,
+}
+
+/// The patient's previous final value of one LOINC code, as a delta check compares with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviousValue {
+    /// Value.
+    pub value: f64,
+    /// Its unit (a value in another unit is not compared).
+    pub unit: String,
+    /// When its specimen was collected.
+    pub collected_at: String,
+}
+
+/// A lab user's verification of a result revision (the second pair of eyes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"verifierId": "lab-2", "verifiedAt": "2026-12-01T09:30:00.000Z"}))]
+pub struct Verification {
+    /// Verifying lab user (token subject); never the one who recorded the revision.
+    pub verifier_id: String,
+    /// When.
+    pub verified_at: String,
+    /// True for a result reviewed before verification existed: its review counts as its verification.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy: bool,
+}
+
+/// A doctor's hold of one result from the patient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"doctorId": "doctor-1", "heldAt": "2026-12-01T09:40:00.000Z", "reason": "to discuss in person first"}))]
+pub struct ReleaseHold {
+    /// The holding doctor (token subject).
+    pub doctor_id: String,
+    /// When.
+    pub held_at: String,
+    /// Why (recorded, audited).
+    pub reason: String,
 }
 
 /// A doctor's sign-off of a result revision.
@@ -393,7 +462,7 @@ pub struct Review {
 pub struct LabResult {
     /// State.
     pub status: ResultStatus,
-    /// Revision: 1 for the first recording, +1 for each amendment after a review.
+    /// Revision: 1 for the first recording, +1 for each recording after it.
     pub revision: u32,
     /// Optimistic-concurrency version (every change); the ETag.
     pub version: u64,
@@ -401,8 +470,15 @@ pub struct LabResult {
     pub values: Vec<ResultValue>,
     /// Whether any value is critical (LL or HH).
     pub critical: bool,
+    /// Whether any value failed its delta check.
+    #[serde(default)]
+    pub delta_flag: bool,
     /// When the specimen was analysed.
     pub performed_at: String,
+    /// When the specimen was collected (check-in; the slot for bookings from before check-in): the time of
+    /// the patient's observations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collected_at: Option<String>,
     /// Lab comment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
@@ -410,16 +486,142 @@ pub struct LabResult {
     pub recorded_at: String,
     /// Who recorded it.
     pub recorded_by: String,
+    /// The verification of this revision, once there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
     /// The doctor's review of this revision, once there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<Review>,
+    /// A doctor's hold from the patient; kept across revisions until lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<ReleaseHold>,
+    /// When the last hold was lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_lifted_at: Option<String>,
+    /// The booked test type version's own release rule, overriding the service's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleasePolicy>,
+    /// The last verified revision this one replaces (corrections and amendments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrects: Option<u32>,
 }
 
 impl LabResult {
-    /// Whether the result waits for a doctor.
-    pub fn awaits_review(&self) -> bool {
-        self.review.is_none()
+    /// What this result's release depends on.
+    pub fn release_facts(&self) -> ReleaseFacts {
+        ReleaseFacts {
+            verified_at: self.verification.as_ref().map(|v| v.verified_at.clone()),
+            reviewed_at: self.review.as_ref().map(|r| r.reviewed_at.clone()),
+            held: self.hold.is_some(),
+            hold_lifted_at: self.hold_lifted_at.clone(),
+            release: self.release,
+        }
     }
+
+    /// The observations of this (verified) result: one per value whose analyte `test_type` knows, at
+    /// `collected_at`.
+    pub fn observations(&self, at: TestAddress, test_type: &TestType) -> Vec<Observation> {
+        let Some(collected_at) = self.collected_at.clone() else {
+            return Vec::new();
+        };
+        self.values
+            .iter()
+            .filter_map(|v| {
+                let analyte = test_type.definition.analytes.iter().find(|a| a.code == v.analyte)?;
+                Some(Observation {
+                    booking_id: at.booking_id,
+                    test_id: at.test_id,
+                    test_type_code: test_type.definition.code.clone(),
+                    analyte: v.analyte.clone(),
+                    loinc: analyte.loinc.clone(),
+                    value: v.value,
+                    unit: v.unit.clone(),
+                    flag: v.flag,
+                    reference_range: v.reference_range,
+                    collected_at: collected_at.clone(),
+                    status: self.status,
+                    revision: self.revision,
+                    facts: self.release_facts(),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether a second lab user has verified this revision.
+    pub fn is_verified(&self) -> bool {
+        self.verification.is_some()
+    }
+
+    /// Whether the result waits for a doctor: verified, not reviewed.
+    pub fn awaits_review(&self) -> bool {
+        self.is_verified() && self.review.is_none()
+    }
+
+    /// Whether the result waits for a lab user's verification.
+    pub fn awaits_verification(&self) -> bool {
+        !self.is_verified()
+    }
+
+    /// The result as today's rules read it. Before verification existed, a doctor's review was the only
+    /// sign-off and made a result `final`: such a result counts as verified by its reviewer at review time
+    /// (marked `legacy`). Nothing else changes.
+    #[must_use]
+    pub fn interpreted(mut self) -> Self {
+        if self.verification.is_none()
+            && self.status != ResultStatus::Preliminary
+            && let Some(review) = &self.review
+        {
+            self.verification = Some(Verification {
+                verifier_id: review.reviewer_id.clone(),
+                verified_at: review.reviewed_at.clone(),
+                legacy: true,
+            });
+        }
+        self
+    }
+
+    /// Whether `values` are the same measurements as this revision's (analyte, value, unit; any order).
+    pub fn same_values(&self, values: &[ResultValue]) -> bool {
+        let key = |v: &ResultValue| (v.analyte.clone(), v.value.to_bits(), v.unit.clone());
+        let mut mine: Vec<_> = self.values.iter().map(key).collect();
+        let mut theirs: Vec<_> = values.iter().map(key).collect();
+        mine.sort();
+        theirs.sort();
+        mine == theirs
+    }
+}
+
+/// One verified value in a patient's series of its LOINC code: the cumulative view doctors use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observation {
+    /// Booking.
+    pub booking_id: Uuid,
+    /// Test.
+    pub test_id: Uuid,
+    /// Test type code.
+    pub test_type_code: String,
+    /// Analyte code.
+    pub analyte: String,
+    /// LOINC code.
+    pub loinc: String,
+    /// Value.
+    pub value: f64,
+    /// UCUM unit.
+    pub unit: String,
+    /// Flag.
+    pub flag: Flag,
+    /// The reference range applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_range: Option<ReferenceRange>,
+    /// When the specimen was collected.
+    pub collected_at: String,
+    /// Status of the result revision it comes from.
+    pub status: ResultStatus,
+    /// That revision.
+    pub revision: u32,
+    /// What its release depends on (a copy of the result's).
+    pub facts: ReleaseFacts,
 }
 
 /// A value as the lab sends it.
@@ -444,11 +646,29 @@ pub struct ValueError {
     pub message: String,
 }
 
-/// Checks `values` against the analytes of `test_type` and flags each.
+/// Values checked and flagged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flagged {
+    /// The values with their flags, ranges and deltas.
+    pub values: Vec<ResultValue>,
+    /// Whether any is critical (LL/HH).
+    pub critical: bool,
+    /// Whether any failed its delta check.
+    pub delta_flag: bool,
+}
+
+/// Checks `values` against the analytes of `test_type` and flags each: against the reference range for `who`
+/// (the catch-all when `None`), and against the patient's `previous` final value of its LOINC code where the
+/// analyte has a delta check.
 ///
 /// # Errors
 /// Every value that names an unknown or repeated analyte, uses another unit, or is not finite.
-pub fn flag_values(test_type: &TestType, values: &[RawValue]) -> Result<(Vec<ResultValue>, bool), Vec<ValueError>> {
+pub fn flag_values(
+    test_type: &TestType,
+    values: &[RawValue],
+    who: Option<&Subject>,
+    previous: &HashMap<String, PreviousValue>,
+) -> Result<Flagged, Vec<ValueError>> {
     let mut errors = Vec::new();
     let mut flagged = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -490,18 +710,43 @@ pub fn flag_values(test_type: &TestType, values: &[RawValue]) -> Result<(Vec<Res
                 message: "must be 0 or of magnitude 1e-15 to 1e15".into(),
             });
         }
+        let reference = analyte.reference_for(who);
+        let delta = analyte.delta_check.and_then(|check| {
+            let before = previous.get(&analyte.loinc).filter(|p| p.unit == raw.unit)?;
+            check.exceeded(before.value, raw.value).then(|| Delta {
+                previous: before.value,
+                previous_at: before.collected_at.clone(),
+                change: raw.value - before.value,
+            })
+        });
         flagged.push(ResultValue {
             analyte: raw.analyte.clone(),
             value: raw.value,
             unit: raw.unit.clone(),
-            flag: analyte.flag(raw.value),
+            flag: analyte.flag_against(raw.value, reference.map(|r| r.range()).as_ref()),
+            reference_range: reference,
+            delta,
         });
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    let critical = flagged.iter().any(|v| matches!(v.flag, Flag::LL | Flag::HH));
-    Ok((flagged, critical))
+    Ok(Flagged {
+        critical: flagged.iter().any(|v| matches!(v.flag, Flag::LL | Flag::HH)),
+        delta_flag: flagged.iter().any(|v| v.delta.is_some()),
+        values: flagged,
+    })
+}
+
+/// Who may read a doctor's note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NoteVisibility {
+    /// Staff only.
+    #[default]
+    Internal,
+    /// The patient too, once the test's result is released.
+    Patient,
 }
 
 /// A doctor's note on a test.
@@ -515,6 +760,9 @@ pub struct Note {
     pub author_id: String,
     /// Text.
     pub text: String,
+    /// `internal` (staff only; notes from before visibility existed) or `patient`.
+    #[serde(default)]
+    pub visibility: NoteVisibility,
     /// When.
     pub created_at: String,
 }
@@ -626,18 +874,25 @@ mod tests {
                 price_cents: 100,
                 currency: "EUR".into(),
                 active: true,
+                release: None,
                 analytes: vec![Analyte {
                     code: "HGB".into(),
                     name: "Hemoglobin".into(),
                     loinc: "718-7".into(),
                     unit: "g/dL".into(),
-                    reference_range: Range {
+                    reference_range: Some(Range {
                         low: Some(12.0),
                         high: Some(17.5),
-                    },
+                    }),
+                    reference_ranges: Vec::new(),
                     critical_range: Some(Range {
                         low: Some(7.0),
                         high: Some(20.0),
+                    }),
+                    delta_check: Some(crate::domain::test_type::DeltaCheck {
+                        percent: Some(20.0),
+                        absolute: None,
+                        within_days: 30,
                     }),
                 }],
             },
@@ -655,10 +910,67 @@ mod tests {
 
     #[test]
     fn values_are_flagged_and_a_critical_one_marks_the_result() {
-        let (values, critical) = flag_values(&cbc(), &[raw("HGB", 13.0, "g/dL")]).unwrap();
-        assert_eq!((values[0].flag, critical), (Flag::N, false));
-        let (values, critical) = flag_values(&cbc(), &[raw("HGB", 6.5, "g/dL")]).unwrap();
-        assert_eq!((values[0].flag, critical), (Flag::LL, true));
+        let none = HashMap::new();
+        let f = flag_values(&cbc(), &[raw("HGB", 13.0, "g/dL")], None, &none).unwrap();
+        assert_eq!((f.values[0].flag, f.critical, f.delta_flag), (Flag::N, false, false));
+        assert_eq!(
+            f.values[0].reference_range.and_then(|r| r.high),
+            Some(17.5),
+            "the range applied"
+        );
+        let f = flag_values(&cbc(), &[raw("HGB", 6.5, "g/dL")], None, &none).unwrap();
+        assert_eq!((f.values[0].flag, f.critical), (Flag::LL, true));
+    }
+
+    #[test]
+    fn a_value_beyond_its_delta_check_carries_the_previous_one() {
+        let previous = |value: f64, unit: &str| {
+            HashMap::from([(
+                "718-7".to_owned(),
+                PreviousValue {
+                    value,
+                    unit: unit.into(),
+                    collected_at: "2026-11-20T08:00:00Z".into(),
+                },
+            )])
+        };
+        let f = flag_values(&cbc(), &[raw("HGB", 13.0, "g/dL")], None, &previous(14.0, "g/dL")).unwrap();
+        assert!(!f.delta_flag && f.values[0].delta.is_none(), "7 % is inside 20 %");
+        let f = flag_values(&cbc(), &[raw("HGB", 10.0, "g/dL")], None, &previous(14.0, "g/dL")).unwrap();
+        assert!(f.delta_flag);
+        assert_eq!(
+            f.values[0].delta.as_ref().map(|d| (d.previous, d.change)),
+            Some((14.0, -4.0))
+        );
+        let f = flag_values(&cbc(), &[raw("HGB", 10.0, "g/dL")], None, &previous(140.0, "g/L")).unwrap();
+        assert!(!f.delta_flag, "another unit is not compared");
+    }
+
+    #[test]
+    fn a_result_reviewed_before_verification_existed_reads_as_verified_by_its_reviewer() {
+        let old: LabResult = serde_json::from_value(serde_json::json!({
+            "status": "final", "revision": 1, "version": 2, "values": [], "critical": false,
+            "performedAt": "2026-11-01T08:00:00Z", "recordedAt": "2026-11-01T09:00:00.000Z", "recordedBy": "lab-1",
+            "review": {"reviewerId": "doctor-1", "reviewedAt": "2026-11-01T10:00:00.000Z", "conclusion": "ok"}
+        }))
+        .unwrap();
+        let now = old.clone().interpreted();
+        let v = now.verification.as_ref().unwrap();
+        assert_eq!(
+            (v.verifier_id.as_str(), v.verified_at.as_str(), v.legacy),
+            ("doctor-1", "2026-11-01T10:00:00.000Z", true)
+        );
+        assert!(!now.awaits_review() && !now.awaits_verification());
+        let waiting = LabResult {
+            status: ResultStatus::Preliminary,
+            review: None,
+            ..old
+        }
+        .interpreted();
+        assert!(
+            waiting.awaits_verification(),
+            "an unreviewed result was never signed off"
+        );
     }
 
     #[test]
@@ -670,6 +982,8 @@ mod tests {
                 raw("HGB", 13.0, "g/L"),
                 raw("HGB", 13.0, "g/dL"),
             ],
+            None,
+            &HashMap::new(),
         )
         .unwrap_err();
         let fields: Vec<(usize, &str)> = errors.iter().map(|e| (e.index, e.field)).collect();

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod booking;
 pub mod idempotency;
 pub mod patient;
+pub mod release;
 pub mod site;
 pub mod test_type;
 pub mod text;

@@ -14,7 +14,7 @@ use super::{
     expr::Expr,
     from_item,
     items::{
-        AccessionItem, BookingItem, IdempotencyItem, NoteItem, PatientSlotItem, PlaceItem, ResultItem,
+        AccessionItem, BookingItem, IdempotencyItem, NoteItem, ObservationItem, PatientSlotItem, PlaceItem, ResultItem,
         ResultRevisionItem, TestItem, attr, entity,
     },
     key, keys, s,
@@ -25,11 +25,33 @@ use super::{
 use crate::domain::{
     audit::AuditEvent,
     booking::{
-        Booking, BookingStatus, BookingSummary, BookingTree, DateRange, LabResult, Note, ScheduledTest, TestAddress,
-        TestStatus, WorklistEntry,
+        Booking, BookingStatus, BookingSummary, BookingTree, DateRange, LabResult, Note, Observation, PreviousValue,
+        ScheduledTest, TestAddress, TestStatus, WorklistEntry,
     },
     idempotency::{IdempotencyKey, IdempotencyRecord},
+    test_type::TestType,
 };
+
+/// One of the two queues of results someone must act on (partitions of one sparse index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// Recorded, awaiting a second lab user's verification.
+    Verification,
+    /// Verified, awaiting a doctor's review.
+    Review,
+}
+
+/// What a delta check asks of a patient's series: the latest value of `loinc` collected from `from` up to,
+/// not including, `before`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousQuery {
+    /// LOINC code.
+    pub loinc: String,
+    /// Earliest collection instant (as stored).
+    pub from: String,
+    /// Collection instant of the new value: only earlier ones count.
+    pub before: String,
+}
 
 /// How a booking takes its place in the slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +218,8 @@ enum ResultAction {
     Current,
     /// The revision's kept copy (unconditional).
     Revision,
+    /// An observation of a verified value, written or removed (unconditional).
+    Observation,
     /// The test exists and is not cancelled.
     Test,
     /// The audit event is new.
@@ -440,7 +464,7 @@ impl Store {
                 }
                 entity::RESULT => {
                     let result: ResultItem = from_item(item)?;
-                    results.insert(result.test_id, result.result);
+                    results.insert(result.test_id, result.result.interpreted());
                 }
                 entity::NOTE => {
                     let note: NoteItem = from_item(item)?;
@@ -745,7 +769,7 @@ impl Store {
     fn result_tx(
         &self,
         at: TestAddress,
-        test_type_code: &str,
+        test_type: &TestType,
         result: &LabResult,
         expected_version: Option<u64>,
         audit: &AuditEvent,
@@ -757,7 +781,7 @@ impl Store {
         };
         tx.put(
             ResultAction::Current,
-            to_item(&ResultItem::new(at, test_type_code, result))?,
+            to_item(&ResultItem::new(at, &test_type.definition.code, result))?,
             current,
         )?;
         tx.put(
@@ -765,10 +789,35 @@ impl Store {
             to_item(&ResultRevisionItem::new(at, result))?,
             Expr::new(),
         )?;
-        let status = if result.review.is_some() {
-            TestStatus::Reviewed
-        } else {
-            TestStatus::Resulted
+        // A verified result's values are the patient's observations, each carrying the result's release
+        // state: every write of a verified result rewrites them (at most one per analyte, 50), and removes
+        // the observation of an analyte this revision no longer has.
+        if result.is_verified()
+            && let Some(collected_at) = &result.collected_at
+        {
+            let observations = result.observations(at, test_type);
+            for analyte in &test_type.definition.analytes {
+                match observations.iter().find(|o| o.analyte == analyte.code) {
+                    Some(o) => tx.put(
+                        ResultAction::Observation,
+                        to_item(&ObservationItem::new(at.patient_id, o))?,
+                        Expr::new(),
+                    )?,
+                    None => tx.delete(
+                        ResultAction::Observation,
+                        key(
+                            keys::patient_pk(at.patient_id),
+                            keys::observation_sk(&analyte.loinc, collected_at, at.test_id),
+                        ),
+                        Expr::new(),
+                    )?,
+                }
+            }
+        }
+        let status = match (result.is_verified(), result.review.is_some()) {
+            (false, _) => TestStatus::Resulted,
+            (true, false) => TestStatus::Verified,
+            (true, true) => TestStatus::Reviewed,
         };
         tx.update(
             ResultAction::Test,
@@ -786,20 +835,21 @@ impl Store {
     }
 
     /// Writes a test's result in one transaction: the current result (new: must not exist; otherwise at
-    /// `expected_version`), the revision's kept copy, the test's status (`resulted`, or `reviewed` when the
-    /// result carries a review; never on a cancelled test) and the audit event.
+    /// `expected_version`), the revision's kept copy, the observations of a verified result, the test's status
+    /// (`resulted`, `verified` or `reviewed`; never on a cancelled test) and the audit event. `test_type` is
+    /// the booked version (its analytes name the observations).
     ///
     /// # Errors
     /// Engine failures.
     pub async fn save_result(
         &self,
         at: TestAddress,
-        test_type_code: &str,
+        test_type: &TestType,
         result: &LabResult,
         expected_version: Option<u64>,
         audit: &AuditEvent,
     ) -> Result<SaveResultOutcome, StoreError> {
-        let tx = self.result_tx(at, test_type_code, result, expected_version, audit)?;
+        let tx = self.result_tx(at, test_type, result, expected_version, audit)?;
         Ok(match self.send(tx).await? {
             Sent::Committed => SaveResultOutcome::Saved,
             Sent::Rejected(r) if r.has(ResultAction::Current) => SaveResultOutcome::VersionMoved,
@@ -818,7 +868,7 @@ impl Store {
             keys::result_sk(at.booking_id, at.test_id),
         )
         .await?
-        .map(|item| from_item::<ResultItem>(item).map(|r| r.result))
+        .map(|item| from_item::<ResultItem>(item).map(|r| r.result.interpreted()))
         .transpose()
     }
 
@@ -837,8 +887,84 @@ impl Store {
         )
         .await?
         .into_iter()
-        .map(|item| from_item::<ResultRevisionItem>(item).map(|r| r.result))
+        .map(|item| from_item::<ResultRevisionItem>(item).map(|r| r.result.interpreted()))
         .collect()
+    }
+
+    /// The patient's previous observation for each query (one Query each, issued together): the latest value
+    /// of the LOINC code collected in the window, newest first, Limit 1.
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn previous_values(
+        &self,
+        patient_id: Uuid,
+        queries: Vec<PreviousQuery>,
+    ) -> Result<HashMap<String, PreviousValue>, StoreError> {
+        // Issued together, in this task (a spawned task would leave the request's usage accounting).
+        let reads = queries.into_iter().map(|q| async move {
+            let (lo, hi) = keys::observation_bounds(&q.loinc, &q.from, &q.before);
+            let query = self
+                .query_builder()
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#sk", keys::SK)
+                .expression_attribute_values(":pk", s(keys::patient_pk(patient_id)))
+                .expression_attribute_values(":lo", s(lo))
+                .expression_attribute_values(":hi", s(hi))
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .limit(1);
+            let out = self.query(query).await?;
+            let latest = out.items.unwrap_or_default().into_iter().next();
+            latest
+                .map(|item| from_item::<ObservationItem>(item).map(|o| o.observation))
+                .transpose()
+                .map(|o| (q.loinc, o))
+        });
+        let mut previous = HashMap::new();
+        for (loinc, observation) in futures_util::future::try_join_all(reads).await? {
+            if let Some(o) = observation {
+                previous.insert(
+                    loinc,
+                    PreviousValue {
+                        value: o.value,
+                        unit: o.unit,
+                        collected_at: o.collected_at,
+                    },
+                );
+            }
+        }
+        Ok(previous)
+    }
+
+    /// A page of a patient's observations of `loinc` collected from `from` up to, not including, `before`
+    /// (instants or dates as stored), oldest first: one Query.
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn observations(
+        &self,
+        patient_id: Uuid,
+        loinc: &str,
+        from: &str,
+        before: &str,
+        limit: i32,
+        start: Option<&PageKey>,
+    ) -> Result<Page<Observation>, StoreError> {
+        let (lo, hi) = keys::observation_bounds(loinc, from, before);
+        let query = self
+            .query_builder()
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_values(":pk", s(keys::patient_pk(patient_id)))
+            .expression_attribute_values(":lo", s(lo))
+            .expression_attribute_values(":hi", s(hi));
+        self.query_page(query, limit, start, &[keys::PK, keys::SK], |o: ObservationItem| {
+            o.observation
+        })
+        .await
     }
 
     fn note_tx(&self, at: TestAddress, note: &Note, audit: &AuditEvent) -> Result<Tx<NoteAction>, StoreError> {
@@ -878,24 +1004,36 @@ impl Store {
         })
     }
 
-    /// A page of results awaiting review, critical first then oldest first (one Query on the sparse GSI).
+    /// A page of one queue, critical first then oldest first (one Query on one partition of the sparse GSI).
     ///
     /// # Errors
     /// Engine failures.
-    pub async fn worklist(&self, limit: i32, start: Option<&PageKey>) -> Result<Page<WorklistEntry>, StoreError> {
+    pub async fn queue(
+        &self,
+        queue: Queue,
+        limit: i32,
+        start: Option<&PageKey>,
+    ) -> Result<Page<WorklistEntry>, StoreError> {
+        let pk = match queue {
+            Queue::Verification => keys::AWAITING_VERIFICATION_PK,
+            Queue::Review => keys::AWAITING_REVIEW_PK,
+        };
         let query = self
             .query_builder()
             .index_name(keys::GSI_AWAITING_REVIEW)
             .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", keys::GSI2_PK)
-            .expression_attribute_values(":pk", s(keys::AWAITING_REVIEW_PK));
+            .expression_attribute_values(":pk", s(pk));
         let key = [keys::PK, keys::SK, keys::GSI2_PK, keys::GSI2_SK];
         self.query_page(query, limit, start, &key, |r: ResultItem| WorklistEntry {
             patient_id: r.patient_id,
             booking_id: r.booking_id,
             test_id: r.test_id,
             test_type_code: r.test_type_code,
+            status: r.result.status,
             critical: r.result.critical,
+            delta_flag: r.result.delta_flag,
+            verified_at: r.result.verification.map(|v| v.verified_at),
             recorded_at: r.result.recorded_at,
         })
         .await
@@ -1021,12 +1159,29 @@ mod tests {
             version: 1,
             values: vec![],
             critical: false,
+            delta_flag: false,
             performed_at: "2026-12-01T08:00:00Z".into(),
+            collected_at: Some("2026-12-01T07:16:00Z".into()),
             comment: None,
             recorded_at: "2026-12-01T09:00:00.000Z".into(),
             recorded_by: "lab".into(),
+            verification: None,
             review: None,
+            hold: None,
+            hold_lifted_at: None,
+            release: None,
+            corrects: None,
         }
+    }
+
+    fn cbc() -> TestType {
+        serde_json::from_value(serde_json::json!({
+            "version": 1, "createdAt": "t", "code": "CBC", "name": "CBC", "category": "hematology",
+            "loinc": "58410-2", "specimen": "blood", "durationMinutes": 10, "priceCents": 100, "currency": "EUR",
+            "analytes": [{"code": "HGB", "name": "Hemoglobin", "loinc": "718-7", "unit": "g/dL",
+                          "referenceRange": {"low": 12.0, "high": 17.5}}]
+        }))
+        .unwrap()
     }
 
     /// The stored items a booking's writes target, by primary key, as the item structs serialise them.
@@ -1241,15 +1396,16 @@ mod tests {
             booking_id: b.id,
             test_id: b.tests[0].id,
         };
-        check(&store.result_tx(at, "CBC", &result(), None, &audit).unwrap(), &stored);
+        check(&store.result_tx(at, &cbc(), &result(), None, &audit).unwrap(), &stored);
         check(
-            &store.result_tx(at, "CBC", &result(), Some(1), &audit).unwrap(),
+            &store.result_tx(at, &cbc(), &result(), Some(1), &audit).unwrap(),
             &stored,
         );
         let note = Note {
             id: Uuid::now_v7(),
             author_id: "doc".into(),
             text: "ok".into(),
+            visibility: crate::domain::booking::NoteVisibility::Internal,
             created_at: "t".into(),
         };
         check(&store.note_tx(at, &note, &audit).unwrap(), &stored);

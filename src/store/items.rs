@@ -12,8 +12,8 @@ use super::{StoreError, keys};
 use crate::domain::{
     audit::AuditEvent,
     booking::{
-        BookedTest, Booking, BookingStatus, BookingSummary, LabResult, Note, SlotStart, TestAddress, TestRef,
-        TestStatus,
+        BookedTest, Booking, BookingStatus, BookingSummary, LabResult, Note, Observation, SlotStart, TestAddress,
+        TestRef, TestStatus,
     },
     idempotency::{IdempotencyKey, IdempotencyRecord},
     patient::{Patient, Sex},
@@ -81,6 +81,8 @@ pub(crate) mod entity {
     pub(crate) const RESULT_REVISION: &str = "ResultRevision";
     /// A doctor's note.
     pub(crate) const NOTE: &str = "Note";
+    /// One verified value in a patient's series of its LOINC code.
+    pub(crate) const OBSERVATION: &str = "Observation";
     /// An idempotency record.
     pub(crate) const IDEMPOTENCY: &str = "Idempotency";
     /// A patient's hold on one slot start.
@@ -345,16 +347,19 @@ mod tests {
                 price_cents: 1900,
                 currency: "EUR".into(),
                 active: true,
+                release: Some(crate::domain::release::ReleasePolicy::OnFinalAfter { hours: 72 }),
                 analytes: vec![Analyte {
                     code: "TSH".into(),
                     name: "Thyrotropin".into(),
                     loinc: "3016-3".into(),
                     unit: "m[IU]/L".into(),
-                    reference_range: Range {
+                    reference_range: Some(Range {
                         low: Some(0.4),
                         high: Some(4.0),
-                    },
+                    }),
+                    reference_ranges: Vec::new(),
                     critical_range: None,
+                    delta_check: None,
                 }],
             },
             created_at: "2026-11-28T07:00:00.000Z".into(),
@@ -414,17 +419,37 @@ mod tests {
                 value: 6.5,
                 unit: "g/dL".into(),
                 flag: Flag::LL,
+                reference_range: None,
+                delta: None,
             }],
             critical: true,
+            delta_flag: false,
             performed_at: "2026-12-01T08:00:00Z".into(),
+            collected_at: None,
             comment: None,
             recorded_at: "2026-12-01T09:00:00.000Z".into(),
             recorded_by: "lab-1".into(),
+            verification: None,
             review: review.then(|| Review {
                 reviewer_id: "doc-1".into(),
                 reviewed_at: "2026-12-01T10:00:00.000Z".into(),
                 conclusion: "anaemia".into(),
             }),
+            hold: None,
+            hold_lifted_at: None,
+            release: None,
+            corrects: None,
+        }
+    }
+
+    fn verified(review: bool) -> LabResult {
+        LabResult {
+            verification: Some(crate::domain::booking::Verification {
+                verifier_id: "lab-2".into(),
+                verified_at: "2026-12-01T09:30:00.000Z".into(),
+                legacy: false,
+            }),
+            ..result(review)
         }
     }
 
@@ -452,21 +477,30 @@ mod tests {
     }
 
     #[test]
-    fn a_result_is_in_the_worklist_index_only_while_it_awaits_review() {
+    fn a_result_is_in_the_verification_queue_then_the_worklist_then_in_neither() {
         let at = TestAddress {
             patient_id: Uuid::now_v7(),
             booking_id: Uuid::now_v7(),
             test_id: Uuid::now_v7(),
         };
-        let waiting = round_trip(&ResultItem::new(at, "CBC", &result(false)));
+        let recorded = round_trip(&ResultItem::new(at, "CBC", &result(false)));
+        assert_eq!(recorded["GSI2PK"].as_s().unwrap(), "VERIFY");
+        assert!(
+            recorded["GSI2SK"]
+                .as_s()
+                .unwrap()
+                .starts_with("0#2026-12-01T09:00:00.000Z#")
+        );
+        let waiting = round_trip(&ResultItem::new(at, "CBC", &verified(false)));
         assert_eq!(waiting["GSI2PK"].as_s().unwrap(), "WORKLIST");
         assert!(
             waiting["GSI2SK"]
                 .as_s()
                 .unwrap()
-                .starts_with("0#2026-12-01T09:00:00.000Z#")
+                .starts_with("0#2026-12-01T09:30:00.000Z#"),
+            "oldest by verification"
         );
-        let reviewed = round_trip(&ResultItem::new(at, "CBC", &result(true)));
+        let reviewed = round_trip(&ResultItem::new(at, "CBC", &verified(true)));
         assert!(!reviewed.contains_key("GSI2PK") && !reviewed.contains_key("GSI2SK"));
         let revision = round_trip(&ResultRevisionItem::new(at, &result(true)));
         assert!(revision["SK"].as_s().unwrap().ends_with("#000001"));
@@ -483,6 +517,7 @@ mod tests {
                 id: Uuid::now_v7(),
                 author_id: "doc".into(),
                 text: "ok".into(),
+                visibility: crate::domain::booking::NoteVisibility::Patient,
                 created_at: "t".into(),
             },
         });
@@ -807,7 +842,8 @@ impl TestItem {
     }
 }
 
-/// A test's current result: `…#TEST#<id>#RESULT`; in the worklist GSI while it awaits review.
+/// A test's current result: `…#TEST#<id>#RESULT`; in the sparse queue GSI while someone must act on it
+/// (`VERIFY` until verified, then `WORKLIST` until reviewed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ResultItem {
@@ -817,10 +853,10 @@ pub(crate) struct ResultItem {
     /// `BOOKING#<bookingId>#TEST#<testId>#RESULT`.
     #[serde(rename = "SK")]
     pub(crate) sk: String,
-    /// `WORKLIST` while awaiting review.
+    /// `VERIFY` while awaiting verification, `WORKLIST` while awaiting review.
     #[serde(rename = "GSI2PK", default, skip_serializing_if = "Option::is_none")]
     pub(crate) gsi2_pk: Option<String>,
-    /// `<rank>#<recordedAt>#<testId>` while awaiting review.
+    /// `<rank>#<recordedAt or verifiedAt>#<testId>` while in a queue.
     #[serde(rename = "GSI2SK", default, skip_serializing_if = "Option::is_none")]
     pub(crate) gsi2_sk: Option<String>,
     /// [`entity::RESULT`].
@@ -840,14 +876,18 @@ pub(crate) struct ResultItem {
 }
 
 impl ResultItem {
-    /// The current-result item; carries the worklist keys only while the result awaits review.
+    /// The current-result item; carries the queue keys only while the result awaits verification or review.
     pub(crate) fn new(at: TestAddress, test_type_code: &str, result: &LabResult) -> Self {
-        let awaiting = result.awaits_review();
+        let queue = match &result.verification {
+            None => Some((keys::AWAITING_VERIFICATION_PK, result.recorded_at.as_str())),
+            Some(v) if result.review.is_none() => Some((keys::AWAITING_REVIEW_PK, v.verified_at.as_str())),
+            Some(_) => None,
+        };
         Self {
             pk: keys::patient_pk(at.patient_id),
             sk: keys::result_sk(at.booking_id, at.test_id),
-            gsi2_pk: awaiting.then(|| keys::AWAITING_REVIEW_PK.to_owned()),
-            gsi2_sk: awaiting.then(|| keys::awaiting_review_sk(result.critical, &result.recorded_at, at.test_id)),
+            gsi2_pk: queue.map(|(pk, _)| pk.to_owned()),
+            gsi2_sk: queue.map(|(_, since)| keys::awaiting_review_sk(result.critical, since, at.test_id)),
             entity: entity::RESULT.to_owned(),
             patient_id: at.patient_id,
             booking_id: at.booking_id,
@@ -883,6 +923,37 @@ impl ResultRevisionItem {
             sk: keys::result_revision_sk(at.booking_id, at.test_id, result.revision),
             entity: entity::RESULT_REVISION.to_owned(),
             result: result.clone(),
+        }
+    }
+}
+
+/// One verified value in its patient's series: `PATIENT#<p>` / `OBS#<loinc>#<collectedAt>#<testId>`. Written
+/// (or rewritten) with every change to a verified result, in the same transaction, so it always carries the
+/// result's release state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ObservationItem {
+    /// `PATIENT#<patientId>`.
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// `OBS#<loinc>#<collectedAt>#<testId>`.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::OBSERVATION`].
+    pub(crate) entity: String,
+    /// The observation.
+    #[serde(flatten)]
+    pub(crate) observation: Observation,
+}
+
+impl ObservationItem {
+    /// The item of `observation` of `patient_id`.
+    pub(crate) fn new(patient_id: Uuid, observation: &Observation) -> Self {
+        Self {
+            pk: keys::patient_pk(patient_id),
+            sk: keys::observation_sk(&observation.loinc, &observation.collected_at, observation.test_id),
+            entity: entity::OBSERVATION.to_owned(),
+            observation: observation.clone(),
         }
     }
 }

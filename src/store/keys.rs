@@ -211,13 +211,39 @@ pub fn tests_by_type_sk(slot_start: SlotStart, booking_id: Uuid, test_id: Uuid) 
     format!("{slot_start}#{booking_id}#{test_id}")
 }
 
-/// GSI partition of the review worklist. One partition: the worklist holds only unreviewed results.
+/// GSI partition of the doctors' worklist: verified results awaiting review. One partition: it holds only
+/// results waiting for someone, never history.
 pub const AWAITING_REVIEW_PK: &str = "WORKLIST";
 
-/// GSI sort key of a result awaiting review: critical results (`0`) before the others (`1`), then oldest first.
-pub fn awaiting_review_sk(critical: bool, recorded_at: &str, test_id: Uuid) -> String {
+/// GSI partition of the lab's verification queue: results awaiting verification. The same sparse index as
+/// the worklist (index overloading): a result is in at most one of the two partitions at a time.
+pub const AWAITING_VERIFICATION_PK: &str = "VERIFY";
+
+/// GSI sort key of a result in either queue: critical results (`0`) before the others (`1`), then oldest
+/// first (by `since`: recorded for verification, verified for review).
+pub fn awaiting_review_sk(critical: bool, since: &str, test_id: Uuid) -> String {
     let rank = if critical { 0 } else { 1 };
-    format!("{rank}#{recorded_at}#{test_id}")
+    format!("{rank}#{since}#{test_id}")
+}
+
+/// Prefix of a patient's observations of one LOINC code (`OBS#<loinc>#`), in the patient's partition.
+pub fn observation_prefix(loinc: &str) -> String {
+    format!("OBS#{loinc}#")
+}
+
+/// Sort key of one observation: LOINC code, collection time, test (`OBS#718-7#2026-12-01T08:10:00Z#<test>`),
+/// so one Query reads a patient's series of one analyte in time order, and the previous value before a
+/// time is the first item of a descending Query.
+pub fn observation_sk(loinc: &str, collected_at: &str, test_id: Uuid) -> String {
+    format!("{}{collected_at}#{test_id}", observation_prefix(loinc))
+}
+
+/// Bounds of a patient's observations of `loinc` collected from `from` up to, not including, `before`
+/// (instants as stored, `YYYY-MM-DDTHH:MM:SSZ`). `#` sorts before every digit, so `OBS#<loinc>#<before>`
+/// is below every observation collected at `before`.
+pub fn observation_bounds(loinc: &str, from: &str, before: &str) -> (String, String) {
+    let prefix = observation_prefix(loinc);
+    (format!("{prefix}{from}"), format!("{prefix}{before}"))
 }
 
 /// GSI partition of the bookings of one site's local day (`DAY#<site>#YYYY-MM-DD`).

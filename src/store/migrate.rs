@@ -22,7 +22,7 @@ use super::{
     catalog::TestTypeOutcome,
     expr::Expr,
     from_item,
-    items::{BookingItem, MigrationItem, MigrationLeaseItem, PlaceItem, attr, entity},
+    items::{BookingItem, MigrationItem, MigrationLeaseItem, PlaceItem, ResultItem, attr, entity},
     key, keys, s, to_item,
     tx::{Sent, Tx},
 };
@@ -38,6 +38,13 @@ enum MoveAction {
     Booking,
     /// Its place in the slot is free.
     Place,
+}
+
+/// The one action of moving a result from the worklist to the verification queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueueMoveAction {
+    /// The result is still in the worklist at the version read.
+    Result,
 }
 
 /// How long a lease is valid without renewal.
@@ -90,7 +97,7 @@ impl Migration {
             name: self.name.clone(),
             reason: e.to_string(),
         })?;
-        for def in &file.create_test_types {
+        for def in file.create_test_types.iter().chain(&file.new_test_type_versions) {
             def.validate().map_err(|e| MigrateError::Invalid {
                 name: self.name.clone(),
                 reason: format!("{}: {e}", def.code),
@@ -108,6 +115,10 @@ pub fn embedded() -> Vec<Migration> {
             include_str!("../../migrations/0001_test_catalog.json"),
         ),
         ("0002_sites.json", include_str!("../../migrations/0002_sites.json")),
+        (
+            "0003_verification.json",
+            include_str!("../../migrations/0003_verification.json"),
+        ),
     ]
     .into_iter()
     .map(|(name, body)| Migration::new(name, body).expect("embedded migration names are valid"))
@@ -131,6 +142,13 @@ struct MigrationFile {
     /// per-day slot counters. A one-off Scan.
     #[serde(default)]
     move_bookings_to_site: Option<String>,
+    /// Test types that get a new version with this definition (skipped where the current version has it).
+    #[serde(default)]
+    new_test_type_versions: Vec<TestTypeDefinition>,
+    /// Move every result on the review worklist that no one verified (every one there before verification
+    /// existed) to the verification queue. A Query of the sparse index, not a Scan.
+    #[serde(default)]
+    move_unverified_to_verification_queue: bool,
 }
 
 /// Why migrations could not run.
@@ -257,6 +275,12 @@ impl Store {
             if let Some(site) = &file.move_bookings_to_site {
                 self.move_bookings_to_site(site).await?;
             }
+            for def in &file.new_test_type_versions {
+                self.new_test_type_version(def).await?;
+            }
+            if file.move_unverified_to_verification_queue {
+                self.move_unverified_to_verification_queue().await?;
+            }
             let record = MigrationItem {
                 pk: keys::MIGRATIONS_PK.to_owned(),
                 sk: keys::migration_sk(migration.version),
@@ -271,6 +295,78 @@ impl Store {
             done.push(migration.name.clone());
         }
         Ok(done)
+    }
+
+    /// A new version of `def.code` with `def`, unless the current version has that definition already (a run
+    /// interrupted after writing it, or an admin who made the same change).
+    async fn new_test_type_version(&self, def: &TestTypeDefinition) -> Result<(), StoreError> {
+        let current = self
+            .get_test_type(&def.code)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("test type {} to version does not exist", def.code)))?;
+        if &current.definition == def {
+            return Ok(());
+        }
+        let next = TestType {
+            version: current.version + 1,
+            definition: def.clone(),
+            created_at: timefmt::now(),
+        };
+        match self.put_test_type_version(&next).await? {
+            TestTypeOutcome::Written => Ok(()),
+            TestTypeOutcome::CurrentMoved | TestTypeOutcome::VersionTaken => Err(StoreError::Corrupt(format!(
+                "test type {} changed while the migration versioned it; run it again",
+                def.code
+            ))),
+        }
+    }
+
+    /// Before verification existed, the worklist partition of the sparse queue index held every result no
+    /// doctor had reviewed, and a review was the only sign-off. Those results were never verified: each moves
+    /// to the verification partition (same sort key), conditioned on still being in the worklist at the
+    /// version read, so a rerun moves nothing twice. Results verified since (by a new replica) stay.
+    async fn move_unverified_to_verification_queue(&self) -> Result<(), StoreError> {
+        let mut moved = 0usize;
+        let mut start = None;
+        loop {
+            let out = self
+                .query(
+                    self.query_builder()
+                        .index_name(keys::GSI_AWAITING_REVIEW)
+                        .key_condition_expression("#pk = :pk")
+                        .expression_attribute_names("#pk", keys::GSI2_PK)
+                        .expression_attribute_values(":pk", s(keys::AWAITING_REVIEW_PK))
+                        .set_exclusive_start_key(start),
+                )
+                .await?;
+            for item in out.items.unwrap_or_default() {
+                let result: ResultItem = from_item(item)?;
+                if result.result.verification.is_some() {
+                    continue;
+                }
+                let mut tx = Tx::new(self);
+                tx.update(
+                    QueueMoveAction::Result,
+                    key(result.pk.clone(), result.sk.clone()),
+                    Expr::new()
+                        .set(keys::GSI2_PK, keys::AWAITING_VERIFICATION_PK)
+                        .eq(keys::GSI2_PK, keys::AWAITING_REVIEW_PK)
+                        .eq(attr::VERSION, result.version),
+                )?;
+                match self.send(tx).await? {
+                    Sent::Committed => moved += 1,
+                    // Changed since the index was read (the index lags): left as it is now.
+                    Sent::Rejected(r) if r.has(QueueMoveAction::Result) => {}
+                    Sent::Rejected(r) => return Err(r.unexpected()),
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        tracing::info!(moved, "unverified results moved to the verification queue");
+        Ok(())
     }
 
     /// The sites migration: every booking without a site gets `site` (its slot's UTC date is its local date),

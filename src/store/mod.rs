@@ -138,40 +138,24 @@ impl Store {
         &self.table
     }
 
-    /// GetItem by primary key.
+    /// GetItem by primary key (eventually consistent).
     pub(crate) async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
-        let call = Call::start("GetItem", &self.table, None);
-        let result = self
-            .client
-            .get_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(key(pk, sk)))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .instrument(call.span())
-            .await
-            .map_err(StoreError::from_sdk);
-        match result {
-            Ok(out) => {
-                call.finish(Kind::Read, out.consumed_capacity().into_iter().collect(), None);
-                Ok(out.item)
-            }
-            Err(e) => {
-                call.finish(Kind::Read, Vec::new(), Some(&e));
-                Err(e)
-            }
-        }
+        self.get_item(pk, sk, false).await
     }
 
     /// GetItem with a strongly consistent read, for a write that decides on what it reads.
     pub(crate) async fn get_consistent(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
+        self.get_item(pk, sk, true).await
+    }
+
+    async fn get_item(&self, pk: String, sk: String, consistent: bool) -> Result<Option<Item>, StoreError> {
         let call = Call::start("GetItem", &self.table, None);
         let result = self
             .client
             .get_item()
             .table_name(self.table.as_ref())
             .set_key(Some(key(pk, sk)))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .instrument(call.span())

@@ -127,10 +127,20 @@ async fn every_request_on_a_patients_data_leaves_exactly_one_event() {
                 .json(&json!({"text": "ok"})),
         ),
         (
+            "POST /v1/patients/{patientId}/bookings/{bookingId}/tests/{testId}/result/verify".into(),
+            200,
+            app.request(
+                Method::POST,
+                &format!("{test}/result/verify"),
+                Some(&app.token(Role::Lab, "lab-2")),
+            )
+            .header("if-match", "\"1\""),
+        ),
+        (
             "POST /v1/patients/{patientId}/bookings/{bookingId}/tests/{testId}/review".into(),
             200,
             app.request(Method::POST, &format!("{test}/review"), Some(&doctor))
-                .header("if-match", "\"1\"")
+                .header("if-match", "\"2\"")
                 .json(&json!({"conclusion": "fine"})),
         ),
         (

@@ -163,6 +163,7 @@ async fn call(app: &TestApp, row: &Row, token: &str, ids: &Ids) -> u16 {
                                               "performedAt": crate::helpers::performed_now()})),
         (Method::POST, p) if p.ends_with("/notes") => rb.json(&json!({"text": "note"})),
         (Method::POST, p) if p.ends_with("/review") => rb.json(&json!({"conclusion": "ok"})),
+        (Method::POST, p) if p.ends_with("/release-hold") => rb.json(&json!({"reason": "ok"})),
         _ => rb,
     };
     rb.send().await.unwrap().status().as_u16()
@@ -309,6 +310,16 @@ async fn the_role_matrix_of_every_endpoint_holds() {
             allowed: &[Doctor, Admin],
         },
         Row {
+            method: Method::GET,
+            path: "/v1/verification-queue",
+            allowed: &[Lab, Admin],
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/patients/{patientId}/observations?loinc=718-7&from={day}&to={day}",
+            allowed: ALL,
+        },
+        Row {
             method: Method::POST,
             path: "/v1/patients/{patientId}/bookings",
             allowed: &[Patient, Lab, Admin],
@@ -371,6 +382,21 @@ async fn the_role_matrix_of_every_endpoint_holds() {
         Row {
             method: Method::POST,
             path: "/v1/patients/{patientId}/bookings/{bookingId}/tests/{testId}/review",
+            allowed: &[Doctor],
+        },
+        Row {
+            method: Method::POST,
+            path: "/v1/patients/{patientId}/bookings/{bookingId}/tests/{testId}/result/verify",
+            allowed: &[Lab, Admin],
+        },
+        Row {
+            method: Method::POST,
+            path: "/v1/patients/{patientId}/bookings/{bookingId}/tests/{testId}/release-hold",
+            allowed: &[Doctor],
+        },
+        Row {
+            method: Method::DELETE,
+            path: "/v1/patients/{patientId}/bookings/{bookingId}/tests/{testId}/release-hold",
             allowed: &[Doctor],
         },
     ];

@@ -54,7 +54,10 @@ async fn a_booking_is_201_with_location_etag_and_the_catalog_versions_it_booked(
     let tests = booking["tests"].as_array().unwrap();
     assert_eq!(tests.len(), 2);
     assert_eq!(tests[0]["testTypeCode"], "CBC");
-    assert_eq!(tests[0]["testTypeVersion"], 1);
+    assert_eq!(
+        tests[0]["testTypeVersion"], 2,
+        "the CBC with ranges by sex and age (migration 0003)"
+    );
     assert_eq!(tests[0]["status"], "ordered");
     assert_eq!(tests[1]["name"], "Lipid panel");
 

@@ -109,13 +109,17 @@ async fn scenario(app: &TestApp) -> (Uuid, String, Value) {
         ]),
     )
     .await;
+    let verified = app
+        .verify(&format!("/v1/patients/{patient}/bookings/{id}/tests/{cbc}"), 1)
+        .await;
+    assert_eq!(verified.status(), 200);
     let res = app
         .request(
             Method::POST,
             &format!("/v1/patients/{patient}/bookings/{id}/tests/{cbc}/review"),
             Some(&app.token(Role::Doctor, "dr-house")),
         )
-        .header("if-match", "\"1\"")
+        .header("if-match", "\"2\"")
         .json(&json!({"conclusion": "Severe anaemia: repeat and refer."}))
         .send()
         .await
@@ -214,8 +218,14 @@ async fn a_booking_exports_as_a_valid_fhir_r4_bundle() {
         hgb["valueQuantity"],
         json!({"value": 6.5, "unit": "g/dL", "system": "http://unitsofmeasure.org", "code": "g/dL"})
     );
-    assert_eq!(hgb["referenceRange"][0]["low"]["value"], 12.0);
-    assert_eq!(hgb["referenceRange"][0]["high"]["value"], 17.5);
+    // The range applied: Ada is a woman of 35.
+    assert_eq!(hgb["referenceRange"][0]["low"]["value"], 11.6);
+    assert_eq!(hgb["referenceRange"][0]["high"]["value"], 15.0);
+    assert_eq!(hgb["referenceRange"][0]["appliesTo"][0]["coding"][0]["code"], "female");
+    assert_eq!(
+        hgb["referenceRange"][0]["age"],
+        json!({"low": {"value": 18, "unit": "a", "system": "http://unitsofmeasure.org", "code": "a"}})
+    );
     assert_eq!(
         hgb["basedOn"][0]["reference"],
         format!("urn:uuid:{}", cbc["id"].as_str().unwrap())
@@ -244,12 +254,25 @@ async fn a_booking_exports_as_a_valid_fhir_r4_bundle() {
     );
 
     let reports = resources(&bundle, "DiagnosticReport");
-    assert_eq!(reports.len(), 1, "only the reviewed test has a report");
-    assert_eq!(reports[0]["status"], "final");
-    assert_eq!(reports[0]["conclusion"], "Severe anaemia: repeat and refer.");
-    assert_eq!(reports[0]["resultsInterpreter"][0]["identifier"]["value"], "dr-house");
-    assert_eq!(reports[0]["code"]["coding"][0]["code"], "58410-2");
-    assert_eq!(reports[0]["result"].as_array().unwrap().len(), 4);
+    assert_eq!(reports.len(), 2, "one per resulted test");
+    let report = |loinc: &str| {
+        *reports
+            .iter()
+            .find(|r| r["code"]["coding"][0]["code"] == loinc)
+            .unwrap()
+    };
+    let cbc_report = report("58410-2");
+    assert_eq!(cbc_report["status"], "final", "verified");
+    assert_eq!(
+        cbc_report["performer"][0]["identifier"]["value"], "lab-2",
+        "the verifier"
+    );
+    assert_eq!(cbc_report["conclusion"], "Severe anaemia: repeat and refer.");
+    assert_eq!(cbc_report["resultsInterpreter"][0]["identifier"]["value"], "dr-house");
+    assert_eq!(cbc_report["result"].as_array().unwrap().len(), 4);
+    let lipid_report = report("24331-1");
+    assert_eq!(lipid_report["status"], "partial", "recorded, not verified");
+    assert!(lipid_report.get("conclusion").is_none());
 
     // A second export names every resource the same: receivers can update instead of duplicating.
     let again = export(&app, patient, &booking, &app.staff(Role::Admin)).await.body;
@@ -257,7 +280,7 @@ async fn a_booking_exports_as_a_valid_fhir_r4_bundle() {
 }
 
 #[tokio::test]
-async fn the_patient_sees_only_reviewed_values_and_others_see_nothing() {
+async fn the_patient_sees_only_released_values_and_others_see_nothing() {
     let app = spawn_app().await;
     let (patient, booking, _) = scenario(&app).await;
     let mine = export(&app, patient, &booking, &app.token(Role::Patient, &patient.to_string())).await;
@@ -268,7 +291,7 @@ async fn the_patient_sees_only_reviewed_values_and_others_see_nothing() {
     assert_eq!(
         resources(&bundle, "Observation").len(),
         4,
-        "CBC only: LIPID awaits review"
+        "CBC only: LIPID awaits verification"
     );
     assert_eq!(resources(&bundle, "DiagnosticReport").len(), 1);
 

@@ -263,6 +263,12 @@ impl TestApp {
     /// Checks a booking in through the store, as the lab does on the slot's day: results need a check-in, and
     /// the API refuses one before the slot's day, while these tests book days ahead.
     pub async fn check_in(&self, patient: Uuid, booking: &str) {
+        self.check_in_at(patient, booking, &medbook::domain::timefmt::now())
+            .await;
+    }
+
+    /// [`TestApp::check_in`] at the instant `at` (the specimen's collection time).
+    pub async fn check_in_at(&self, patient: Uuid, booking: &str, at: &str) {
         let old = self
             .store
             .booking_tree(patient, booking.parse().expect("booking id"))
@@ -275,7 +281,7 @@ impl TestApp {
             .last_accession(&old.site, old.local_date())
             .await
             .expect("counter");
-        let now = medbook::domain::timefmt::now();
+        let now = at.to_owned();
         let checked = medbook::domain::booking::Booking {
             status: medbook::domain::booking::BookingStatus::CheckedIn,
             checked_in_at: Some(now.clone()),
@@ -301,6 +307,20 @@ impl TestApp {
             .await
             .expect("check-in");
         assert_eq!(outcome, medbook::store::bookings::StatusOutcome::Changed);
+    }
+
+    /// Verifies the result of the test at `base` (`…/tests/{testId}`) at `version` as a second lab user
+    /// (`lab-2`; results in these tests are recorded by `lab-1`).
+    pub async fn verify(&self, base: &str, version: u64) -> Response {
+        self.request(
+            Method::POST,
+            &format!("{base}/result/verify"),
+            Some(&self.token(Role::Lab, "lab-2")),
+        )
+        .header("if-match", format!("\"{version}\""))
+        .send()
+        .await
+        .expect("request")
     }
 
     /// GET `path` as `token`, returning the response.

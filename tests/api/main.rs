@@ -21,6 +21,7 @@ mod outcomes;
 mod patients;
 mod process;
 mod proxy;
+mod release;
 mod results;
 mod scheduling;
 mod sites;

@@ -22,7 +22,7 @@ async fn four_concurrent_migrate_runs_apply_each_migration_once() {
     let mut extra = embedded();
     extra.push(
         Migration::new(
-            "0003_extra_test.json",
+            "0004_extra_test.json",
             r#"{"description": "one more", "createTestTypes": [{"code": "ZZZ", "name": "Test", "category": "x",
                 "loinc": "1-1", "specimen": "serum", "durationMinutes": 5, "priceCents": 1, "currency": "EUR",
                 "analytes": [{"code": "Z", "name": "Z", "loinc": "1-1", "unit": "mg/dL", "referenceRange": {"high": 1}}]}]}"#,
@@ -42,7 +42,12 @@ async fn four_concurrent_migrate_runs_apply_each_migration_once() {
     applied.sort();
     assert_eq!(
         applied,
-        ["0001_test_catalog.json", "0002_sites.json", "0003_extra_test.json"],
+        [
+            "0001_test_catalog.json",
+            "0002_sites.json",
+            "0003_verification.json",
+            "0004_extra_test.json"
+        ],
         "each applied exactly once"
     );
 
@@ -50,7 +55,16 @@ async fn four_concurrent_migrate_runs_apply_each_migration_once() {
     assert!(status.iter().all(|s| s.applied_at.is_some()), "{status:?}");
     let catalog = store.list_catalog().await.unwrap();
     assert!(catalog.len() >= 9, "{}", catalog.len());
-    assert!(catalog.iter().all(|t| t.version == 1));
+    let versions: Vec<(&str, u32)> = catalog
+        .iter()
+        .filter(|t| t.version != 1)
+        .map(|t| (t.definition.code.as_str(), t.version))
+        .collect();
+    assert_eq!(
+        versions,
+        [("BMP", 2), ("CBC", 2), ("FERR", 2)],
+        "0001 created each type once, 0003 versioned three once"
+    );
     assert!(
         store.migrate(&extra).await.unwrap().is_empty(),
         "a later run applies nothing"
@@ -80,9 +94,10 @@ async fn an_edited_applied_migration_is_refused() {
 async fn pending_migrations_are_listed_until_applied() {
     let store = bootstrapped().await;
     let status = store.migration_status(&embedded()).await.unwrap();
-    assert_eq!(status.len(), 2);
+    assert_eq!(status.len(), 3);
     assert_eq!(status[0].name, "0001_test_catalog.json");
     assert_eq!(status[1].name, "0002_sites.json");
+    assert_eq!(status[2].name, "0003_verification.json");
     assert!(status[0].applied_at.is_none());
 }
 
@@ -204,4 +219,76 @@ async fn the_sites_migration_moves_bookings_made_before_sites_onto_the_default_s
         .await
         .unwrap();
     assert_eq!(day.places.values().map(|p| p.booked()).sum::<u32>(), 1);
+}
+
+/// A current-result item as the release before verification stored it.
+fn legacy_result(patient: uuid::Uuid, reviewed: bool) -> (medbook::domain::booking::TestAddress, serde_json::Value) {
+    let at = medbook::domain::booking::TestAddress {
+        patient_id: patient,
+        booking_id: uuid::Uuid::now_v7(),
+        test_id: uuid::Uuid::now_v7(),
+    };
+    let mut result = serde_json::json!({
+        "status": if reviewed { "final" } else { "preliminary" }, "revision": 1, "version": if reviewed { 2 } else { 1 },
+        "values": [{"analyte": "HGB", "value": 13.0, "unit": "g/dL", "flag": "N"}], "critical": false,
+        "performedAt": "2026-11-01T08:00:00Z", "recordedAt": "2026-11-01T09:00:00.000Z", "recordedBy": "lab-1"
+    });
+    let mut item = serde_json::json!({
+        "PK": format!("PATIENT#{patient}"), "SK": format!("BOOKING#{}#TEST#{}#RESULT", at.booking_id, at.test_id),
+        "entity": "Result", "patientId": patient, "bookingId": at.booking_id, "testId": at.test_id,
+        "testTypeCode": "CBC", "version": result["version"]
+    });
+    if reviewed {
+        result["review"] =
+            serde_json::json!({"reviewerId": "dr-old", "reviewedAt": "2026-11-01T10:00:00.000Z", "conclusion": "ok"});
+    } else {
+        item["GSI2PK"] = serde_json::json!("WORKLIST");
+        item["GSI2SK"] = serde_json::json!(format!("1#2026-11-01T09:00:00.000Z#{}", at.test_id));
+    }
+    item["result"] = result;
+    (at, item)
+}
+
+#[tokio::test]
+async fn the_verification_migration_queues_unverified_results_and_reads_old_reviews_as_verification() {
+    use medbook::store::bookings::Queue;
+    let store = bootstrapped().await;
+    // Everything before 0003, so the old data is written as the old release left it.
+    let before: Vec<Migration> = embedded().into_iter().filter(|m| m.version < 3).collect();
+    store.migrate(&before).await.unwrap();
+    let client = crate::helpers::engine_client();
+    let patient = uuid::Uuid::now_v7();
+    let (waiting, a) = legacy_result(patient, false);
+    let (reviewed, b) = legacy_result(patient, true);
+    for item in [a, b] {
+        client
+            .put_item()
+            .table_name(store.table())
+            .set_item(Some(serde_dynamo::to_item(item).unwrap()))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.queue(Queue::Review, 10, None).await.unwrap().items.len(), 1);
+    let applied = store.migrate(&embedded()).await.unwrap();
+    assert_eq!(applied, ["0003_verification.json"]);
+
+    let review = store.queue(Queue::Review, 10, None).await.unwrap();
+    assert!(review.items.is_empty(), "no doctor waits for an unverified result");
+    let verify = store.queue(Queue::Verification, 10, None).await.unwrap();
+    assert_eq!(
+        verify.items.iter().map(|e| e.test_id).collect::<Vec<_>>(),
+        [waiting.test_id],
+        "it waits for a second lab user now"
+    );
+    let old = store.current_result(reviewed).await.unwrap().unwrap();
+    let verification = old.verification.expect("the review counts as verification");
+    assert_eq!(
+        (verification.verifier_id.as_str(), verification.legacy),
+        ("dr-old", true)
+    );
+    assert_eq!(old.status, medbook::domain::booking::ResultStatus::Final);
+    let waiting = store.current_result(waiting).await.unwrap().unwrap();
+    assert!(waiting.verification.is_none());
+    assert_eq!(store.get_test_type("CBC").await.unwrap().unwrap().version, 2);
 }

@@ -167,12 +167,29 @@ fn result(version: u64) -> LabResult {
         version,
         values: vec![],
         critical: false,
+        delta_flag: false,
         performed_at: "2026-12-01T08:00:00Z".into(),
+        collected_at: None,
         comment: None,
         recorded_at: timefmt::now(),
         recorded_by: "lab".into(),
+        verification: None,
         review: None,
+        hold: None,
+        hold_lifted_at: None,
+        release: None,
+        corrects: None,
     }
+}
+
+/// The test type `T0` the outcome tests' bookings name.
+fn t0() -> medbook::domain::test_type::TestType {
+    serde_json::from_value(serde_json::json!({
+        "version": 1, "createdAt": "t", "code": "T0", "name": "T0", "category": "c", "loinc": "1-8",
+        "specimen": "blood", "durationMinutes": 5, "priceCents": 1, "currency": "EUR",
+        "analytes": [{"code": "A", "name": "A", "loinc": "2-6", "unit": "1", "referenceRange": {"low": 1}}]
+    }))
+    .unwrap()
 }
 
 fn first_test(booking: &Booking) -> TestAddress {
@@ -303,7 +320,7 @@ async fn each_failed_condition_of_a_cancellation_has_its_own_outcome() {
 
     let at = first_test(&made[1]);
     let saved = store
-        .save_result(at, "T0", &result(1), None, &audit(p.id))
+        .save_result(at, &t0(), &result(1), None, &audit(p.id))
         .await
         .unwrap();
     assert_eq!(saved, SaveResultOutcome::Saved);
@@ -341,7 +358,7 @@ async fn each_failed_condition_of_a_result_and_a_note_has_its_own_outcome() {
         let store = store.clone();
         async move {
             store
-                .save_result(at, "T0", &result(version), expected, &audit(at.patient_id))
+                .save_result(at, &t0(), &result(version), expected, &audit(at.patient_id))
                 .await
                 .unwrap()
         }
@@ -379,6 +396,7 @@ async fn each_failed_condition_of_a_result_and_a_note_has_its_own_outcome() {
         id: Uuid::now_v7(),
         author_id: "doc".into(),
         text: "ok".into(),
+        visibility: medbook::domain::booking::NoteVisibility::Internal,
         created_at: timefmt::now(),
     };
     assert_eq!(

@@ -1,4 +1,4 @@
-//! Results, flags, amendments, notes, reviews and the worklist.
+//! Results, flags, revisions, verification, corrections and amendments, notes, reviews and both queues.
 
 use medbook::auth::Role;
 use reqwest::{Method, Response};
@@ -49,15 +49,20 @@ async fn review(app: &TestApp, base: &str, if_match: &str) -> Response {
 }
 
 #[tokio::test]
-async fn a_result_is_flagged_reviewed_and_only_then_shown_to_the_patient() {
+async fn a_result_is_recorded_verified_by_another_lab_user_released_and_then_reviewed() {
     let app = spawn_app().await;
     let (patient, _, test_id, base) = booked_cbc(&app, "07:30").await;
     let me = app.token(Role::Patient, &patient.to_string());
     let doctor = app.staff(Role::Doctor);
+    let lab = app.staff(Role::Lab);
 
     let res = put(&app, &base, &values(7.0), None).await;
     assert_eq!(res.status(), 201);
-    assert_eq!(usage(&res).0, 2, "read the booking tree, then one transaction");
+    assert_eq!(
+        usage(&res).0,
+        5,
+        "the booking tree; then together the patient (CBC has ranges by sex) and a delta check each for HGB and PLT; then one transaction"
+    );
     assert_eq!(res.headers()["etag"], "\"1\"");
     let result: Value = res.json().await.unwrap();
     assert_eq!(result["status"], "preliminary");
@@ -73,39 +78,83 @@ async fn a_result_is_flagged_reviewed_and_only_then_shown_to_the_patient() {
         "7.0 is on the critical bound (L), 30.1 above it (HH)"
     );
     assert_eq!(result["critical"], true);
+    assert_eq!(result["release"]["state"], "not-verified");
+    assert_eq!(
+        result["values"][0]["referenceRange"],
+        json!({"sex": "female", "ageFrom": {"value": 18, "unit": "a"}, "low": 11.6, "high": 15.0}),
+        "the range the value was judged against: Ada is a woman of 35"
+    );
 
     let cancel = format!("{}/cancel", &base[..base.find("/tests/").unwrap()]);
     let res = app.request(Method::POST, &cancel, Some(&me)).send().await.unwrap();
     assert_problem(res, 409, "results-recorded").await;
 
+    let queue = app.get("/v1/verification-queue", &lab).await;
+    assert_eq!(usage(&queue).0, 1);
+    let queue: Value = queue.json().await.unwrap();
+    assert_eq!(queue["items"][0]["testId"], test_id);
+    assert_eq!(queue["items"][0]["status"], "preliminary");
+    let worklist: Value = app.get("/v1/worklist", &doctor).await.json().await.unwrap();
+    assert_eq!(worklist["items"], json!([]), "nothing verified yet");
+    assert_problem(app.get("/v1/verification-queue", &doctor).await, 403, "forbidden").await;
+
     let mine: Value = app.get(&format!("{base}/result"), &me).await.json().await.unwrap();
     assert_eq!(mine["valuesWithheld"], true);
+    assert_eq!(
+        mine["release"],
+        json!({"state": "withheld"}),
+        "a patient is not told why"
+    );
     assert!(mine.get("values").is_none() && mine.get("critical").is_none(), "{mine}");
-    let tree: Value = app
-        .get(&base[..base.find("/tests/").unwrap()], &me)
-        .await
-        .json()
+    assert_problem(review(&app, &base, "\"1\"").await, 409, "not-verified").await;
+
+    // Four eyes: the recorder may not verify.
+    let same = app
+        .request(Method::POST, &format!("{base}/result/verify"), Some(&lab))
+        .header("if-match", "\"1\"")
+        .send()
         .await
         .unwrap();
-    assert_eq!(tree["tests"][0]["status"], "resulted");
-    assert!(tree["tests"][0]["result"].get("values").is_none());
+    assert_problem(same, 409, "same-user").await;
+    assert_problem(app.verify(&base, 7).await, 412, "precondition-failed").await;
+    let res = app
+        .request(
+            Method::POST,
+            &format!("{base}/result/verify"),
+            Some(&app.token(Role::Lab, "lab-2")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 428, "precondition-required").await;
+    let res = app.verify(&base, 1).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(usage(&res).0, 2, "the booking tree, then one transaction");
+    let verified: Value = res.json().await.unwrap();
+    assert_eq!(verified["status"], "final");
+    assert_eq!(verified["verification"]["verifierId"], "lab-2");
+    assert_eq!(verified["release"]["state"], "released", "on-final, the default");
+    assert_problem(app.verify(&base, 2).await, 409, "already-verified").await;
 
+    let mine: Value = app.get(&format!("{base}/result"), &me).await.json().await.unwrap();
+    assert_eq!(mine["valuesWithheld"], false);
+    assert_eq!(mine["values"][0]["value"], 7.0);
+    assert_eq!(mine["release"]["releasedAt"], verified["verification"]["verifiedAt"]);
+    let queue: Value = app.get("/v1/verification-queue", &lab).await.json().await.unwrap();
+    assert_eq!(queue["items"], json!([]));
     let worklist = app.get("/v1/worklist", &doctor).await;
     assert_eq!(usage(&worklist).0, 1);
     let worklist: Value = worklist.json().await.unwrap();
     assert_eq!(worklist["items"][0]["testId"], test_id);
     assert_eq!(worklist["items"][0]["critical"], true);
+    assert!(worklist["items"][0]["verifiedAt"].is_string());
 
-    let res = review(&app, &base, "\"1\"").await;
+    let res = review(&app, &base, "\"2\"").await;
     assert_eq!(res.status(), 200);
     let reviewed: Value = res.json().await.unwrap();
-    assert_eq!(reviewed["status"], "final");
+    assert_eq!(reviewed["status"], "final", "a review changes no status");
     assert_eq!(reviewed["review"]["reviewerId"], "doctor-1");
-    assert_problem(review(&app, &base, "\"2\"").await, 409, "already-reviewed").await;
-
-    let mine: Value = app.get(&format!("{base}/result"), &me).await.json().await.unwrap();
-    assert_eq!(mine["valuesWithheld"], false);
-    assert_eq!(mine["values"][0]["value"], 7.0);
+    assert_problem(review(&app, &base, "\"3\"").await, 409, "already-reviewed").await;
     let worklist: Value = app.get("/v1/worklist", &doctor).await.json().await.unwrap();
     assert_eq!(worklist["items"], json!([]), "the sparse index dropped it");
     let tree: Value = app
@@ -118,7 +167,7 @@ async fn a_result_is_flagged_reviewed_and_only_then_shown_to_the_patient() {
 }
 
 #[tokio::test]
-async fn every_recording_is_a_revision_of_its_own_and_amending_after_review_keeps_them_all() {
+async fn every_recording_is_a_revision_and_one_after_a_verified_result_is_corrected_or_amended() {
     let app = spawn_app().await;
     let (patient, _, _, base) = booked_cbc(&app, "07:45").await;
     put(&app, &base, &values(13.0), None).await;
@@ -139,73 +188,89 @@ async fn every_recording_is_a_revision_of_its_own_and_amending_after_review_keep
     assert_eq!(replaced.status(), 200);
     let replaced: Value = replaced.json().await.unwrap();
     assert_eq!(
-        (replaced["revision"].as_u64(), replaced["version"].as_u64()),
-        (Some(2), Some(2)),
+        (
+            replaced["revision"].as_u64(),
+            replaced["version"].as_u64(),
+            replaced["status"].as_str()
+        ),
+        (Some(2), Some(2), Some("preliminary")),
         "the first values stay in the history as revision 1"
     );
-    assert_problem(review(&app, &base, "\"1\"").await, 412, "precondition-failed").await;
-    assert_eq!(review(&app, &base, "\"2\"").await.status(), 200);
+    assert_eq!(app.verify(&base, 2).await.status(), 200);
 
-    let amended = put(&app, &base, &values(12.5), Some("\"3\"".into())).await;
-    assert_eq!(amended.status(), 200);
-    let amended: Value = amended.json().await.unwrap();
-    assert_eq!(amended["status"], "amended");
-    assert_eq!(amended["revision"], 3);
-    assert!(amended.get("review").is_none());
-    let worklist: Value = app
-        .get("/v1/worklist", &app.staff(Role::Doctor))
+    // Values change after a verified revision: a correction, which waits for verification again.
+    let corrected = put(&app, &base, &values(12.5), Some("\"3\"".into())).await;
+    assert_eq!(corrected.status(), 200);
+    let corrected: Value = corrected.json().await.unwrap();
+    assert_eq!(
+        (
+            corrected["status"].as_str(),
+            corrected["revision"].as_u64(),
+            corrected["corrects"].as_u64()
+        ),
+        (Some("corrected"), Some(3), Some(2))
+    );
+    assert!(corrected.get("verification").is_none() && corrected.get("review").is_none());
+    let me = app.token(Role::Patient, &patient.to_string());
+    let mine: Value = app.get(&format!("{base}/result"), &me).await.json().await.unwrap();
+    assert_eq!(mine["valuesWithheld"], true, "an unverified correction is not released");
+    let queue: Value = app
+        .get("/v1/verification-queue", &app.staff(Role::Lab))
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(worklist["items"].as_array().unwrap().len(), 1, "back on the worklist");
+    assert_eq!(
+        queue["items"][0]["status"], "corrected",
+        "back in the verification queue"
+    );
+
+    // Only the comment changes, compared with the last verified revision (2, HGB 13.1): an amendment.
+    let mut same = values(13.1);
+    same["comment"] = json!("haemolysis ruled out");
+    let amended: Value = put(&app, &base, &same, Some("\"4\"".into()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (amended["status"].as_str(), amended["corrects"].as_u64()),
+        (Some("amended"), Some(2))
+    );
+    let verified: Value = app.verify(&base, 5).await.json().await.unwrap();
+    assert_eq!(verified["status"], "amended", "verified, it stays amended");
+    let mine: Value = app.get(&format!("{base}/result"), &me).await.json().await.unwrap();
+    assert_eq!(mine["comment"], "haemolysis ruled out");
 
     let history = app.get(&format!("{base}/result/history"), &app.staff(Role::Lab)).await;
     assert_eq!(usage(&history).0, 1);
     let history: Value = history.json().await.unwrap();
     let items = history["items"].as_array().unwrap();
-    assert_eq!(items.len(), 3, "{history}");
+    let revisions: Vec<(u64, &str, bool)> = items
+        .iter()
+        .map(|r| {
+            (
+                r["revision"].as_u64().unwrap(),
+                r["status"].as_str().unwrap(),
+                r.get("verification").is_some(),
+            )
+        })
+        .collect();
     assert_eq!(
-        (items[0]["revision"].as_u64(), items[0]["status"].as_str()),
-        (Some(1), Some("preliminary"))
+        revisions,
+        [
+            (1, "preliminary", false),
+            (2, "final", true),
+            (3, "corrected", false),
+            (4, "amended", true)
+        ],
+        "{history}"
     );
     assert_eq!(
         items[0]["values"][0]["value"], 13.0,
         "the values the lab first reported"
     );
-    assert_eq!(
-        (items[1]["revision"].as_u64(), items[1]["status"].as_str()),
-        (Some(2), Some("final"))
-    );
-    assert_eq!(items[1]["values"][0]["value"], 13.1);
-    assert_eq!(
-        (items[2]["revision"].as_u64(), items[2]["status"].as_str()),
-        (Some(3), Some("amended"))
-    );
-
-    let res = review(&app, &base, "\"4\"").await;
-    let re_reviewed: Value = res.json().await.unwrap();
-    assert_eq!(
-        re_reviewed["status"], "amended",
-        "an amendment stays amended, with the review recorded"
-    );
-    assert!(re_reviewed["review"].is_object());
-
-    // The patient sees reviewed revisions' values in the history, not the superseded unreviewed one.
-    let me = app.token(Role::Patient, &patient.to_string());
-    let mine: Value = app
-        .get(&format!("{base}/result/history"), &me)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let withheld: Vec<bool> = mine["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["valuesWithheld"] == true)
-        .collect();
-    assert_eq!(withheld, [true, false, false]);
+    assert_eq!(items[2]["values"][0]["value"], 12.5);
 }
 
 #[tokio::test]
@@ -238,6 +303,7 @@ async fn values_that_do_not_fit_the_booked_test_type_are_422_and_nothing_is_writ
     )
     .await;
     assert_problem(review(&app, &base, "\"1\"").await, 409, "no-result").await;
+    assert_problem(app.verify(&base, 1).await, 409, "no-result").await;
 }
 
 #[tokio::test]
@@ -285,10 +351,18 @@ async fn doctors_notes_join_the_booking_tree() {
     let notes = tree["tests"][0]["notes"].as_array().unwrap();
     assert_eq!(notes.len(), 2);
     assert_eq!(notes[0]["text"], "Fasting sample, please.", "oldest first");
+    assert_eq!(notes[0]["visibility"], "internal", "the default");
+    let res = app
+        .request(Method::POST, &format!("{base}/notes"), Some(&doctor))
+        .json(&json!({"text": "x", "visibility": "public"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 422, "validation").await;
 }
 
 #[tokio::test]
-async fn the_worklist_lists_critical_results_first_then_oldest_first() {
+async fn both_queues_list_critical_results_first_then_oldest_first() {
     let app = spawn_app().await;
     let (_, _, normal_old, a) = booked_cbc(&app, "09:00").await;
     let (_, _, critical, b) = booked_cbc(&app, "09:15").await;
@@ -298,20 +372,30 @@ async fn the_worklist_lists_critical_results_first_then_oldest_first() {
     put(&app, &a, &normal, None).await;
     put(&app, &b, &low, None).await;
     put(&app, &c, &normal, None).await;
-    let doctor = app.staff(Role::Doctor);
-    let first: Value = app.get("/v1/worklist?limit=2", &doctor).await.json().await.unwrap();
-    let order: Vec<&str> = first["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["testId"].as_str().unwrap())
-        .collect();
-    assert_eq!(order, [critical.as_str(), normal_old.as_str()]);
-    let next = first["nextCursor"].as_str().unwrap();
-    let second = app.get(&format!("/v1/worklist?limit=2&cursor={next}"), &doctor).await;
-    assert_eq!(usage(&second).0, 1);
-    let second: Value = second.json().await.unwrap();
-    assert_eq!(second["items"][0]["testId"], normal_new);
+    for (queue, token) in [
+        ("/v1/verification-queue", app.staff(Role::Lab)),
+        ("/v1/worklist", app.staff(Role::Doctor)),
+    ] {
+        let first: Value = app.get(&format!("{queue}?limit=2"), &token).await.json().await.unwrap();
+        let order: Vec<&str> = first["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["testId"].as_str().unwrap())
+            .collect();
+        assert_eq!(order, [critical.as_str(), normal_old.as_str()], "{queue}");
+        let next = first["nextCursor"].as_str().unwrap();
+        let second = app.get(&format!("{queue}?limit=2&cursor={next}"), &token).await;
+        assert_eq!(usage(&second).0, 1);
+        let second: Value = second.json().await.unwrap();
+        assert_eq!(second["items"][0]["testId"], normal_new, "{queue}");
+        // Verified in the same order, they reach the worklist in it.
+        if queue == "/v1/verification-queue" {
+            for base in [&a, &b, &c] {
+                assert_eq!(app.verify(base, 1).await.status(), 200);
+            }
+        }
+    }
 }
 
 #[tokio::test]
