@@ -93,6 +93,8 @@ pub struct Settings {
     /// When a verified result is released to its patient (`MEDBOOK_RESULT_RELEASE`: `on-final`, the default,
     /// `on-review` or `on-final-after:<hours>`); a test type may override it.
     pub result_release: ReleasePolicy,
+    /// The laboratory's name, printed on reports (`MEDBOOK_LAB_NAME`, 1 to 100 characters).
+    pub lab_name: String,
 }
 
 /// The HTTP server and its process.
@@ -251,6 +253,16 @@ impl Settings {
             },
             limits: Limits::read(&vars)?,
             slots: slot_grid(&vars)?,
+            lab_name: match vars.get("MEDBOOK_LAB_NAME") {
+                None => "medbook laboratory".to_owned(),
+                Some(name) if (1..=100).contains(&name.chars().count()) && !name.chars().any(char::is_control) => name,
+                Some(_) => {
+                    return Err(ConfigError::new(
+                        "MEDBOOK_LAB_NAME",
+                        "must be 1 to 100 characters without control characters",
+                    ));
+                }
+            },
             result_release: match vars.get("MEDBOOK_RESULT_RELEASE") {
                 None => ReleasePolicy::default(),
                 Some(v) => v

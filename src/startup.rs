@@ -185,6 +185,7 @@ impl Application {
             health: health.clone(),
             tokens: Arc::new(TokenKeys::new(&secret).with_max_ttl(settings.jwt_max_ttl)),
             cursors: Arc::new(CursorKey::new(&secret)),
+            lab_name: settings.lab_name.clone(),
         });
         let listener = TcpListener::bind(settings.server.addr)
             .await

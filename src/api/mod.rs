@@ -12,6 +12,7 @@ pub mod lab;
 pub mod layers;
 pub mod paging;
 pub mod patients;
+pub mod report;
 pub mod results;
 pub mod sites;
 pub mod test_types;
@@ -95,6 +96,8 @@ pub struct Services {
     pub tokens: Arc<TokenKeys>,
     /// Page cursor signing.
     pub cursors: Arc<cursor::CursorKey>,
+    /// The laboratory's name on reports.
+    pub lab_name: String,
 }
 
 /// The OpenAPI document's fixed parts; paths and schemas come from the resource routers.
@@ -200,6 +203,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(patients::router())
         .merge(bookings::router())
         .merge(fhir::router())
+        .merge(report::router())
         .merge(results::router())
         .merge(lab::router())
         .merge(sites::router())

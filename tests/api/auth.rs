@@ -340,6 +340,11 @@ async fn the_role_matrix_of_every_endpoint_holds() {
             allowed: ALL,
         },
         Row {
+            method: Method::GET,
+            path: "/v1/patients/{patientId}/bookings/{bookingId}/report.pdf",
+            allowed: ALL,
+        },
+        Row {
             method: Method::POST,
             path: "/v1/patients/{patientId}/bookings/{bookingId}/cancel",
             allowed: &[Patient, Lab, Admin],

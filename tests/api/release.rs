@@ -544,3 +544,89 @@ async fn a_value_far_from_the_previous_final_one_is_delta_flagged_and_the_series
     let other = app.token(Role::Patient, &Uuid::now_v7().to_string());
     assert_problem(app.get(&series, &other).await, 404, "not-found").await;
 }
+
+#[tokio::test]
+async fn the_printed_report_shows_released_results_with_flags_and_leaves_withheld_ones_out() {
+    let app = spawn_app().await;
+    let admin = app.staff(Role::Admin);
+    let res = app
+        .request(Method::POST, "/v1/patients", Some(&admin))
+        .json(
+            &json!({"givenName": "Zoë", "familyName": "Ångström-Łukasik", "birthDate": "1984-02-29", "sex": "female"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let patient: Uuid = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let me = app.token(Role::Patient, &patient.to_string());
+    let booking = app.booked(patient, &slot(&day(30), "09:00"), &["CBC", "LIPID"]).await;
+    let id = booking["id"].as_str().unwrap();
+    app.check_in(patient, id).await;
+    let test = |i: usize| {
+        format!(
+            "/v1/patients/{patient}/bookings/{id}/tests/{}",
+            booking["tests"][i]["id"].as_str().unwrap()
+        )
+    };
+    let report = format!("/v1/patients/{patient}/bookings/{id}/report.pdf");
+    let cbc = json!({"values": [
+        {"analyte": "HGB", "value": 7.0, "unit": "g/dL"},
+        {"analyte": "WBC", "value": 6.1, "unit": "10*3/uL"}
+    ], "performedAt": performed_now(), "comment": "Sample slightly haemolysed."});
+    assert_eq!(record(&app, &test(0), &cbc).await.status(), 201);
+    let lipid = json!({"values": [{"analyte": "CHOL", "value": 231, "unit": "mg/dL"}], "performedAt": performed_now()});
+    assert_eq!(record(&app, &test(1), &lipid).await.status(), 201);
+    assert_problem(app.get(&report, &me).await, 409, "not-released").await;
+
+    assert_eq!(app.verify(&test(0), 1).await.status(), 200);
+    note(&app, &test(0), "Please book an iron panel.", "patient").await;
+    note(&app, &test(0), "Consider GI bleeding.", "internal").await;
+    let res = app.get(&report, &me).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(usage(&res).0, 2, "the tree and the patient, together");
+    assert_eq!(res.headers()["content-type"], "application/pdf");
+    let pdf = res.bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    let text = pdf_extract::extract_text_from_mem(&pdf).unwrap();
+    for expected in [
+        "medbook laboratory",
+        "Zoë Ångström-Łukasik",
+        "1984-02-29",
+        "female",
+        "MAIN-TEST-0001",
+        "Hemoglobin",
+        "g/dL",
+        "11.6–15 (female, ≥ 18 a)",
+        "L !",
+        "Status: final · verified by lab-2",
+        "Released to the patient at",
+        "Sample slightly haemolysed.",
+        "Please book an iron panel.",
+        "Lipid panel",
+        "Not released yet.",
+    ] {
+        assert!(text.contains(expected), "`{expected}` missing from:\n{text}");
+    }
+    for absent in ["Consider GI bleeding.", "Cholesterol", "231"] {
+        assert!(!text.contains(absent), "`{absent}` in the patient's report:\n{text}");
+    }
+    let staff = app.get(&report, &app.staff(Role::Doctor)).await.bytes().await.unwrap();
+    let text = pdf_extract::extract_text_from_mem(&staff).unwrap();
+    for expected in [
+        "Cholesterol",
+        "231",
+        "preliminary (not verified)",
+        "Consider GI bleeding.",
+    ] {
+        assert!(
+            text.contains(expected),
+            "`{expected}` missing from the doctor's report:\n{text}"
+        );
+    }
+    let stranger = app.token(Role::Patient, &Uuid::now_v7().to_string());
+    assert_problem(app.get(&report, &stranger).await, 404, "not-found").await;
+}

@@ -197,6 +197,15 @@ async fn every_endpoint_makes_no_more_dynamodb_calls_than_its_floor() {
             .json(&json!({"conclusion": "Normal."}))
     );
     measure!(
+        "GET …/report.pdf",
+        2,
+        app.request(
+            Method::GET,
+            &format!("/v1/patients/{p}/bookings/{b}/report.pdf"),
+            Some(&doctor)
+        )
+    );
+    measure!(
         "GET …/observations (page)",
         1,
         app.request(
