@@ -20,7 +20,7 @@ fn fhir_schema() -> &'static jsonschema::Validator {
 }
 
 /// Every schema error of `bundle`, one per line (empty when valid).
-fn schema_errors(bundle: &Value) -> String {
+pub(crate) fn schema_errors(bundle: &Value) -> String {
     fhir_schema()
         .iter_errors(bundle)
         .map(|e| format!("{} at {}", e, e.instance_path()))

@@ -517,6 +517,23 @@ async fn a_value_far_from_the_previous_final_one_is_delta_flagged_and_the_series
         .await;
     assert_problem(res, 400, "bad-request").await;
 
+    // The FHIR export says so too: the value's second interpretation is a significant change down.
+    let bundle = json_of(
+        &app,
+        &format!("{}/fhir", &second[..second.find("/tests/").unwrap()]),
+        &doctor,
+    )
+    .await;
+    assert_eq!(crate::fhir::schema_errors(&bundle), "", "{bundle:#}");
+    let hgb = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["resourceType"] == "Observation" && r["code"]["coding"][0]["code"] == "718-7")
+        .unwrap();
+    assert_eq!(hgb["interpretation"][1]["coding"][0]["code"], "D", "{hgb:#}");
+
     // Held from the patient: gone from their series, not from the doctor's.
     assert_eq!(hold(&app, &second).await.status(), 200);
     let mine = json_of(&app, &series, &me).await;
