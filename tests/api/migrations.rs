@@ -292,3 +292,28 @@ async fn the_verification_migration_queues_unverified_results_and_reads_old_revi
     assert!(waiting.verification.is_none());
     assert_eq!(store.get_test_type("CBC").await.unwrap().unwrap().version, 2);
 }
+
+#[tokio::test]
+async fn a_seed_migration_never_overwrites_a_test_type_the_laboratory_changed() {
+    let store = bootstrapped().await;
+    let before: Vec<Migration> = embedded().into_iter().filter(|m| m.version < 3).collect();
+    store.migrate(&before).await.unwrap();
+    let mut ferr = store.get_test_type("FERR").await.unwrap().unwrap();
+    ferr.version = 2;
+    ferr.definition.name = "Ferritin (our method)".into();
+    let outcome = store.put_test_type_version(&ferr).await.unwrap();
+    assert_eq!(outcome, medbook::store::catalog::TestTypeOutcome::Written);
+    store.migrate(&embedded()).await.unwrap();
+    let kept = store.get_test_type("FERR").await.unwrap().unwrap();
+    assert_eq!(
+        (kept.version, kept.definition.name.as_str()),
+        (2, "Ferritin (our method)"),
+        "the laboratory's version stays current"
+    );
+    let cbc = store.get_test_type("CBC").await.unwrap().unwrap();
+    assert_eq!(
+        cbc.version, 2,
+        "a seeded type the laboratory left alone gets the new ranges"
+    );
+    assert!(!cbc.definition.analytes[0].reference_ranges.is_empty());
+}
