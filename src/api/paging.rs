@@ -115,6 +115,11 @@ impl ListRequest {
         self.start.as_ref()
     }
 
+    /// The sealed cursor of the page after one that ended at `next`, bound to this list.
+    pub fn next_cursor(&self, state: &AppState, next: Option<Cursor>) -> Option<String> {
+        next.map(|c| state.cursors.seal(&self.scope, &c.to_bytes()))
+    }
+
     /// The response page: each item mapped by `map`, and the next cursor bound to this list.
     pub fn page<T, V: utoipa::ToSchema>(
         &self,
@@ -124,7 +129,7 @@ impl ListRequest {
     ) -> Page<V> {
         Page {
             items: page.items.into_iter().map(map).collect(),
-            next_cursor: page.next.map(|c| state.cursors.seal(&self.scope, &c.to_bytes())),
+            next_cursor: self.next_cursor(state, page.next),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use axum::{
     Extension,
-    extract::State,
+    extract::{OriginalUri, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::IntoResponse,
 };
@@ -15,7 +15,8 @@ use super::{
     AppState,
     audit::{AuditContext, AuditRecorded, mark_recorded},
     error::ApiError,
-    extract::{IfMatch, Json, Path, etag},
+    extract::{IfMatch, Json, Path, Query, etag},
+    paging::{ListRequest, Page, PageParams, required_date},
 };
 use crate::{
     auth::{Caller, Role},
@@ -30,7 +31,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 /// Patient routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create_patient))
+        .routes(routes!(create_patient, search_patients))
         .routes(routes!(get_patient, patch_patient))
 }
 
@@ -254,6 +255,117 @@ async fn create_patient(
         (Ok(()), Err(e)) => Err(ApiError::Validation(vec![e])),
         (Err(report), date) => Err(validation(report, date.err())),
     }
+}
+
+/// How the front desk finds a patient: by e-mail, or by family name (a prefix) and birth date.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct PatientSearchParams {
+    /// Exact e-mail address (compared trimmed and lower-cased).
+    #[param(max_length = 254, example = "ada@example.org")]
+    pub email: Option<String>,
+    /// Beginning of the family name, case- and accent-insensitive (`muller` finds `Müller`); with `birthDate`.
+    #[param(max_length = 100, example = "lovel")]
+    pub family_name: Option<String>,
+    /// Birth date `YYYY-MM-DD`; with `familyName`.
+    #[param(format = Date, example = "1990-12-10")]
+    pub birth_date: Option<String>,
+    /// Beginning of the given name, to narrow a name search.
+    #[param(max_length = 100, example = "ad")]
+    pub given_name: Option<String>,
+}
+
+/// Finds patients (lab, admin; never a patient): `?email=` (two GetItems: the address's guard, then the
+/// profile) or `?familyName=&birthDate=[&givenName=]` (one Query per page on the search index, in name order).
+/// Each patient found gets an audit event naming the search.
+#[utoipa::path(
+    get,
+    path = "/v1/patients",
+    tag = "patients",
+    security(("bearer" = [])),
+    params(PatientSearchParams, PageParams),
+    responses(
+        (status = 200, description = "a page of patients", body = Page<PatientResponse>),
+        (status = 400, description = "bad parameter or cursor"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "role may not search patients"),
+        (status = 422, description = "neither or both searches, or a missing or invalid field"),
+    )
+)]
+async fn search_patients(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: AuditContext,
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<PatientSearchParams>,
+    Query(page): Query<PageParams>,
+) -> Result<axum::Json<Page<PatientResponse>>, ApiError> {
+    caller.require(&[Role::Lab, Role::Admin])?;
+    let too_long = |field: &str, value: &Option<String>, max: usize| match value {
+        Some(v) if v.chars().count() > max => Err(ApiError::invalid(field, format!("at most {max} characters"))),
+        _ => Ok(()),
+    };
+    too_long("email", &params.email, 254)?;
+    too_long("familyName", &params.family_name, 100)?;
+    too_long("givenName", &params.given_name, 100)?;
+    let by_name = params.family_name.is_some() || params.birth_date.is_some() || params.given_name.is_some();
+    let (found, query, next) = match (&params.email, by_name) {
+        (Some(email), false) => {
+            // Limit and cursor are checked as for any list; one answer at most, so no next page.
+            ListRequest::new(&state, uri.path(), &[("email", Some(email.clone()))], &page, 20)?;
+            let found: Vec<Patient> = state.patients.by_email(email).await?.into_iter().collect();
+            (found, format!("email={email}"), None)
+        }
+        (None, true) => {
+            let family = params
+                .family_name
+                .clone()
+                .ok_or_else(|| ApiError::invalid("familyName", "is required with birthDate"))?;
+            let birth = required_date("birthDate", params.birth_date.as_deref())?;
+            let date = crate::domain::timefmt::date(birth);
+            let filters = [
+                ("familyName", Some(family.clone())),
+                ("birthDate", Some(date.clone())),
+                ("givenName", params.given_name.clone()),
+            ];
+            let list = ListRequest::new(&state, uri.path(), &filters, &page, 20)?;
+            let found = state
+                .patients
+                .search(birth, &family, params.given_name.as_deref(), list.limit(), list.start())
+                .await?;
+            let given = params
+                .given_name
+                .as_deref()
+                .map(|g| format!("&givenName={g}"))
+                .unwrap_or_default();
+            let next = list.next_cursor(&state, found.next);
+            (
+                found.items,
+                format!("familyName={family}&birthDate={date}{given}"),
+                next,
+            )
+        }
+        (Some(_), true) => return Err(ApiError::invalid("email", "search by e-mail or by name, not both")),
+        (None, false) => {
+            return Err(ApiError::invalid(
+                "familyName",
+                "give email, or familyName with birthDate",
+            ));
+        }
+    };
+    let events = found
+        .iter()
+        .map(|p| crate::domain::audit::AuditEvent {
+            query: Some(query.clone()),
+            ..audit.draft(&caller, StatusCode::OK).event(p.id)
+        })
+        .collect();
+    state.audit.record_many_detached(events);
+    Ok(axum::Json(Page {
+        items: found.into_iter().map(PatientResponse::from).collect(),
+        next_cursor: next,
+    }))
 }
 
 /// Reads a patient (the patient themself, lab, doctor, admin).

@@ -48,6 +48,9 @@ pub struct AuditEvent {
     /// The reason the actor gave, where the action takes one (a doctor's hold of a result, and its lift).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The search that found this patient (a front-desk lookup: what was searched for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
 }
 
 /// What a patient's own view of their trail shows in place of another patient's id.
@@ -92,6 +95,7 @@ impl AuditDraft {
             outcome: self.outcome,
             request_id: self.request_id.clone(),
             reason: None,
+            query: None,
         }
     }
 

@@ -130,6 +130,72 @@ impl Patient {
     }
 }
 
+/// An e-mail address as its uniqueness guard and the lookup compare it: trimmed, the whole address lower-cased.
+pub fn normalise_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// The ASCII a Latin letter with a diacritic (or a special Latin letter) folds to, lower-case.
+fn fold_letter(c: char) -> Option<&'static str> {
+    Some(match c {
+        'à'..='å' | 'ā' | 'ă' | 'ą' => "a",
+        'æ' => "ae",
+        'ç' | 'ć' | 'ĉ' | 'ċ' | 'č' => "c",
+        'ð' | 'ď' | 'đ' => "d",
+        'è'..='ë' | 'ē' | 'ĕ' | 'ė' | 'ę' | 'ě' => "e",
+        'ĝ' | 'ğ' | 'ġ' | 'ģ' => "g",
+        'ĥ' | 'ħ' => "h",
+        'ì'..='ï' | 'ĩ' | 'ī' | 'ĭ' | 'į' | 'ı' => "i",
+        'ĳ' => "ij",
+        'ĵ' => "j",
+        'ķ' | 'ĸ' => "k",
+        'ĺ' | 'ļ' | 'ľ' | 'ŀ' | 'ł' => "l",
+        'ñ' | 'ń' | 'ņ' | 'ň' | 'ŉ' | 'ŋ' => "n",
+        'ò'..='ö' | 'ø' | 'ō' | 'ŏ' | 'ő' => "o",
+        'œ' => "oe",
+        'ŕ' | 'ŗ' | 'ř' => "r",
+        'ß' => "ss",
+        'ś' | 'ŝ' | 'ş' | 'š' | 'ſ' => "s",
+        'ţ' | 'ť' | 'ŧ' => "t",
+        'þ' => "th",
+        'ù'..='ü' | 'ũ' | 'ū' | 'ŭ' | 'ů' | 'ű' | 'ų' => "u",
+        'ŵ' => "w",
+        'ý' | 'ÿ' | 'ŷ' => "y",
+        'ź' | 'ż' | 'ž' => "z",
+        _ => return None,
+    })
+}
+
+/// A name as the patient search keeps and compares it: lower-case, Latin letters with diacritics folded to
+/// ASCII (`Müller` → `muller`, `Łukasik` → `lukasik`, `Ångström` → `angstrom`), combining marks dropped, other
+/// letters and digits kept, and every run of anything else (spaces, hyphens, apostrophes, `#`) one `-`: it
+/// sorts after the search key's `#` separator, so `muller#…` comes before `muller-schmidt#…`.
+pub fn search_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut gap = false;
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if ('\u{300}'..='\u{36f}').contains(&c) {
+            continue;
+        }
+        if let Some(ascii) = fold_letter(c) {
+            if gap && !out.is_empty() {
+                out.push('-');
+            }
+            gap = false;
+            out.push_str(ascii);
+        } else if c.is_alphanumeric() {
+            if gap && !out.is_empty() {
+                out.push('-');
+            }
+            gap = false;
+            out.push(c);
+        } else {
+            gap = true;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::date;
@@ -162,6 +228,22 @@ mod tests {
         assert_eq!(
             (q.version, q.created_at.as_str(), q.updated_at.as_str()),
             (2, "t0", "t1")
+        );
+    }
+
+    #[test]
+    fn names_fold_to_what_a_front_desk_types() {
+        assert_eq!(search_name("Müller"), "muller");
+        assert_eq!(search_name("Ångström-Łukasik"), "angstrom-lukasik");
+        assert_eq!(search_name("  O'Brien  "), "o-brien");
+        assert_eq!(search_name("Zoë"), "zoe");
+        assert_eq!(search_name("Zoe\u{308}"), "zoe", "a decomposed diaeresis");
+        assert_eq!(search_name("Straße"), "strasse");
+        assert_eq!(search_name("Œdipe#1"), "oedipe-1", "never a `#` (the key separator)");
+        assert_eq!(search_name("Ηλίας"), "ηλίας", "other scripts are kept, lower-cased");
+        assert_eq!(
+            normalise_email("  Ada.Lovelace@Example.ORG "),
+            "ada.lovelace@example.org"
         );
     }
 }

@@ -2,18 +2,25 @@
 
 use uuid::Uuid;
 
-use super::{Expected, ServiceError};
+use super::{Cursor, Expected, FieldError, Page, ServiceError};
 use crate::{
     domain::{
         audit::AuditDraft,
-        patient::{NewPatient, Patient, PatientPatch},
+        patient::{NewPatient, Patient, PatientPatch, normalise_email, search_name},
         timefmt,
     },
     store::{
         Store,
-        patients::{CreatePatientOutcome, ReplacePatientOutcome},
+        patients::{CreatePatientOutcome, PatientSearch, ReplacePatientOutcome},
     },
 };
+
+fn email_taken() -> ServiceError {
+    ServiceError::conflict(
+        "email-taken",
+        "another patient has this e-mail address (addresses are unique, compared trimmed and lower-cased)",
+    )
+}
 
 /// Patient use cases.
 #[derive(Debug, Clone)]
@@ -37,7 +44,49 @@ impl Patients {
             CreatePatientOutcome::Created => Ok(patient),
             // A fresh UUID v7 collided: a defect, not the caller's fault.
             CreatePatientOutcome::IdTaken => Err(ServiceError::Internal("patient id taken".into())),
+            CreatePatientOutcome::EmailTaken => Err(email_taken()),
         }
+    }
+
+    /// The patient with e-mail address `email` (trimmed, lower-cased before the lookup): two GetItems, the
+    /// address's guard and the profile.
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn by_email(&self, email: &str) -> Result<Option<Patient>, ServiceError> {
+        Ok(self.store.patient_by_email(&normalise_email(email)).await?)
+    }
+
+    /// A page of patients born on `birth_date` whose family name begins with `family` (and given name with
+    /// `given`), compared case- and accent-insensitively: one Query on the search index.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] for a name with no letter or digit; engine failures.
+    pub async fn search(
+        &self,
+        birth_date: time::Date,
+        family: &str,
+        given: Option<&str>,
+        limit: i32,
+        start: Option<&Cursor>,
+    ) -> Result<Page<Patient>, ServiceError> {
+        let folded = search_name(family);
+        if folded.is_empty() {
+            return Err(ServiceError::Invalid(vec![FieldError::new(
+                "familyName",
+                "needs a letter or a digit",
+            )]));
+        }
+        let search = PatientSearch {
+            birth_date,
+            family: folded,
+            given: given.map(search_name).filter(|g| !g.is_empty()),
+        };
+        Ok(self
+            .store
+            .find_patients(&search, limit, Cursor::key(start))
+            .await?
+            .into())
     }
 
     /// One patient.
@@ -75,9 +124,10 @@ impl Patients {
         if patched.same_record(&current) {
             return Ok((current, false));
         }
-        match self.store.replace_patient(&patched, &audit.event(id)).await? {
+        match self.store.replace_patient(&current, &patched, &audit.event(id)).await? {
             ReplacePatientOutcome::Replaced => Ok((patched, true)),
             ReplacePatientOutcome::VersionMoved => Err(ServiceError::VersionMismatch),
+            ReplacePatientOutcome::EmailTaken => Err(email_taken()),
         }
     }
 }

@@ -100,6 +100,13 @@ impl Expr {
         self
     }
 
+    /// Condition: the string `attribute` begins with `prefix`.
+    pub(crate) fn begins_with(mut self, attribute: &str, prefix: &str) -> Self {
+        let (name, value) = (self.name(attribute), self.value(prefix));
+        self.conditions.push(format!("begins_with({name}, {value})"));
+        self
+    }
+
     /// Condition: `attribute` is absent (so is the item) or equals `value`.
     pub(crate) fn absent_or_eq(mut self, attribute: &str, value: impl Serialize) -> Self {
         let (name, value) = (self.name(attribute), self.value(value));

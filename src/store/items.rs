@@ -16,7 +16,7 @@ use crate::domain::{
         TestRef, TestStatus,
     },
     idempotency::{IdempotencyKey, IdempotencyRecord},
-    patient::{Patient, Sex},
+    patient::{Patient, Sex, search_name},
     site::{DayRule, Site, SiteDefinition},
     test_type::{TestType, TestTypeDefinition},
     timefmt,
@@ -57,12 +57,18 @@ pub(crate) mod attr {
     pub(crate) const RESULTS_WITHOUT_CHECK_IN: &str = "resultsWithoutCheckIn";
     /// The last accession number given out of a counter.
     pub(crate) const LAST: &str = "last";
+    /// A patient's id (the e-mail guard's).
+    pub(crate) const PATIENT_ID: &str = "patientId";
+    /// A patient's folded given name (the search's narrowing filter).
+    pub(crate) const SEARCH_GIVEN: &str = "searchGiven";
 }
 
 /// Entity discriminators stored in the `entity` attribute.
 pub(crate) mod entity {
     /// A patient's profile.
     pub(crate) const PATIENT: &str = "Patient";
+    /// The guard of one e-mail address.
+    pub(crate) const EMAIL_GUARD: &str = "EmailGuard";
     /// The current version of a test type, in the catalog partition.
     pub(crate) const CATALOG_ENTRY: &str = "CatalogEntry";
     /// One version of a test type.
@@ -137,6 +143,44 @@ pub(crate) struct PatientItem {
     pub(crate) created_at: String,
     /// Last change time.
     pub(crate) updated_at: String,
+    /// `BIRTH#<YYYY-MM-DD>`: the search index's partition (absent on profiles written before the index).
+    #[serde(rename = "GSI4PK", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) gsi4_pk: Option<String>,
+    /// `<folded family>#<folded given>#<id>`.
+    #[serde(rename = "GSI4SK", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) gsi4_sk: Option<String>,
+    /// The folded given name, which a search narrows by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) search_given: Option<String>,
+}
+
+/// The guard of one e-mail address: `EMAIL#<normalised>` / `EMAIL`, naming the patient who has it. Written in
+/// the transaction of every create and e-mail change (`attribute_not_exists`), so two patients never share one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EmailGuardItem {
+    /// `EMAIL#<normalised address>`.
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// `EMAIL`.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::EMAIL_GUARD`].
+    pub(crate) entity: String,
+    /// The patient with this address.
+    pub(crate) patient_id: Uuid,
+}
+
+impl EmailGuardItem {
+    /// The guard of `normalised` for `patient_id`.
+    pub(crate) fn new(normalised: &str, patient_id: Uuid) -> Self {
+        Self {
+            pk: keys::email_guard_pk(normalised),
+            sk: keys::EMAIL_GUARD_SK.to_owned(),
+            entity: entity::EMAIL_GUARD.to_owned(),
+            patient_id,
+        }
+    }
 }
 
 impl From<&Patient> for PatientItem {
@@ -155,6 +199,13 @@ impl From<&Patient> for PatientItem {
             version: p.version,
             created_at: p.created_at.clone(),
             updated_at: p.updated_at.clone(),
+            gsi4_pk: Some(keys::patients_by_name_pk(p.birth_date)),
+            gsi4_sk: Some(keys::patients_by_name_sk(
+                &search_name(&p.family_name),
+                &search_name(&p.given_name),
+                p.id,
+            )),
+            search_given: Some(search_name(&p.given_name)),
         }
     }
 }

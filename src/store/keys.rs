@@ -36,6 +36,10 @@ pub const GSI2_SK: &str = "GSI2SK";
 pub const GSI3_PK: &str = "GSI3PK";
 /// Sort key of [`GSI_BOOKINGS_BY_DAY`].
 pub const GSI3_SK: &str = "GSI3SK";
+/// Partition key of [`GSI_PATIENTS_BY_NAME`] (patient profiles only).
+pub const GSI4_PK: &str = "GSI4PK";
+/// Sort key of [`GSI_PATIENTS_BY_NAME`].
+pub const GSI4_SK: &str = "GSI4SK";
 /// TTL attribute (epoch seconds); DynamoDB deletes an item some time after it passes.
 pub const EXPIRES_AT: &str = "expiresAt";
 
@@ -47,6 +51,8 @@ pub const GSI_TESTS_BY_TYPE: &str = "TestsByType";
 pub const GSI_AWAITING_REVIEW: &str = "AwaitingReview";
 /// GSI: bookings of one day in slot order, the lab's schedule.
 pub const GSI_BOOKINGS_BY_DAY: &str = "BookingsByDay";
+/// GSI: patients by birth date and folded family and given name, the front desk's search.
+pub const GSI_PATIENTS_BY_NAME: &str = "PatientsByName";
 
 /// One global secondary index: its name and key attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +66,7 @@ pub struct GsiSpec {
 }
 
 /// Every GSI the product needs. Bootstrap creates or adds each of them.
-pub const GSIS: [GsiSpec; 3] = [
+pub const GSIS: [GsiSpec; 4] = [
     GsiSpec {
         name: GSI_TESTS_BY_TYPE,
         pk: GSI1_PK,
@@ -76,7 +82,33 @@ pub const GSIS: [GsiSpec; 3] = [
         pk: GSI3_PK,
         sk: GSI3_SK,
     },
+    GsiSpec {
+        name: GSI_PATIENTS_BY_NAME,
+        pk: GSI4_PK,
+        sk: GSI4_SK,
+    },
 ];
+
+/// GSI partition of the patients born on one day: birth dates spread the search index over many partitions,
+/// and a front desk always knows the date it asks for.
+pub fn patients_by_name_pk(birth_date: Date) -> String {
+    format!("BIRTH#{}", timefmt::date(birth_date))
+}
+
+/// GSI sort key of a patient in their birth date's partition: folded family name, folded given name, id
+/// (`lovelace#ada#<id>`), so a family-name prefix is a `begins_with`. Folded names hold no `#`.
+pub fn patients_by_name_sk(family: &str, given: &str, patient_id: Uuid) -> String {
+    format!("{family}#{given}#{patient_id}")
+}
+
+/// Partition of the guard that makes an e-mail address unique: `EMAIL#<normalised address>`; its item names
+/// the patient, so it is also the lookup by address.
+pub fn email_guard_pk(normalised: &str) -> String {
+    format!("EMAIL#{normalised}")
+}
+
+/// Sort key of an e-mail guard.
+pub const EMAIL_GUARD_SK: &str = "EMAIL";
 
 /// Partition of one patient: profile, bookings, tests, results, notes.
 pub fn patient_pk(patient_id: Uuid) -> String {
@@ -371,6 +403,11 @@ pub const MIGRATION_SK_PREFIX: &str = "MIGRATION#";
 
 /// Sort key of the lease that lets one process at a time apply migrations.
 pub const MIGRATION_LEASE_SK: &str = "LEASE";
+
+/// Sort key of a long migration's progress (where its Scan resumes), beside the ledger.
+pub fn migration_progress_sk(version: u32) -> String {
+    format!("PROGRESS#{version:04}")
+}
 
 /// Partition of a patient's audit events in one month: kept out of the patient's item collection, whose size
 /// an LSI caps at 10 GB.

@@ -22,7 +22,10 @@ use super::{
     catalog::TestTypeOutcome,
     expr::Expr,
     from_item,
-    items::{BookingItem, MigrationItem, MigrationLeaseItem, PlaceItem, ResultItem, attr, entity},
+    items::{
+        BookingItem, EmailGuardItem, MigrationItem, MigrationLeaseItem, PatientItem, PlaceItem, ResultItem, attr,
+        entity,
+    },
     key, keys, s, to_item,
     tx::{Sent, Tx},
 };
@@ -38,6 +41,37 @@ enum MoveAction {
     Booking,
     /// Its place in the slot is free.
     Place,
+}
+
+/// The actions of indexing one patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IndexAction {
+    /// The profile, still at the version read, gets its index attributes.
+    Profile,
+    /// The e-mail guard: absent, or this patient's already.
+    Guard,
+}
+
+/// Patients indexed at once within a Scan page.
+const INDEX_CONCURRENCY: usize = 16;
+/// Items a backfill Scan page reads at most (its progress is recorded after each page).
+const INDEX_PAGE: i32 = 100;
+
+/// Where a patient backfill resumes: the Scan's last key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProgressItem {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    entity: String,
+    /// The last key's `PK`.
+    last_pk: String,
+    /// The last key's `SK`.
+    last_sk: String,
+    /// Profiles indexed so far.
+    indexed: u64,
 }
 
 /// The one action of moving a result from the worklist to the verification queue.
@@ -119,6 +153,10 @@ pub fn embedded() -> Vec<Migration> {
             "0003_verification.json",
             include_str!("../../migrations/0003_verification.json"),
         ),
+        (
+            "0004_patient_search.json",
+            include_str!("../../migrations/0004_patient_search.json"),
+        ),
     ]
     .into_iter()
     .map(|(name, body)| Migration::new(name, body).expect("embedded migration names are valid"))
@@ -149,6 +187,10 @@ struct MigrationFile {
     /// existed) to the verification queue. A Query of the sparse index, not a Scan.
     #[serde(default)]
     move_unverified_to_verification_queue: bool,
+    /// Give every patient profile written before the search index its index attributes and its e-mail guard.
+    /// A one-off Scan that records its progress, so a rerun resumes where an interrupted run stopped.
+    #[serde(default)]
+    index_patients: bool,
 }
 
 /// Why migrations could not run.
@@ -281,6 +323,9 @@ impl Store {
             if file.move_unverified_to_verification_queue {
                 self.move_unverified_to_verification_queue().await?;
             }
+            if file.index_patients {
+                self.index_patients(migration.version, owner).await?;
+            }
             let record = MigrationItem {
                 pk: keys::MIGRATIONS_PK.to_owned(),
                 sk: keys::migration_sk(migration.version),
@@ -376,6 +421,124 @@ impl Store {
         }
         tracing::info!(moved, "unverified results moved to the verification queue");
         Ok(())
+    }
+
+    /// The patient backfill: every profile gets the search index attributes (`GSI4PK`, `GSI4SK`,
+    /// `searchGiven`) and its address's e-mail guard, each patient in one transaction conditioned on the
+    /// version read (a profile changed meanwhile was written by this release, with both). A guard another
+    /// patient holds already (two patients shared an address before guards existed) is left to the first and
+    /// counted; that second patient is indexed without one.
+    ///
+    /// This is a one-off **Scan** (the second in medbook, named in the code-rule test), pages of
+    /// [`INDEX_PAGE`] profiles, [`INDEX_CONCURRENCY`] patients at a time. After each page its last key is put in
+    /// the progress item `MIGRATIONS` / `PROGRESS#<version>`, and the lease is renewed: a run killed half-way
+    /// is resumed from there by the next holder of the lease. Every step is idempotent, so a page done again
+    /// changes nothing.
+    async fn index_patients(&self, version: u32, owner: &str) -> Result<(), StoreError> {
+        use futures_util::StreamExt as _;
+        let saved = self
+            .get_consistent(keys::MIGRATIONS_PK.to_owned(), keys::migration_progress_sk(version))
+            .await?
+            .map(from_item::<ProgressItem>)
+            .transpose()?;
+        let (mut start, mut indexed) = match saved {
+            Some(p) => (Some(key(p.last_pk, p.last_sk)), p.indexed),
+            None => (None, 0),
+        };
+        let mut shared_addresses = 0u64;
+        let started = Instant::now();
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(self.table.as_ref())
+                .filter_expression("#entity = :patient")
+                .expression_attribute_names("#entity", attr::ENTITY)
+                .expression_attribute_values(":patient", s(entity::PATIENT))
+                .consistent_read(true)
+                .limit(INDEX_PAGE)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::from_sdk)?;
+            let patients = out
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .map(from_item::<PatientItem>)
+                .collect::<Result<Vec<_>, _>>()?;
+            let count = patients.len() as u64;
+            let outcomes: Vec<Result<bool, StoreError>> = futures_util::stream::iter(patients)
+                .map(|p| self.index_patient(p))
+                .buffer_unordered(INDEX_CONCURRENCY)
+                .collect()
+                .await;
+            for outcome in outcomes {
+                if !outcome? {
+                    shared_addresses += 1;
+                }
+            }
+            indexed += count;
+            start = out.last_evaluated_key;
+            let Some(last) = &start else {
+                break;
+            };
+            let part = |name: &str| last.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let progress = ProgressItem {
+                pk: keys::MIGRATIONS_PK.to_owned(),
+                sk: keys::migration_progress_sk(version),
+                entity: entity::MIGRATION.to_owned(),
+                last_pk: part(keys::PK),
+                last_sk: part(keys::SK),
+                indexed,
+            };
+            self.put_if(to_item(&progress)?, Expr::new()).await?;
+            self.renew_lease(owner).await?;
+        }
+        tracing::info!(
+            indexed,
+            shared_addresses,
+            seconds = started.elapsed().as_secs_f64(),
+            "patients indexed for search"
+        );
+        Ok(())
+    }
+
+    /// Indexes one patient; `false` when its address's guard was another patient's.
+    async fn index_patient(&self, patient: PatientItem) -> Result<bool, StoreError> {
+        let domain = crate::domain::patient::Patient::try_from(patient.clone())?;
+        let indexed = PatientItem::from(&domain);
+        let profile = Expr::new()
+            .set(keys::GSI4_PK, &indexed.gsi4_pk)
+            .set(keys::GSI4_SK, &indexed.gsi4_sk)
+            .set(attr::SEARCH_GIVEN, &indexed.search_given)
+            .eq(attr::VERSION, patient.version);
+        let email = domain.email.as_deref().map(crate::domain::patient::normalise_email);
+        for with_guard in [true, false] {
+            let mut tx = Tx::new(self);
+            tx.update(
+                IndexAction::Profile,
+                key(patient.pk.clone(), patient.sk.clone()),
+                profile.clone(),
+            )?;
+            if let (true, Some(email)) = (with_guard, &email) {
+                tx.put(
+                    IndexAction::Guard,
+                    to_item(&EmailGuardItem::new(email, domain.id))?,
+                    Expr::new().absent_or_eq(attr::PATIENT_ID, domain.id),
+                )?;
+            }
+            match self.send(tx).await? {
+                Sent::Committed => return Ok(with_guard || email.is_none()),
+                // Changed since the Scan read it: the new version was written with its index attributes.
+                Sent::Rejected(r) if r.has(IndexAction::Profile) => return Ok(true),
+                Sent::Rejected(r) if r.has(IndexAction::Guard) => {
+                    tracing::warn!(patient = %domain.id, "e-mail address shared with another patient: no guard");
+                }
+                Sent::Rejected(r) => return Err(r.unexpected()),
+            }
+        }
+        Ok(false)
     }
 
     /// The sites migration: every booking without a site gets `site` (its slot's UTC date is its local date),

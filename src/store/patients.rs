@@ -1,22 +1,29 @@
-//! Patient profiles.
+//! Patient profiles, the e-mail guards that keep addresses unique, and the front desk's lookups.
 
 use uuid::Uuid;
 
 use super::{
-    Store, StoreError,
+    Page, PageKey, Store, StoreError,
     expr::Expr,
     from_item,
-    items::{PatientItem, attr},
-    keys, to_item,
+    items::{EmailGuardItem, PatientItem, attr},
+    key, keys, s, to_item,
     tx::{Sent, Tx},
 };
-use crate::domain::{audit::AuditEvent, patient::Patient};
+use crate::domain::{
+    audit::AuditEvent,
+    patient::{Patient, normalise_email},
+};
 
 /// The actions of the patient writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PatientAction {
     /// The profile: new, or still at the version the caller read.
     Profile,
+    /// The guard of the new e-mail address: absent, or this patient's already.
+    EmailGuard,
+    /// The guard of the address given up: this patient's (or absent).
+    OldEmailGuard,
     /// The audit event is new.
     Audit,
 }
@@ -28,6 +35,8 @@ pub enum CreatePatientOutcome {
     Created,
     /// The id is taken.
     IdTaken,
+    /// Another patient has this e-mail address.
+    EmailTaken,
 }
 
 /// How [`Store::replace_patient`] ended.
@@ -37,17 +46,57 @@ pub enum ReplacePatientOutcome {
     Replaced,
     /// The stored version moved on, or the patient is gone.
     VersionMoved,
+    /// Another patient has the new e-mail address.
+    EmailTaken,
+}
+
+/// What a front-desk search asks: patients born on `birth_date` whose folded family name begins with
+/// `family` (and given name with `given`, when set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientSearch {
+    /// Birth date.
+    pub birth_date: time::Date,
+    /// Folded family-name prefix.
+    pub family: String,
+    /// Folded given-name prefix.
+    pub given: Option<String>,
 }
 
 impl Store {
+    /// The transaction of a patient write: the profile, the guard of its e-mail address when the address is
+    /// new to it, the release of the guard of `given_up` (the address it had, normalised) when it changed,
+    /// and the audit event. `release_old` is false on the retry of a patient whose old address was another
+    /// patient's (data from before the guards).
     fn patient_tx(
         &self,
         patient: &Patient,
         profile: Expr,
+        given_up: Option<&str>,
+        release_old: bool,
         audit: &AuditEvent,
     ) -> Result<Tx<PatientAction>, StoreError> {
         let mut tx = Tx::new(self);
         tx.put(PatientAction::Profile, to_item(&PatientItem::from(patient))?, profile)?;
+        let email = patient.email.as_deref().map(normalise_email);
+        if let Some(email) = &email
+            && given_up != Some(email.as_str())
+        {
+            tx.put(
+                PatientAction::EmailGuard,
+                to_item(&EmailGuardItem::new(email, patient.id))?,
+                Expr::new().absent_or_eq(attr::PATIENT_ID, patient.id),
+            )?;
+        }
+        if let Some(old) = given_up
+            && email.as_deref() != Some(old)
+            && release_old
+        {
+            tx.delete(
+                PatientAction::OldEmailGuard,
+                key(keys::email_guard_pk(old), keys::EMAIL_GUARD_SK),
+                Expr::new().absent_or_eq(attr::PATIENT_ID, patient.id),
+            )?;
+        }
         tx.put_new(PatientAction::Audit, self.audit_item(audit)?)?;
         Ok(tx)
     }
@@ -61,10 +110,11 @@ impl Store {
         patient: &Patient,
         audit: &AuditEvent,
     ) -> Result<CreatePatientOutcome, StoreError> {
-        let tx = self.patient_tx(patient, Expr::new().not_exists(keys::PK), audit)?;
+        let tx = self.patient_tx(patient, Expr::new().not_exists(keys::PK), None, false, audit)?;
         match self.send(tx).await? {
             Sent::Committed => Ok(CreatePatientOutcome::Created),
             Sent::Rejected(r) if r.has(PatientAction::Profile) => Ok(CreatePatientOutcome::IdTaken),
+            Sent::Rejected(r) if r.has(PatientAction::EmailGuard) => Ok(CreatePatientOutcome::EmailTaken),
             Sent::Rejected(r) => Err(r.unexpected()),
         }
     }
@@ -80,23 +130,90 @@ impl Store {
             .transpose()
     }
 
-    /// Replaces a patient whose stored version is still `patient.version - 1`, with its audit event, in one
-    /// transaction.
+    /// Replaces `old` (whose stored version must still be `patient.version - 1`) with `patient` in one
+    /// transaction with its audit event; a changed e-mail address moves its guard in the same transaction.
     ///
     /// # Errors
     /// Engine failures.
     pub async fn replace_patient(
         &self,
+        old: &Patient,
         patient: &Patient,
         audit: &AuditEvent,
     ) -> Result<ReplacePatientOutcome, StoreError> {
-        let previous = Expr::new().eq(attr::VERSION, patient.version - 1);
-        let tx = self.patient_tx(patient, previous, audit)?;
-        match self.send(tx).await? {
-            Sent::Committed => Ok(ReplacePatientOutcome::Replaced),
-            Sent::Rejected(r) if r.has(PatientAction::Profile) => Ok(ReplacePatientOutcome::VersionMoved),
-            Sent::Rejected(r) => Err(r.unexpected()),
+        let given_up = old.email.as_deref().map(normalise_email);
+        let mut release_old = true;
+        loop {
+            let previous = Expr::new().eq(attr::VERSION, patient.version - 1);
+            let tx = self.patient_tx(patient, previous, given_up.as_deref(), release_old, audit)?;
+            return match self.send(tx).await? {
+                Sent::Committed => Ok(ReplacePatientOutcome::Replaced),
+                Sent::Rejected(r) if r.has(PatientAction::Profile) => Ok(ReplacePatientOutcome::VersionMoved),
+                Sent::Rejected(r) if r.has(PatientAction::EmailGuard) => Ok(ReplacePatientOutcome::EmailTaken),
+                // The old address's guard is another patient's (two patients shared it before guards
+                // existed): it stays theirs; this patient just stops using the address.
+                Sent::Rejected(r) if r.has(PatientAction::OldEmailGuard) && release_old => {
+                    release_old = false;
+                    continue;
+                }
+                Sent::Rejected(r) => Err(r.unexpected()),
+            };
         }
+    }
+
+    /// The patient with e-mail address `normalised` (normalised already): GetItem of its guard, then of the
+    /// profile. `None` when no patient has it.
+    ///
+    /// # Errors
+    /// Engine failures, malformed items.
+    pub async fn patient_by_email(&self, normalised: &str) -> Result<Option<Patient>, StoreError> {
+        let Some(guard) = self
+            .get(keys::email_guard_pk(normalised), keys::EMAIL_GUARD_SK.to_owned())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let guard: EmailGuardItem = from_item(guard)?;
+        // The guard and the profile change in one transaction; a profile read between that lags it is
+        // checked, so a stale read never returns a patient under an address they no longer have.
+        Ok(self
+            .get_patient(guard.patient_id)
+            .await?
+            .filter(|p| p.email.as_deref().map(normalise_email).as_deref() == Some(normalised)))
+    }
+
+    /// A page of patients born on `search.birth_date` whose folded family name begins with `search.family`,
+    /// in name order: one Query on the birth date's partition of the search index (the given name, when set,
+    /// is a filter on that page).
+    ///
+    /// # Errors
+    /// Engine failures, malformed items.
+    pub async fn find_patients(
+        &self,
+        search: &PatientSearch,
+        limit: i32,
+        start: Option<&PageKey>,
+    ) -> Result<Page<Patient>, StoreError> {
+        let query = self
+            .query_builder()
+            .index_name(keys::GSI_PATIENTS_BY_NAME)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", keys::GSI4_PK)
+            .expression_attribute_names("#sk", keys::GSI4_SK)
+            .expression_attribute_values(":pk", s(keys::patients_by_name_pk(search.birth_date)))
+            .expression_attribute_values(":prefix", s(&search.family));
+        let query = match &search.given {
+            Some(given) => Self::filtered(query, Expr::new().begins_with(attr::SEARCH_GIVEN, given))?,
+            None => query,
+        };
+        let key = [keys::PK, keys::SK, keys::GSI4_PK, keys::GSI4_SK];
+        let page = self
+            .query_page(query, limit, start, &key, |item: PatientItem| Patient::try_from(item))
+            .await?;
+        Ok(Page {
+            items: page.items.into_iter().collect::<Result<_, _>>()?,
+            next: page.next,
+        })
     }
 }
 
@@ -121,9 +238,19 @@ mod tests {
         };
         let audit = crate::store::tests::audit_event(patient.id);
         let store = crate::store::tests::offline_store();
+        let old = EmailGuardItem::new("old@example.org", patient.id);
+        let stored = std::collections::HashMap::from([((old.pk.clone(), old.sk.clone()), to_item(&old).unwrap())]);
         for profile in [Expr::new().not_exists(keys::PK), Expr::new().eq(attr::VERSION, 1)] {
-            let tx = store.patient_tx(&patient, profile, &audit).unwrap();
-            assert_names_in_targets(&tx, &Default::default());
+            let tx = store.patient_tx(&patient, profile, None, true, &audit).unwrap();
+            assert_names_in_targets(&tx, &stored);
         }
+        let moved = Patient {
+            email: Some("New@Example.org".into()),
+            ..patient
+        };
+        let tx = store
+            .patient_tx(&moved, Expr::new(), Some("old@example.org"), true, &audit)
+            .unwrap();
+        assert_names_in_targets(&tx, &stored);
     }
 }

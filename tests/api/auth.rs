@@ -231,6 +231,11 @@ async fn the_role_matrix_of_every_endpoint_holds() {
         },
         Row {
             method: Method::GET,
+            path: "/v1/patients?email=nobody@example.org",
+            allowed: &[Lab, Admin],
+        },
+        Row {
+            method: Method::GET,
             path: "/v1/patients/{patientId}",
             allowed: ALL,
         },

@@ -94,10 +94,11 @@ fn migrate_status_lists_pending_then_applied_on_the_embedded_engine() {
     assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
     let stdout = String::from_utf8(applied.stdout).unwrap();
     assert!(
-        stdout.contains("applied 3 migration(s)")
+        stdout.contains("applied 4 migration(s)")
             && stdout.contains("applied  0001_test_catalog.json")
             && stdout.contains("applied  0002_sites.json")
-            && stdout.contains("applied  0003_verification.json"),
+            && stdout.contains("applied  0003_verification.json")
+            && stdout.contains("applied  0004_patient_search.json"),
         "{stdout}"
     );
 

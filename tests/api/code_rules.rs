@@ -106,15 +106,16 @@ fn only_test_modules_are_left_out_of_the_code_rules() {
 
 #[test]
 fn no_request_path_uses_scan() {
-    // The one Scan allowed: the sites migration (`Store::move_bookings_to_site`), which runs once, before the
-    // service answers, to move the bookings made before sites.
+    // The Scans allowed are one-off migrations, which run once, before the service answers: the sites
+    // migration (`Store::move_bookings_to_site`, moving the bookings made before sites) and the patient backfill
+    // (`Store::index_patients`, giving profiles made before the search index its attributes and e-mail guards).
     let one_off_migration = src().join("store").join("migrate.rs");
     let offenders: Vec<String> = rust_files(&src())
         .into_iter()
         .filter(|p| {
             let text = std::fs::read_to_string(p).unwrap();
             let scans = text.matches(".scan(").count();
-            let allowed = if *p == one_off_migration { 2 } else { 0 };
+            let allowed = if *p == one_off_migration { 3 } else { 0 };
             scans > allowed || text.contains("ScanInput") || text.contains("scan::")
         })
         .map(|p| p.display().to_string())

@@ -69,7 +69,7 @@ async fn patient(store: &Store) -> Patient {
             family_name: "Lovelace".into(),
             birth_date: time::macros::date!(1990 - 12 - 10),
             sex: Sex::Female,
-            email: None,
+            email: Some(format!("ada.{}@example.org", Uuid::now_v7().simple())),
             phone: None,
         },
         &timefmt::now(),
@@ -424,14 +424,43 @@ async fn each_failed_condition_of_a_patient_write_has_its_own_outcome() {
         ..p.clone()
     };
     assert_eq!(
-        store.replace_patient(&next, &audit(p.id)).await.unwrap(),
+        store.replace_patient(&p, &next, &audit(p.id)).await.unwrap(),
         ReplacePatientOutcome::Replaced
     );
     assert_eq!(
-        store.replace_patient(&next, &audit(p.id)).await.unwrap(),
+        store.replace_patient(&p, &next, &audit(p.id)).await.unwrap(),
         ReplacePatientOutcome::VersionMoved,
         "stale: the stored version is now {}",
         next.version
+    );
+    // Another patient with the same address (any case, any spaces): its own outcome, and nothing written.
+    let other = Patient {
+        id: Uuid::now_v7(),
+        email: p.email.as_deref().map(|e| format!("  {}  ", e.to_uppercase())),
+        ..p.clone()
+    };
+    assert!(other.email.is_some(), "the test patient has an address");
+    assert_eq!(
+        store.create_patient(&other, &audit(other.id)).await.unwrap(),
+        CreatePatientOutcome::EmailTaken
+    );
+    assert!(store.get_patient(other.id).await.unwrap().is_none());
+    let plain = Patient {
+        email: Some("someone.else@example.org".into()),
+        ..other.clone()
+    };
+    assert_eq!(
+        store.create_patient(&plain, &audit(plain.id)).await.unwrap(),
+        CreatePatientOutcome::Created
+    );
+    let taking = Patient {
+        version: plain.version + 1,
+        email: p.email.clone(),
+        ..plain.clone()
+    };
+    assert_eq!(
+        store.replace_patient(&plain, &taking, &audit(plain.id)).await.unwrap(),
+        ReplacePatientOutcome::EmailTaken
     );
 }
 

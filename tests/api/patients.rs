@@ -194,3 +194,229 @@ async fn bad_input_gets_problem_json_naming_the_field_and_writes_nothing() {
         .unwrap();
     assert_problem(res, 405, "method-not-allowed").await;
 }
+
+async fn register(app: &crate::helpers::TestApp, body: Value) -> reqwest::Response {
+    app.request(Method::POST, "/v1/patients", Some(&app.staff(Role::Lab)))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn registered(
+    app: &crate::helpers::TestApp,
+    given: &str,
+    family: &str,
+    birth: &str,
+    email: Option<&str>,
+) -> Value {
+    let mut body = json!({"givenName": given, "familyName": family, "birthDate": birth, "sex": "female"});
+    if let Some(email) = email {
+        body["email"] = json!(email);
+    }
+    let res = register(app, body).await;
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_email_address_belongs_to_one_patient_and_moves_with_a_change() {
+    let app = spawn_app().await;
+    let lab = app.staff(Role::Lab);
+    let ada = registered(&app, "Ada", "Lovelace", "1990-12-10", Some("Ada.Lovelace@Example.org")).await;
+    let taken = register(
+        &app,
+        json!({"givenName": "Eve", "familyName": "Other", "birthDate": "1991-01-01", "sex": "female",
+               "email": "ADA.lovelace@EXAMPLE.org"}),
+    )
+    .await;
+    assert_problem(taken, 409, "email-taken").await;
+    let eve = registered(&app, "Eve", "Other", "1991-01-01", Some("eve@example.org")).await;
+    let patch = |id: &str, version: u64, email: &str| {
+        app.request(Method::PATCH, &format!("/v1/patients/{id}"), Some(&lab))
+            .header("if-match", format!("\"{version}\""))
+            .json(&json!({"email": email}))
+            .send()
+    };
+    let eve_id = eve["id"].as_str().unwrap();
+    assert_problem(
+        patch(eve_id, 1, "ADA.lovelace@example.org").await.unwrap(),
+        409,
+        "email-taken",
+    )
+    .await;
+
+    let find = |email: &str| {
+        let url = format!("/v1/patients?email={}", urlencode(email));
+        let token = lab.clone();
+        let app = &app;
+        async move {
+            let res = app.get(&url, &token).await;
+            assert_eq!(res.status(), 200);
+            let calls = usage(&res).0;
+            let page: Value = res.json().await.unwrap();
+            (page, calls)
+        }
+    };
+    let (page, calls) = find("ada.lovelace@example.org").await;
+    assert_eq!(calls, 2, "the address's guard, then the profile");
+    assert_eq!(page["items"][0]["id"], ada["id"]);
+    assert!(page["nextCursor"].is_null());
+
+    // Ada moves to a new address: the old one is free for Eve, in the same transaction as the change.
+    let res = patch(ada["id"].as_str().unwrap(), 1, "ada@new.example").await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        usage(&res).0,
+        2,
+        "read, then one transaction (profile, new guard, old guard, audit)"
+    );
+    assert_eq!(find("Ada@New.Example").await.0["items"][0]["id"], ada["id"]);
+    assert_eq!(find("ada.lovelace@example.org").await.0["items"], json!([]));
+    assert_eq!(
+        patch(eve_id, 1, "ada.lovelace@example.org").await.unwrap().status(),
+        200
+    );
+    assert_eq!(find("ada.lovelace@example.org").await.0["items"][0]["id"], eve["id"]);
+    assert_eq!(find("eve@example.org").await.0["items"], json!([]), "Eve gave hers up");
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_front_desk_finds_a_patient_by_family_name_and_birth_date_ignoring_case_and_accents() {
+    let app = spawn_app().await;
+    let lab = app.staff(Role::Lab);
+    let muller = registered(&app, "Jürgen", "Müller", "1970-03-01", None).await;
+    let lukasik = registered(&app, "Zoë", "Łukasik", "1970-03-01", None).await;
+    let _muller_other_day = registered(&app, "Jürgen", "Müller", "1970-03-02", None).await;
+    let anna = registered(&app, "Anna", "Müller-Schmidt", "1970-03-01", None).await;
+    let search = |query: &str| {
+        let url = format!("/v1/patients?{query}");
+        let token = lab.clone();
+        let app = &app;
+        async move { app.get(&url, &token).await }
+    };
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let res = search("familyName=muller&birthDate=1970-03-01").await;
+    assert_eq!(usage(&res).0, 1, "one Query on the birth date's partition");
+    let page: Value = res.json().await.unwrap();
+    assert_eq!(
+        ids(&page),
+        [muller["id"].as_str().unwrap(), anna["id"].as_str().unwrap()],
+        "prefix, in name order, one birth date only"
+    );
+    let page: Value = search("familyName=%C5%81UKA&birthDate=1970-03-01")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&page), [lukasik["id"].as_str().unwrap()], "ŁUKA finds Łukasik");
+    let page: Value = search("familyName=lukasik&birthDate=1970-03-01")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&page), [lukasik["id"].as_str().unwrap()]);
+    let page: Value = search("familyName=MULLER&givenName=an&birthDate=1970-03-01")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&page), [anna["id"].as_str().unwrap()], "the given name narrows");
+
+    let first: Value = search("familyName=mul&birthDate=1970-03-01&limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&first), [muller["id"].as_str().unwrap()]);
+    let cursor = first["nextCursor"].as_str().unwrap().to_owned();
+    let second = search(&format!("familyName=mul&birthDate=1970-03-01&limit=1&cursor={cursor}")).await;
+    assert_eq!(usage(&second).0, 1);
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(ids(&second), [anna["id"].as_str().unwrap()]);
+    assert_problem(
+        search(&format!("familyName=luk&birthDate=1970-03-01&limit=1&cursor={cursor}")).await,
+        400,
+        "bad-request",
+    )
+    .await;
+
+    for bad in [
+        "",
+        "familyName=muller",
+        "birthDate=1970-03-01",
+        "familyName=%20-%20&birthDate=1970-03-01",
+        "email=a@b.c&familyName=muller&birthDate=1970-03-01",
+        "familyName=muller&birthDate=1970-13-01",
+    ] {
+        assert_problem(search(bad).await, 422, "validation").await;
+    }
+    let patient = app.token(Role::Patient, muller["id"].as_str().unwrap());
+    let res = app
+        .get("/v1/patients?familyName=muller&birthDate=1970-03-01", &patient)
+        .await;
+    assert_problem(res, 403, "forbidden").await;
+    let res = app
+        .get(
+            "/v1/patients?familyName=muller&birthDate=1970-03-01",
+            &app.staff(Role::Doctor),
+        )
+        .await;
+    assert_problem(res, 403, "forbidden").await;
+
+    // Who searched for what is in the found patient's trail.
+    let mut polls = 0;
+    let trail: Value = loop {
+        polls += 1;
+        assert!(polls < 200, "the search's audit events never arrived");
+        let trail: Value = app
+            .get(
+                &format!("/v1/patients/{}/audit", lukasik["id"].as_str().unwrap()),
+                &app.staff(Role::Admin),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        if trail["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.get("query").is_some())
+        {
+            break trail;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let queries: Vec<&str> = trail["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["query"].as_str())
+        .collect();
+    assert!(queries.contains(&"familyName=ŁUKA&birthDate=1970-03-01"), "{queries:?}");
+    assert!(
+        trail["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["actor"]["sub"] == "lab-1"),
+        "{trail}"
+    );
+}
