@@ -166,7 +166,8 @@ impl ResultView {
             comment: result.comment.filter(|_| !withheld),
             recorded_at: result.recorded_at,
             recorded_by: result.recorded_by,
-            verification: result.verification,
+            // Under on-final, "verified but withheld" would tell the patient a doctor holds it.
+            verification: result.verification.filter(|_| !withheld),
             review: result.review.filter(|_| !withheld),
             hold: result.hold.filter(|_| !patient),
             corrects: result.corrects,

@@ -63,6 +63,9 @@ impl AuditEvent {
         if self.actor.role == "patient" && self.actor.sub != patient.to_string() {
             ANOTHER_PATIENT.clone_into(&mut self.actor.sub);
         }
+        // A doctor's reason for holding a result from the patient is not theirs to read before the doctor
+        // talks to them (the result view hides the hold too).
+        self.reason = None;
         self
     }
 }

@@ -394,8 +394,13 @@ fn yes() -> bool {
 
 fn unique_analytes(analytes: &[Analyte], _: &()) -> garde::Result {
     let mut seen = std::collections::HashSet::new();
-    match analytes.iter().find(|a| !seen.insert(a.code.as_str())) {
-        Some(dup) => Err(garde::Error::new(format!("analyte code `{}` appears twice", dup.code))),
+    if let Some(dup) = analytes.iter().find(|a| !seen.insert(a.code.as_str())) {
+        return Err(garde::Error::new(format!("analyte code `{}` appears twice", dup.code)));
+    }
+    // A patient's series is keyed by LOINC code: one test cannot report one code twice.
+    let mut seen = std::collections::HashSet::new();
+    match analytes.iter().find(|a| !seen.insert(a.loinc.as_str())) {
+        Some(dup) => Err(garde::Error::new(format!("LOINC code `{}` appears twice", dup.loinc))),
         None => Ok(()),
     }
 }
@@ -552,6 +557,14 @@ mod tests {
         let report = def.validate().unwrap_err().to_string();
         assert!(report.contains("analytes[0].reference_range"), "{report}");
         assert!(report.contains("appears twice"), "{report}");
+        let mut other = hemoglobin();
+        other.code = "HB2".into();
+        let twice = TestTypeDefinition {
+            analytes: vec![hemoglobin(), other],
+            ..def
+        };
+        let report = twice.validate().unwrap_err().to_string();
+        assert!(report.contains("LOINC code `718-7` appears twice"), "{report}");
     }
 
     #[test]

@@ -791,7 +791,24 @@ impl Store {
         )?;
         // A verified result's values are the patient's observations, each carrying the result's release
         // state: every write of a verified result rewrites them (at most one per analyte, 50), and removes
-        // the observation of an analyte this revision no longer has.
+        // the observation of an analyte this revision no longer has. A correction awaiting verification takes
+        // the test's observations out of the series until it is verified: the series never shows values the
+        // result itself withholds (nor the old values of a result a doctor holds meanwhile).
+        if !result.is_verified()
+            && result.corrects.is_some()
+            && let Some(collected_at) = &result.collected_at
+        {
+            for analyte in &test_type.definition.analytes {
+                tx.delete(
+                    ResultAction::Observation,
+                    key(
+                        keys::patient_pk(at.patient_id),
+                        keys::observation_sk(&analyte.loinc, collected_at, at.test_id),
+                    ),
+                    Expr::new(),
+                )?;
+            }
+        }
         if result.is_verified()
             && let Some(collected_at) = &result.collected_at
         {

@@ -425,7 +425,7 @@ impl Store {
 
     /// The patient backfill: every profile gets the search index attributes (`GSI4PK`, `GSI4SK`,
     /// `searchGiven`) and its address's e-mail guard, each patient in one transaction conditioned on the
-    /// version read (a profile changed meanwhile was written by this release, with both). A guard another
+    /// version read (a profile changed meanwhile is read again and indexed as it is now). A guard another
     /// patient holds already (two patients shared an address before guards existed) is left to the first and
     /// counted; that second patient is indexed without one.
     ///
@@ -504,8 +504,38 @@ impl Store {
         Ok(())
     }
 
-    /// Indexes one patient; `false` when its address's guard was another patient's.
-    async fn index_patient(&self, patient: PatientItem) -> Result<bool, StoreError> {
+    /// Indexes one patient; `false` when its address's guard was another patient's. A profile changed since
+    /// the Scan read it is read again and indexed as it is now (a change that kept its address wrote no
+    /// guard); a transaction conflict with a concurrent write is retried with backoff.
+    async fn index_patient(&self, mut patient: PatientItem) -> Result<bool, StoreError> {
+        let mut attempt = 0u32;
+        loop {
+            match self.index_patient_once(&patient).await {
+                Ok(Some(guarded)) => return Ok(guarded),
+                // Changed meanwhile: index the profile as it is now (or nothing, if it is gone).
+                Ok(None) => {
+                    let Some(item) = self.get_consistent(patient.pk.clone(), patient.sk.clone()).await? else {
+                        return Ok(true);
+                    };
+                    patient = from_item(item)?;
+                }
+                Err(StoreError::Unavailable(_)) if attempt < 5 => {
+                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+            attempt += 1;
+            if attempt > 8 {
+                return Err(StoreError::Unavailable(format!(
+                    "patient {} kept changing during the backfill",
+                    patient.patient_id
+                )));
+            }
+        }
+    }
+
+    /// One attempt of [`Store::index_patient`]: `None` when the profile is no longer at the version read.
+    async fn index_patient_once(&self, patient: &PatientItem) -> Result<Option<bool>, StoreError> {
         let domain = crate::domain::patient::Patient::try_from(patient.clone())?;
         let indexed = PatientItem::from(&domain);
         let profile = Expr::new()
@@ -529,16 +559,15 @@ impl Store {
                 )?;
             }
             match self.send(tx).await? {
-                Sent::Committed => return Ok(with_guard || email.is_none()),
-                // Changed since the Scan read it: the new version was written with its index attributes.
-                Sent::Rejected(r) if r.has(IndexAction::Profile) => return Ok(true),
+                Sent::Committed => return Ok(Some(with_guard || email.is_none())),
+                Sent::Rejected(r) if r.has(IndexAction::Profile) => return Ok(None),
                 Sent::Rejected(r) if r.has(IndexAction::Guard) => {
                     tracing::warn!(patient = %domain.id, "e-mail address shared with another patient: no guard");
                 }
                 Sent::Rejected(r) => return Err(r.unexpected()),
             }
         }
-        Ok(false)
+        Ok(Some(false))
     }
 
     /// The sites migration: every booking without a site gets `site` (its slot's UTC date is its local date),

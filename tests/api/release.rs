@@ -190,6 +190,15 @@ async fn every_patient_view_follows_one_release_rule_through_verification_hold_a
         .map(|e| e["reason"].as_str().unwrap())
         .collect();
     assert_eq!(reasons, ["Discuss the diagnosis in person first."; 2]);
+    let own = json_of(&app, &format!("/v1/patients/{patient}/audit?limit=100"), &me).await;
+    assert!(
+        own["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e.get("reason").is_none()),
+        "the patient's own trail does not tell them why a doctor holds a result: {own}"
+    );
     assert_problem(
         app.request(
             Method::POST,
@@ -646,4 +655,59 @@ async fn the_printed_report_shows_released_results_with_flags_and_leaves_withhel
     }
     let stranger = app.token(Role::Patient, &Uuid::now_v7().to_string());
     assert_problem(app.get(&report, &stranger).await, 404, "not-found").await;
+}
+
+#[tokio::test]
+async fn a_correction_awaiting_verification_leaves_the_series_until_it_is_verified() {
+    let app = spawn_app().await;
+    let patient = app.create_patient().await;
+    let me = app.token(Role::Patient, &patient.to_string());
+    let doctor = app.staff(Role::Doctor);
+    let base = cbc_of(&app, patient, "10:30", 30).await;
+    record(&app, &base, &hgb(13.0)).await;
+    assert_eq!(app.verify(&base, 1).await.status(), 200);
+    let series = format!(
+        "/v1/patients/{patient}/observations?loinc=718-7&from={}&to={}",
+        day(-1),
+        day(1)
+    );
+    let values = |page: Value| -> Vec<f64> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["value"].as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(values(json_of(&app, &series, &me).await), [13.0]);
+    let res = app
+        .request(Method::PUT, &format!("{base}/result"), Some(&app.staff(Role::Lab)))
+        .header("if-match", "\"2\"")
+        .json(&hgb(11.0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(hold(&app, &base).await.status(), 200);
+    for token in [&me, &doctor] {
+        assert!(
+            values(json_of(&app, &series, token).await).is_empty(),
+            "neither the old values nor the unverified correction"
+        );
+    }
+    assert_eq!(app.verify(&base, 4).await.status(), 200);
+    assert_eq!(
+        values(json_of(&app, &series, &doctor).await),
+        [11.0],
+        "the corrected value"
+    );
+    assert!(
+        values(json_of(&app, &series, &me).await).is_empty(),
+        "still held from the patient"
+    );
+    let mine = json_of(&app, &format!("{base}/result"), &me).await;
+    assert!(
+        mine.get("verification").is_none(),
+        "withheld: not even that it was verified: {mine}"
+    );
 }
