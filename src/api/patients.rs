@@ -215,6 +215,7 @@ fn patient_headers(patient: &PatientResponse, location: bool) -> HeaderMap {
         (status = 400, description = "malformed JSON"),
         (status = 401, description = "no valid token"),
         (status = 403, description = "role may not register patients"),
+        (status = 409, description = "another patient has this e-mail address (`email-taken`)"),
         (status = 415, description = "not JSON"),
         (status = 422, description = "invalid field"),
     )
@@ -409,6 +410,7 @@ async fn get_patient(
         (status = 401, description = "no valid token"),
         (status = 403, description = "role may not change patients"),
         (status = 404, description = "no such patient (or not yours)"),
+        (status = 409, description = "another patient has the new e-mail address (`email-taken`)"),
         (status = 412, description = "stale If-Match"),
         (status = 415, description = "not JSON"),
         (status = 422, description = "invalid field"),
