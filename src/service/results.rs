@@ -379,9 +379,7 @@ impl Results {
         reason: String,
         audit: &AuditDraft,
     ) -> Result<LabResult, ServiceError> {
-        for _ in 0..HOLD_ATTEMPTS {
-            let (tree, test) = self.tree_and_test(at).await?;
-            let current = current_of(&tree, at)?;
+        self.change_hold(at, audit, |current| {
             if current.hold.is_some() {
                 return Err(ServiceError::conflict(
                     "already-held",
@@ -397,13 +395,9 @@ impl Results {
                 }),
                 ..current.clone()
             };
-            let event = audit.event_with_reason(at.patient_id, &reason);
-            match self.save(at, &test, &held, current.version, &event).await {
-                Err(ServiceError::VersionMismatch) => {}
-                other => return other,
-            }
-        }
-        Err(ServiceError::Unavailable("the result kept changing; try again".into()))
+            Ok((held, reason.clone()))
+        })
+        .await
     }
 
     /// Lifts a doctor's hold: the result is released as the policy says, from now at the earliest.
@@ -411,9 +405,7 @@ impl Results {
     /// # Errors
     /// [`ServiceError::NotFound`]; [`ServiceError::Conflict`] `no-result` or `not-held`.
     pub async fn lift_hold(&self, at: TestAddress, audit: &AuditDraft) -> Result<LabResult, ServiceError> {
-        for _ in 0..HOLD_ATTEMPTS {
-            let (tree, test) = self.tree_and_test(at).await?;
-            let current = current_of(&tree, at)?;
+        self.change_hold(at, audit, |current| {
             let Some(hold) = &current.hold else {
                 return Err(ServiceError::conflict("not-held", "this result is not held"));
             };
@@ -423,8 +415,25 @@ impl Results {
                 hold_lifted_at: Some(timefmt::now()),
                 ..current.clone()
             };
-            let event = audit.event_with_reason(at.patient_id, &hold.reason);
-            match self.save(at, &test, &lifted, current.version, &event).await {
+            Ok((lifted, hold.reason.clone()))
+        })
+        .await
+    }
+
+    /// Reads the current result, applies `change` (the changed result and the reason to audit), and saves it
+    /// at the version read; a recording that moved it meanwhile is read again, up to [`HOLD_ATTEMPTS`] times.
+    async fn change_hold(
+        &self,
+        at: TestAddress,
+        audit: &AuditDraft,
+        change: impl Fn(&LabResult) -> Result<(LabResult, String), ServiceError>,
+    ) -> Result<LabResult, ServiceError> {
+        for _ in 0..HOLD_ATTEMPTS {
+            let (tree, test) = self.tree_and_test(at).await?;
+            let current = current_of(&tree, at)?;
+            let (changed, reason) = change(current)?;
+            let event = audit.event_with_reason(at.patient_id, &reason);
+            match self.save(at, &test, &changed, current.version, &event).await {
                 Err(ServiceError::VersionMismatch) => {}
                 other => return other,
             }
