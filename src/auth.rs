@@ -1,11 +1,12 @@
-//! Bearer tokens (JWT, HS256) and the roles they carry.
+//! Bearer tokens and the roles they carry: medbook's own (HS256, minted by `medbook token`, for development
+//! and tests) and an OpenID provider's ([`oidc`]); both may be accepted at once.
 //!
-//! The algorithm is pinned (a token naming any other, `none` included, is rejected), `exp`, `iss`, `aud` and
+//! For medbook's own tokens the algorithm is pinned (a token naming any other, `none` included, is rejected), `exp`, `iss`, `aud` and
 //! `sub` are required, `iss` and `aud` must be `medbook`, `nbf` is honoured, a token may live at most
 //! `MEDBOOK_JWT_MAX_TTL` (`exp` − `iat`, or `exp` − now without `iat`), and tokens over 8 KiB are refused
 //! before parsing. `sub` is 1 to 128 visible ASCII characters; for the `patient` role, the patient's id.
 
-use std::{fmt, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -13,12 +14,14 @@ use uuid::Uuid;
 
 use crate::config::Secret;
 
+pub mod oidc;
+
 /// Issuer and audience of every medbook token.
 pub const ISSUER: &str = "medbook";
 /// Largest accepted token, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Clock skew tolerated on `exp` and `nbf`.
-const LEEWAY_SECONDS: u64 = 30;
+pub(crate) const LEEWAY_SECONDS: u64 = 30;
 /// Longest token lifetime accepted unless configured otherwise (`MEDBOOK_JWT_MAX_TTL`).
 pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -68,13 +71,55 @@ pub struct Claims {
     pub nbf: Option<u64>,
 }
 
-/// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    /// Subject.
+/// Whose a verified token is: the issuer (`medbook` for medbook's own tokens), the issuer's subject, and the
+/// medbook role.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    /// Issuer.
+    pub issuer: String,
+    /// The issuer's subject.
     pub sub: String,
     /// Role.
     pub role: Role,
+}
+
+impl Identity {
+    /// Whether this is a medbook token (whose patient `sub` is the patient id itself).
+    pub fn is_medbook(&self) -> bool {
+        self.issuer == ISSUER
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Subject (as the token's issuer names it).
+    pub sub: String,
+    /// Role.
+    pub role: Role,
+    /// The token's issuer.
+    pub issuer: String,
+    /// For a patient: their patient id (a medbook token's `sub`, or the identity's link); `None` for a
+    /// patient identity not linked to a record yet, and for staff.
+    pub patient: Option<Uuid>,
+}
+
+impl Caller {
+    /// The caller `identity` is, linked to `patient` (a patient's record; ignored for staff).
+    pub fn new(identity: Identity, patient: Option<Uuid>) -> Self {
+        Self {
+            patient: patient.filter(|_| identity.role == Role::Patient),
+            sub: identity.sub,
+            role: identity.role,
+            issuer: identity.issuer,
+        }
+    }
+
+    /// Who acts, as audit events and records name them: a linked patient by their patient id, anyone else by
+    /// their subject.
+    pub fn actor_id(&self) -> String {
+        self.patient.map_or_else(|| self.sub.clone(), |p| p.to_string())
+    }
 }
 
 /// Why a token was refused. Deliberately coarse: the client learns only that it is not accepted.
@@ -86,6 +131,9 @@ pub enum TokenError {
     /// Bad signature, algorithm, claims, or expired.
     #[error("invalid token: {0}")]
     Invalid(String),
+    /// A good token whose roles map to no medbook role (403).
+    #[error("the token carries no role medbook maps")]
+    NoRole,
 }
 
 /// A caller may not do this.
@@ -116,7 +164,7 @@ impl Caller {
     /// [`Denied::Hidden`] for a patient on another patient's data, [`Denied::Forbidden`] for a role not in
     /// `roles`.
     pub fn require_patient_access(&self, patient_id: Uuid, roles: &[Role]) -> Result<(), Denied> {
-        if self.role == Role::Patient && self.sub != patient_id.to_string() {
+        if self.role == Role::Patient && self.patient != Some(patient_id) {
             return Err(Denied::Hidden);
         }
         self.require(roles)
@@ -188,11 +236,11 @@ impl TokenKeys {
             .map_err(|e| TokenError::Invalid(e.to_string()))
     }
 
-    /// Verifies a token and returns its caller.
+    /// Verifies a token and returns whose it is.
     ///
     /// # Errors
     /// [`TokenError`] when the token is too long, forged, expired, or its claims are wrong.
-    pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+    pub fn verify(&self, token: &str) -> Result<Identity, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLong);
         }
@@ -208,10 +256,51 @@ impl TokenKeys {
                 self.max_ttl.as_secs()
             )));
         }
-        Ok(Caller {
+        Ok(Identity {
+            issuer: ISSUER.to_owned(),
             sub: data.claims.sub,
             role: data.claims.role,
         })
+    }
+}
+
+/// Every way a token is accepted: medbook's own HS256 tokens (when enabled) and an OpenID provider's (when
+/// configured). The header's algorithm says which verifier a token goes to.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    medbook: Option<TokenKeys>,
+    oidc: Option<Arc<oidc::OidcVerifier>>,
+}
+
+impl Authenticator {
+    /// Accepting medbook tokens signed with `medbook` keys and/or the `oidc` provider's.
+    pub fn new(medbook: Option<TokenKeys>, oidc: Option<oidc::OidcVerifier>) -> Self {
+        Self {
+            medbook,
+            oidc: oidc.map(Arc::new),
+        }
+    }
+
+    /// The OpenID verifier, if one is configured.
+    pub fn oidc(&self) -> Option<&Arc<oidc::OidcVerifier>> {
+        self.oidc.as_ref()
+    }
+
+    /// Verifies `token` with the verifier its algorithm belongs to.
+    ///
+    /// # Errors
+    /// [`TokenError`] when no verifier takes it or the one that does refuses it.
+    pub async fn identify(&self, token: &str) -> Result<Identity, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLong);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        match (header.alg, &self.medbook, &self.oidc) {
+            (Algorithm::HS256, Some(keys), _) => keys.verify(token),
+            (Algorithm::HS256, None, _) => Err(TokenError::Invalid("medbook tokens are not accepted here".into())),
+            (_, _, Some(oidc)) => oidc.verify(token).await,
+            (alg, _, None) => Err(TokenError::Invalid(format!("algorithm {alg:?} is not accepted"))),
+        }
     }
 }
 
@@ -244,7 +333,8 @@ mod tests {
         let token = k.issue(Role::Patient, &id, Duration::from_secs(60)).unwrap();
         assert_eq!(
             k.verify(&token).unwrap(),
-            Caller {
+            Identity {
+                issuer: ISSUER.into(),
                 sub: id,
                 role: Role::Patient
             }
@@ -317,20 +407,42 @@ mod tests {
     #[test]
     fn patients_see_only_themselves_and_roles_are_checked() {
         let id = Uuid::now_v7();
-        let me = Caller {
-            sub: id.to_string(),
-            role: Role::Patient,
-        };
+        let me = Caller::new(
+            Identity {
+                issuer: ISSUER.into(),
+                sub: id.to_string(),
+                role: Role::Patient,
+            },
+            Some(id),
+        );
         assert_eq!(me.require_patient_access(id, &[Role::Patient, Role::Lab]), Ok(()));
         assert_eq!(
             me.require_patient_access(Uuid::now_v7(), &[Role::Patient]),
             Err(Denied::Hidden)
         );
         assert_eq!(me.require_patient_access(id, &[Role::Lab]), Err(Denied::Forbidden));
-        let doctor = Caller {
-            sub: "d".into(),
-            role: Role::Doctor,
-        };
+        let doctor = Caller::new(
+            Identity {
+                issuer: ISSUER.into(),
+                sub: "d".into(),
+                role: Role::Doctor,
+            },
+            Some(id),
+        );
+        assert_eq!(doctor.patient, None, "staff are no patient");
+        let unlinked = Caller::new(
+            Identity {
+                issuer: "https://id.example".into(),
+                sub: "x".into(),
+                role: Role::Patient,
+            },
+            None,
+        );
+        assert_eq!(
+            unlinked.require_patient_access(id, &[Role::Patient]),
+            Err(Denied::Hidden),
+            "a patient identity with no record sees no patient's data"
+        );
         assert_eq!(doctor.require_patient_access(id, &[Role::Lab]), Err(Denied::Forbidden));
     }
 

@@ -85,6 +85,14 @@ pub struct Settings {
     pub jwt_secret: Option<Secret>,
     /// Longest lifetime of an accepted token (`MEDBOOK_JWT_MAX_TTL`, e.g. `24h`).
     pub jwt_max_ttl: Duration,
+    /// Whether medbook's own HS256 tokens are accepted (`MEDBOOK_JWT_HS256`, default `true`; the secret keys
+    /// page cursors either way).
+    pub medbook_tokens: bool,
+    /// The OpenID provider whose access tokens are accepted, if any (`MEDBOOK_OIDC_ISSUER`,
+    /// `MEDBOOK_OIDC_AUDIENCE`, `MEDBOOK_OIDC_ROLES_CLAIM`, `MEDBOOK_OIDC_ROLE_MAP`).
+    pub oidc: Option<crate::auth::oidc::OidcSettings>,
+    /// How long a replica keeps an identity's link to its patient (`MEDBOOK_IDENTITY_CACHE_S`, default 300).
+    pub identity_cache: Duration,
     /// Limits on what a client may send.
     pub limits: Limits,
     /// The booking grid (`MEDBOOK_SLOT_MINUTES`, `MEDBOOK_SLOT_CAPACITY`, `MEDBOOK_OPENING_HOURS` in UTC,
@@ -251,6 +259,18 @@ impl Settings {
                 None => crate::auth::DEFAULT_MAX_TTL,
                 Some(v) => timefmt::parse_duration(&v).map_err(|e| ConfigError::new("MEDBOOK_JWT_MAX_TTL", e))?,
             },
+            medbook_tokens: {
+                let on = vars.choice("MEDBOOK_JWT_HS256", &[("true", true), ("false", false)])?;
+                if !on && vars.get("MEDBOOK_OIDC_ISSUER").is_none() {
+                    return Err(ConfigError::new(
+                        "MEDBOOK_JWT_HS256",
+                        "false leaves no way to sign in: set MEDBOOK_OIDC_ISSUER too",
+                    ));
+                }
+                on
+            },
+            oidc: oidc(&vars)?,
+            identity_cache: Duration::from_secs(vars.ranged("MEDBOOK_IDENTITY_CACHE_S", 300, 0..=86_400)?),
             limits: Limits::read(&vars)?,
             slots: slot_grid(&vars)?,
             lab_name: match vars.get("MEDBOOK_LAB_NAME") {
@@ -341,6 +361,41 @@ impl StoreSettings {
             audit_refusals_per_minute: vars.ranged("MEDBOOK_AUDIT_REFUSALS_PER_MINUTE", 60, 1..=100_000)?,
         })
     }
+}
+
+fn oidc(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<Option<crate::auth::oidc::OidcSettings>, ConfigError> {
+    let Some(issuer) = vars.get("MEDBOOK_OIDC_ISSUER") else {
+        for dependent in [
+            "MEDBOOK_OIDC_AUDIENCE",
+            "MEDBOOK_OIDC_ROLES_CLAIM",
+            "MEDBOOK_OIDC_ROLE_MAP",
+        ] {
+            if vars.get(dependent).is_some() {
+                return Err(ConfigError::new(dependent, "is set without MEDBOOK_OIDC_ISSUER"));
+            }
+        }
+        return Ok(None);
+    };
+    let required = |name: &'static str| {
+        vars.get(name)
+            .ok_or_else(|| ConfigError::new(name, "required with MEDBOOK_OIDC_ISSUER"))
+    };
+    let audience = required("MEDBOOK_OIDC_AUDIENCE")?;
+    let role_map = required("MEDBOOK_OIDC_ROLE_MAP")?;
+    let claim = vars.get("MEDBOOK_OIDC_ROLES_CLAIM").unwrap_or_else(|| "roles".into());
+    crate::auth::oidc::check_issuer(&issuer).map_err(|e| ConfigError::new("MEDBOOK_OIDC_ISSUER", e.0))?;
+    crate::auth::oidc::OidcSettings::new(&issuer, &audience, &claim, &role_map)
+        .map(Some)
+        .map_err(|e| {
+            let var = if e.0.contains("audience") {
+                "MEDBOOK_OIDC_AUDIENCE"
+            } else if e.0.contains("claim") {
+                "MEDBOOK_OIDC_ROLES_CLAIM"
+            } else {
+                "MEDBOOK_OIDC_ROLE_MAP"
+            };
+            ConfigError::new(var, e.0)
+        })
 }
 
 fn jwt_secret(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<Option<Secret>, ConfigError> {

@@ -8,12 +8,12 @@ use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
     api::{self, AppState, Services, cursor::CursorKey},
-    auth::TokenKeys,
+    auth::{Authenticator, TokenKeys, oidc::OidcVerifier},
     config::{ConfigError, Settings, StoreKind},
     domain::site::SiteDefinition,
     service::{
-        audit::AuditTrail, bookings::Bookings, catalog::Catalog, health::Health, patients::Patients, results::Results,
-        sites::Sites,
+        audit::AuditTrail, bookings::Bookings, catalog::Catalog, health::Health, identities::Identities,
+        patients::Patients, results::Results, sites::Sites,
     },
     store::{Store, StoreError, bootstrap::BootstrapError, client, migrate},
 };
@@ -183,10 +183,21 @@ impl Application {
             patients: Patients::new(store.clone()),
             audit: AuditTrail::new(store.clone(), settings.store.audit_refusals_per_minute),
             health: health.clone(),
-            tokens: Arc::new(TokenKeys::new(&secret).with_max_ttl(settings.jwt_max_ttl)),
+            auth: Arc::new(Authenticator::new(
+                settings
+                    .medbook_tokens
+                    .then(|| TokenKeys::new(&secret).with_max_ttl(settings.jwt_max_ttl)),
+                settings.oidc.clone().map(OidcVerifier::new),
+            )),
+            identities: Identities::new(store.clone(), settings.identity_cache),
             cursors: Arc::new(CursorKey::new(&secret)),
             lab_name: settings.lab_name.clone(),
         });
+        if let Some(oidc) = state.auth.oidc().cloned() {
+            // Fetch the provider's keys now, so the first sign-in does not wait; a provider that is down only
+            // delays that (the first token fetches them again).
+            tokio::spawn(async move { oidc.refresh_if_due().await });
+        }
         let listener = TcpListener::bind(settings.server.addr)
             .await
             .map_err(|e| StartupError::Bind(settings.server.addr, e))?;

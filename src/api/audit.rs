@@ -8,7 +8,7 @@
 
 use axum::{
     extract::{FromRequestParts, MatchedPath, OriginalUri, Request, State},
-    http::{Method, StatusCode, header, request::Parts},
+    http::{Method, StatusCode, request::Parts},
     middleware::Next,
     response::Response,
 };
@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::{
     AppState, REQUEST_ID,
     error::ApiError,
-    extract::{Path, Query, VerifiedCaller},
+    extract::{Authentication, Path, Query},
     paging::{ListRequest, Page, PageParams, date_param},
 };
 use crate::{
@@ -63,7 +63,7 @@ impl AuditContext {
     pub fn draft(&self, caller: &Caller, outcome: StatusCode) -> AuditDraft {
         AuditDraft {
             actor: Actor {
-                sub: caller.sub.clone(),
+                sub: caller.actor_id(),
                 role: caller.role.to_string(),
             },
             action: format!("{} {}", super::method_label(&self.method), self.route),
@@ -126,18 +126,11 @@ fn patient_of(path: &str) -> Option<Uuid> {
 pub async fn audit_patient_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let patient = patient_of(parts.uri.path());
-    let caller = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .and_then(|token| state.tokens.verify(token.trim()).ok());
+    let caller = match parts.extensions.get::<Authentication>() {
+        Some(Authentication::Caller(caller)) => Some(caller.clone()),
+        _ => None,
+    };
     let context = AuditContext::from_parts(&parts);
-    let mut parts = parts;
-    if let Some(caller) = &caller {
-        // The handler's `Caller` extractor takes it from here instead of verifying the token again.
-        parts.extensions.insert(VerifiedCaller(caller.clone()));
-    }
     let response = next.run(Request::from_parts(parts, body)).await;
     if let (Some(patient), Some(caller)) = (patient, caller)
         && response.extensions().get::<AuditRecorded>().is_none()

@@ -328,7 +328,11 @@ fn idempotency_key(headers: &HeaderMap, required: bool) -> Result<Option<String>
 }
 
 fn caller_scope(caller: &Caller) -> String {
-    format!("{}:{}", caller.role, caller.sub)
+    if caller.issuer == crate::auth::ISSUER {
+        format!("{}:{}", caller.role, caller.sub)
+    } else {
+        format!("{}:{}:{}", caller.role, caller.issuer, caller.sub)
+    }
 }
 
 fn booking_headers(booking: &BookingView, location: bool) -> HeaderMap {

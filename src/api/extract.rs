@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::{AppState, error::ApiError};
 use crate::{
-    auth::Caller,
+    auth::{Caller, Role, TokenError},
     service::{Expected, FieldError},
 };
 
@@ -192,28 +192,84 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Query<T
     }
 }
 
-/// A caller whose token this request already verified (the audit layer verifies it first and leaves it here,
-/// so the [`Caller`] extractor does not verify it again).
+/// What [`authenticate`] found for a request: no bearer token, a refused one, or its caller.
 #[derive(Debug, Clone)]
-pub struct VerifiedCaller(pub Caller);
+pub enum Authentication {
+    /// No `Authorization: Bearer` header.
+    Anonymous,
+    /// A token that is not accepted (401), or a good one whose roles map to no medbook role (403).
+    Refused {
+        /// 403 rather than 401.
+        forbidden: bool,
+    },
+    /// A verified caller.
+    Caller(Caller),
+}
 
-impl FromRequestParts<AppState> for Caller {
+/// The bearer token of `headers`, if there is one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .or_else(|| {
+            headers
+                .get(header::AUTHORIZATION)?
+                .to_str()
+                .ok()?
+                .strip_prefix("bearer ")
+        })
+        .map(str::trim)
+}
+
+/// Verifies the request's bearer token once, resolves a patient identity's link (cached), and leaves an
+/// [`Authentication`] in the request for the rate limit, the audit layer and the [`Caller`] extractor.
+pub async fn authenticate(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let authentication = match bearer(req.headers()) {
+        None => Authentication::Anonymous,
+        Some(token) => match state.auth.identify(token).await {
+            Ok(identity) => {
+                let patient = if identity.role != Role::Patient {
+                    None
+                } else if identity.is_medbook() {
+                    uuid::Uuid::parse_str(&identity.sub).ok()
+                } else {
+                    match state.identities.patient_of(&identity.issuer, &identity.sub).await {
+                        Ok(patient) => patient,
+                        Err(e) => return ApiError::from(e).into_response(),
+                    }
+                };
+                Authentication::Caller(Caller::new(identity, patient))
+            }
+            Err(TokenError::NoRole) => {
+                tracing::debug!("token refused: no mapped role");
+                Authentication::Refused { forbidden: true }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "token refused");
+                Authentication::Refused { forbidden: false }
+            }
+        },
+    };
+    req.extensions_mut().insert(authentication);
+    next.run(req).await
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(VerifiedCaller(caller)) = parts.extensions.get() {
-            return Ok(caller.clone());
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<Authentication>() {
+            Some(Authentication::Caller(caller)) => Ok(caller.clone()),
+            Some(Authentication::Refused { forbidden: true }) => Err(ApiError::Forbidden),
+            _ => Err(ApiError::Unauthorized),
         }
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or(ApiError::Unauthorized)?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or(ApiError::Unauthorized)?;
-        state.tokens.verify(token.trim()).map_err(|e| {
-            tracing::debug!(error = %e, "token refused");
-            ApiError::Unauthorized
-        })
     }
 }
 

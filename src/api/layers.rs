@@ -3,7 +3,6 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
-    sync::Arc,
     time::Duration,
 };
 
@@ -17,12 +16,12 @@ use governor::middleware::NoOpMiddleware;
 use tower_governor::{GovernorError, GovernorLayer, governor::GovernorConfigBuilder, key_extractor::KeyExtractor};
 
 use super::error::{PROBLEM_JSON, Problem};
-use crate::auth::TokenKeys;
+use super::extract::Authentication;
 
 /// Whom a request counts against: the token's subject when it carries a valid token, else the peer address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ClientKey {
-    /// An authenticated caller (`role:sub`).
+    /// An authenticated caller (`role:issuer:sub`).
     Subject(String),
     /// An anonymous caller or one with a bad token.
     Peer(IpAddr),
@@ -30,25 +29,18 @@ pub enum ClientKey {
     Unknown,
 }
 
-/// Extracts a [`ClientKey`], verifying the token so a forged subject cannot buy a fresh budget.
-#[derive(Debug, Clone)]
-pub struct ClientKeyExtractor {
-    tokens: Arc<TokenKeys>,
-}
+/// Extracts a [`ClientKey`] from what [`super::extract::authenticate`] found (a verified token), so a forged
+/// subject cannot buy a fresh budget.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientKeyExtractor;
 
 impl KeyExtractor for ClientKeyExtractor {
     type Key = ClientKey;
 
     fn extract<T>(&self, req: &axum::http::Request<T>) -> Result<ClientKey, GovernorError> {
-        let caller = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .and_then(|token| self.tokens.verify(token.trim()).ok());
-        Ok(match caller {
-            Some(c) => ClientKey::Subject(format!("{}:{}", c.role, c.sub)),
-            None => match req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        Ok(match req.extensions().get::<Authentication>() {
+            Some(Authentication::Caller(c)) => ClientKey::Subject(format!("{}:{}:{}", c.role, c.issuer, c.sub)),
+            _ => match req.extensions().get::<ConnectInfo<SocketAddr>>() {
                 Some(ConnectInfo(addr)) => ClientKey::Peer(addr.ip()),
                 None => ClientKey::Unknown,
             },
@@ -58,15 +50,11 @@ impl KeyExtractor for ClientKeyExtractor {
 
 /// The rate limit: `per_sec` sustained, `burst` at once, per [`ClientKey`]; over it, 429 problem+json with
 /// Retry-After.
-pub fn rate_limit(
-    tokens: Arc<TokenKeys>,
-    per_sec: u32,
-    burst: u32,
-) -> GovernorLayer<ClientKeyExtractor, NoOpMiddleware, Body> {
+pub fn rate_limit(per_sec: u32, burst: u32) -> GovernorLayer<ClientKeyExtractor, NoOpMiddleware, Body> {
     let config = GovernorConfigBuilder::default()
         .period(Duration::from_nanos(1_000_000_000 / u64::from(per_sec.max(1))))
         .burst_size(burst.max(1))
-        .key_extractor(ClientKeyExtractor { tokens })
+        .key_extractor(ClientKeyExtractor)
         .finish()
         .expect("period and burst are non-zero");
     GovernorLayer::new(config).error_handler(|error| {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod fhir;
 pub mod health;
+pub mod identities;
 pub mod lab;
 pub mod layers;
 pub mod paging;
@@ -44,7 +45,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    auth::TokenKeys,
+    auth::Authenticator,
     service::{
         audit::AuditTrail, bookings::Bookings, catalog::Catalog, health::Health, patients::Patients, results::Results,
     },
@@ -92,8 +93,10 @@ pub struct Services {
     pub audit: AuditTrail,
     /// Readiness.
     pub health: Health,
-    /// Token verification.
-    pub tokens: Arc<TokenKeys>,
+    /// Token verification: medbook's own tokens and the OpenID provider's.
+    pub auth: Arc<Authenticator>,
+    /// Sign-in identities and the patients they are.
+    pub identities: crate::service::identities::Identities,
     /// Page cursor signing.
     pub cursors: Arc<cursor::CursorKey>,
     /// The laboratory's name on reports.
@@ -109,6 +112,7 @@ pub struct Services {
     tags(
         (name = "test-types", description = "The catalog of lab tests, versioned"),
         (name = "patients", description = "Patient records"),
+        (name = "identities", description = "Who a signed-in caller is; self-registration; linking sign-in identities to patients"),
         (name = "bookings", description = "Booking tests into slots"),
         (name = "results", description = "Results, doctors' notes and reviews"),
         (name = "lab", description = "Slots, the day's schedule, tests by type"),
@@ -201,6 +205,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(test_types::router())
         .merge(patients::router())
+        .merge(identities::router())
         .merge(bookings::router())
         .merge(fhir::router())
         .merge(report::router())
@@ -274,7 +279,7 @@ impl From<&crate::config::Settings> for HttpPolicy {
 /// The whole HTTP application: routes, Swagger UI at `/docs`, the spec at `/openapi.json`, and middleware.
 pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
     let (routes, spec) = routes_and_spec();
-    let tokens = state.tokens.clone();
+    let authenticating = middleware::from_fn_with_state(state.clone(), extract::authenticate);
     let routes = routes
         .fallback(|| async { error::ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
@@ -293,7 +298,9 @@ pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
         .merge(routes)
         .layer(CompressionLayer::new())
         .layer(DefaultBodyLimit::max(policy.max_body_bytes))
-        .layer(layers::rate_limit(tokens, policy.rate_per_sec, policy.rate_burst))
+        .layer(layers::rate_limit(policy.rate_per_sec, policy.rate_burst))
+        // Outside the rate limit, which counts a request against its caller.
+        .layer(authenticating)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             policy.request_timeout,

@@ -228,34 +228,42 @@ async fn create_patient(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(&[Role::Admin, Role::Lab])?;
     let Json(body) = body?;
+    let patient = state
+        .patients
+        .create(new_patient(body)?, &audit.draft(&caller, StatusCode::CREATED))
+        .await?;
+    Ok(created(patient))
+}
+
+/// The patient `body` describes, each bad field named.
+///
+/// # Errors
+/// 422 naming every invalid field.
+pub(super) fn new_patient(body: CreatePatient) -> Result<NewPatient, ApiError> {
     let date = birth_date("birthDate", &body.birth_date);
     match (body.validate(), date) {
-        (Ok(()), Ok(birth_date)) => {
-            let patient = state
-                .patients
-                .create(
-                    NewPatient {
-                        given_name: body.given_name,
-                        family_name: body.family_name,
-                        birth_date,
-                        sex: body.sex,
-                        email: body.email,
-                        phone: body.phone,
-                    },
-                    &audit.draft(&caller, StatusCode::CREATED),
-                )
-                .await?;
-            let response = PatientResponse::from(patient);
-            Ok((
-                StatusCode::CREATED,
-                Extension(AuditRecorded),
-                patient_headers(&response, true),
-                axum::Json(response),
-            ))
-        }
+        (Ok(()), Ok(birth_date)) => Ok(NewPatient {
+            given_name: body.given_name,
+            family_name: body.family_name,
+            birth_date,
+            sex: body.sex,
+            email: body.email,
+            phone: body.phone,
+        }),
         (Ok(()), Err(e)) => Err(ApiError::Validation(vec![e])),
         (Err(report), date) => Err(validation(report, date.err())),
     }
+}
+
+/// The 201 of a new patient, with its Location and ETag, recorded in the audit trail with the write.
+pub(super) fn created(patient: Patient) -> impl IntoResponse {
+    let response = PatientResponse::from(patient);
+    (
+        StatusCode::CREATED,
+        Extension(AuditRecorded),
+        patient_headers(&response, true),
+        axum::Json(response),
+    )
 }
 
 /// How the front desk finds a patient: by e-mail, or by family name (a prefix) and birth date.

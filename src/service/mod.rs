@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bookings;
 pub mod catalog;
 pub mod health;
+pub mod identities;
 pub mod patients;
 pub mod results;
 pub mod sites;

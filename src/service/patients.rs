@@ -15,7 +15,7 @@ use crate::{
     },
 };
 
-fn email_taken() -> ServiceError {
+pub(super) fn email_taken() -> ServiceError {
     ServiceError::conflict(
         "email-taken",
         "another patient has this e-mail address (addresses are unique, compared trimmed and lower-cased)",

@@ -69,6 +69,8 @@ pub(crate) mod entity {
     pub(crate) const PATIENT: &str = "Patient";
     /// The guard of one e-mail address.
     pub(crate) const EMAIL_GUARD: &str = "EmailGuard";
+    /// The link from a sign-in identity (issuer, subject) to its patient.
+    pub(crate) const IDENTITY_LINK: &str = "IdentityLink";
     /// The current version of a test type, in the catalog partition.
     pub(crate) const CATALOG_ENTRY: &str = "CatalogEntry";
     /// One version of a test type.
@@ -179,6 +181,47 @@ impl EmailGuardItem {
             sk: keys::EMAIL_GUARD_SK.to_owned(),
             entity: entity::EMAIL_GUARD.to_owned(),
             patient_id,
+        }
+    }
+}
+
+/// The link of one sign-in identity to its patient: `IDENTITY#<issuer>#<sub>` / `IDENTITY`. Written with
+/// `attribute_not_exists`, so an identity links to at most one patient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct IdentityLinkItem {
+    /// `IDENTITY#<issuer>#<sub>`.
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// `IDENTITY`.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::IDENTITY_LINK`].
+    pub(crate) entity: String,
+    /// The provider.
+    pub(crate) issuer: String,
+    /// The provider's subject.
+    pub(crate) sub: String,
+    /// The patient this identity is.
+    pub(crate) patient_id: Uuid,
+    /// When it was linked.
+    pub(crate) linked_at: String,
+    /// Who linked it (`self` for a self-registration, else the staff member's subject).
+    pub(crate) linked_by: String,
+}
+
+impl IdentityLinkItem {
+    /// The link of `issuer`/`sub` to `patient_id`.
+    pub(crate) fn new(issuer: &str, sub: &str, patient_id: Uuid, linked_at: &str, linked_by: &str) -> Self {
+        Self {
+            pk: keys::identity_pk(issuer, sub),
+            sk: keys::IDENTITY_SK.to_owned(),
+            entity: entity::IDENTITY_LINK.to_owned(),
+            issuer: issuer.to_owned(),
+            sub: sub.to_owned(),
+            patient_id,
+            linked_at: linked_at.to_owned(),
+            linked_by: linked_by.to_owned(),
         }
     }
 }

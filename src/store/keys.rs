@@ -110,6 +110,15 @@ pub fn email_guard_pk(normalised: &str) -> String {
 /// Sort key of an e-mail guard.
 pub const EMAIL_GUARD_SK: &str = "EMAIL";
 
+/// Partition of the link from a sign-in identity to its patient: `IDENTITY#<issuer>#<sub>`. Issuers never
+/// contain `#` (checked), so the split is unambiguous whatever the provider's `sub`.
+pub fn identity_pk(issuer: &str, sub: &str) -> String {
+    format!("IDENTITY#{issuer}#{sub}")
+}
+
+/// Sort key of an identity link.
+pub const IDENTITY_SK: &str = "IDENTITY";
+
 /// Partition of one patient: profile, bookings, tests, results, notes.
 pub fn patient_pk(patient_id: Uuid) -> String {
     format!("PATIENT#{patient_id}")

@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod catalog;
 pub mod client;
 mod expr;
+pub mod identities;
 mod items;
 pub mod keys;
 pub mod migrate;

@@ -17,7 +17,7 @@ use crate::domain::{
 
 /// The actions of the patient writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PatientAction {
+pub(super) enum PatientAction {
     /// The profile: new, or still at the version the caller read.
     Profile,
     /// The guard of the new e-mail address: absent, or this patient's already.
@@ -67,7 +67,7 @@ impl Store {
     /// new to it, the release of the guard of `given_up` (the address it had, normalised) when it changed,
     /// and the audit event. `release_old` is false on the retry of a patient whose old address was another
     /// patient's (data from before the guards).
-    fn patient_tx(
+    pub(super) fn patient_tx(
         &self,
         patient: &Patient,
         profile: Expr,

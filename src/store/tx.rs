@@ -110,6 +110,15 @@ impl<L: Copy + PartialEq + std::fmt::Debug> Tx<L> {
         self.labels.push(label);
     }
 
+    /// This transaction with each label wrapped by `wrap`, so a write can add its own actions to another's.
+    pub(crate) fn wrap_labels<M>(self, wrap: impl Fn(L) -> M) -> Tx<M> {
+        Tx {
+            table: self.table,
+            actions: self.actions,
+            labels: self.labels.into_iter().map(wrap).collect(),
+        }
+    }
+
     /// Puts `item` where `condition` holds (an empty [`Expr`]: unconditionally).
     ///
     /// # Errors

@@ -409,6 +409,22 @@ async fn the_role_matrix_of_every_endpoint_holds() {
             path: "/v1/patients/{patientId}/bookings/{bookingId}/tests/{testId}/release-hold",
             allowed: &[Doctor],
         },
+        Row {
+            method: Method::GET,
+            path: "/v1/me",
+            allowed: ALL,
+        },
+        // A medbook patient token names its patient: 409 `identity-linked`, past the role check.
+        Row {
+            method: Method::POST,
+            path: "/v1/me/patient",
+            allowed: &[Patient],
+        },
+        Row {
+            method: Method::POST,
+            path: "/v1/patients/{patientId}/identities",
+            allowed: &[Lab, Admin],
+        },
     ];
     let spec = medbook::api::openapi();
     let documented: usize = spec

@@ -16,6 +16,7 @@ mod lab;
 mod limits;
 mod metrics;
 mod migrations;
+mod oidc;
 mod openapi;
 mod outcomes;
 mod patients;

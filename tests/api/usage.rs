@@ -48,6 +48,13 @@ async fn every_endpoint_makes_no_more_dynamodb_calls_than_its_floor() {
         "givenName": "Ada", "familyName": "Lovelace", "birthDate": "1990-12-10", "sex": "female"}))
     );
     let p = patient["id"].as_str().unwrap().to_owned();
+    measure!("GET /v1/me", 0, app.request(Method::GET, "/v1/me", Some(&lab)));
+    measure!(
+        "POST /v1/patients/{id}/identities",
+        1,
+        app.request(Method::POST, &format!("/v1/patients/{p}/identities"), Some(&lab))
+            .json(&json!({"issuer": "https://id.example.org/realms/lab", "sub": "usage-1"}))
+    );
     measure!(
         "GET /v1/patients/{id}",
         1,

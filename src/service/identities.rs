@@ -1,0 +1,167 @@
+//! Sign-in identities and the patients they are: resolving a link on each request (cached), self-registration,
+//! and staff linking an identity to an existing patient.
+//!
+//! A link is read with one GetItem and then kept in this replica's memory for the link cache's lifetime
+//! (`MEDBOOK_IDENTITY_CACHE_S`, default 300 s), so a signed-in patient's requests cost no extra call while it is
+//! cached; "no link" is kept for at most [`NEGATIVE_TTL`], so a registration made through another replica is
+//! seen within seconds. A link removed from the table stops working on each replica within the cache's lifetime.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use uuid::Uuid;
+
+use super::ServiceError;
+use crate::{
+    domain::{
+        audit::AuditDraft,
+        patient::{NewPatient, Patient},
+        timefmt,
+    },
+    store::{
+        Store,
+        identities::{LinkOutcome, RegisterOutcome},
+    },
+};
+
+/// Longest time "this identity has no patient" is believed without asking again.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+/// Entries the cache holds at most; past it, expired entries go, and if none had, all.
+const MAX_ENTRIES: usize = 100_000;
+
+fn identity_linked() -> ServiceError {
+    ServiceError::conflict(
+        "identity-linked",
+        "this sign-in identity is linked to a patient already (an identity is one patient)",
+    )
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    patient: Option<Uuid>,
+    until: Instant,
+}
+
+/// Identity use cases.
+#[derive(Debug, Clone)]
+pub struct Identities {
+    store: Store,
+    ttl: Duration,
+    cache: Arc<Mutex<HashMap<(String, String), Entry>>>,
+}
+
+impl Identities {
+    /// Identities over `store`, caching links for `ttl` (zero: not at all).
+    pub fn new(store: Store, ttl: Duration) -> Self {
+        Self {
+            store,
+            ttl,
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The patient `issuer`/`sub` is linked to, if any: from the cache, else one GetItem.
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn patient_of(&self, issuer: &str, sub: &str) -> Result<Option<Uuid>, ServiceError> {
+        let key = (issuer.to_owned(), sub.to_owned());
+        if let Some(entry) = self.lock().get(&key)
+            && entry.until > Instant::now()
+        {
+            return Ok(entry.patient);
+        }
+        let patient = self.store.identity_patient(issuer, sub).await?;
+        self.remember(key, patient);
+        Ok(patient)
+    }
+
+    /// Registers a new patient for the signed-in identity `issuer`/`sub` and links the identity to it, in one
+    /// transaction.
+    ///
+    /// # Errors
+    /// 409 `identity-linked` when the identity is a patient already, 409 `email-taken`; engine failures.
+    pub async fn register(
+        &self,
+        issuer: &str,
+        sub: &str,
+        new: NewPatient,
+        audit: &AuditDraft,
+    ) -> Result<Patient, ServiceError> {
+        let patient = Patient::create(new, &timefmt::now());
+        match self
+            .store
+            .register_patient(&patient, issuer, sub, &audit.event(patient.id))
+            .await?
+        {
+            RegisterOutcome::Registered => {
+                self.remember((issuer.to_owned(), sub.to_owned()), Some(patient.id));
+                Ok(patient)
+            }
+            RegisterOutcome::IdentityLinked => Err(identity_linked()),
+            RegisterOutcome::EmailTaken => Err(super::patients::email_taken()),
+            RegisterOutcome::IdTaken => Err(ServiceError::Internal("patient id taken".into())),
+        }
+    }
+
+    /// Links `issuer`/`sub` to the existing patient `patient_id`, by staff member `by`.
+    ///
+    /// # Errors
+    /// 404 when there is no such patient, 409 `identity-linked` when the identity is linked already; engine
+    /// failures.
+    pub async fn link(
+        &self,
+        patient_id: Uuid,
+        issuer: &str,
+        sub: &str,
+        by: &str,
+        audit: &AuditDraft,
+    ) -> Result<(), ServiceError> {
+        let now = timefmt::now();
+        match self
+            .store
+            .link_identity(patient_id, issuer, sub, &now, by, &audit.event(patient_id))
+            .await?
+        {
+            LinkOutcome::Linked => {
+                self.remember((issuer.to_owned(), sub.to_owned()), Some(patient_id));
+                Ok(())
+            }
+            LinkOutcome::NoPatient => Err(ServiceError::NotFound("patient")),
+            LinkOutcome::IdentityLinked => Err(identity_linked()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Entry>> {
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remember(&self, key: (String, String), patient: Option<Uuid>) {
+        let ttl = if patient.is_some() {
+            self.ttl
+        } else {
+            self.ttl.min(NEGATIVE_TTL)
+        };
+        if ttl.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut cache = self.lock();
+        if cache.len() >= MAX_ENTRIES {
+            cache.retain(|_, e| e.until > now);
+            if cache.len() >= MAX_ENTRIES {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            key,
+            Entry {
+                patient,
+                until: now + ttl,
+            },
+        );
+    }
+}
