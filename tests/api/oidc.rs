@@ -223,6 +223,35 @@ async fn a_patient_registers_once_and_then_reaches_only_their_own_record() {
         .await
         .unwrap();
     assert_eq!(res.status(), 422, "fields are checked as for any patient");
+    let taken = app
+        .request(Method::POST, "/v1/patients", Some(&app.staff(Role::Lab)))
+        .json(
+            &json!({"givenName": "E", "familyName": "Mail", "birthDate": "1970-01-01", "sex": "male",
+                      "email": "ola@example.org"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), 201);
+    let mut with_email = patient_body("Ola");
+    with_email["email"] = "OLA@Example.org".into();
+    let res = app
+        .request(Method::POST, "/v1/me/patient", Some(&token))
+        .json(&with_email)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    assert!(
+        res.json::<Value>().await.unwrap()["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("email-taken")
+    );
+    assert!(
+        get(&app, "/v1/me", &token).await.1.get("patientId").is_none(),
+        "nothing half-written"
+    );
     let res = app
         .request(Method::POST, "/v1/me/patient", Some(&token))
         .json(&patient_body("Ola"))
