@@ -143,6 +143,7 @@ fn patient(i: usize) -> Patient {
             sex: Sex::Other,
             email: None,
             phone: None,
+            identifiers: Vec::new(),
         },
         &timefmt::now(),
     )

@@ -203,7 +203,9 @@ fn patient_resource(patient: &Patient) -> Value {
         "resourceType": "Patient",
         "id": patient.id,
         "meta": {"versionId": patient.version.to_string(), "lastUpdated": patient.updated_at},
-        "identifier": [{"system": URI_SYSTEM, "value": urn(patient.id)}],
+        "identifier": std::iter::once(json!({"system": URI_SYSTEM, "value": urn(patient.id)}))
+            .chain(patient.identifiers.iter().map(|i| json!({"system": i.system, "value": i.value})))
+            .collect::<Vec<_>>(),
         "name": [{"family": patient.family_name, "given": [patient.given_name]}],
         "gender": gender,
         "birthDate": crate::domain::timefmt::date(patient.birth_date),

@@ -14,7 +14,7 @@ use super::{
     audit::{AuditContext, AuditRecorded},
     error::ApiError,
     extract::{Json, Path},
-    patients::{CreatePatient, created, new_patient},
+    patients::{CreatePatient, created, new_patient, staff_sets_identifiers},
 };
 use crate::{
     auth::{Caller, ISSUER, Role, oidc::check_issuer},
@@ -104,6 +104,7 @@ async fn register_me(
         });
     }
     let Json(body) = body?;
+    staff_sets_identifiers(&caller, !body.identifiers.is_empty())?;
     let new = new_patient(body)?;
     let patient = state
         .identities

@@ -21,7 +21,7 @@ use super::{
 use crate::{
     auth::{Caller, Role},
     domain::{
-        patient::{NewPatient, Patient, PatientPatch, Sex},
+        patient::{Identifier, NewPatient, Patient, PatientPatch, Sex, identifiers_problem},
         text,
     },
     service::FieldError,
@@ -72,6 +72,12 @@ pub struct CreatePatient {
     #[garde(inner(pattern(r"^\+?[0-9 ()./-]{3,32}$")))]
     #[schema(pattern = r"^\+?[0-9 ()./-]{3,32}$")]
     pub phone: Option<String>,
+    /// Identifiers other systems give the patient (a hospital's record number, a national id); each
+    /// (system, value) belongs to one patient (409 `identifier-taken`). Set by staff only.
+    #[serde(default)]
+    #[garde(skip)]
+    #[schema(max_items = 5)]
+    pub identifiers: Vec<Identifier>,
 }
 
 /// A partial update: absent fields stay; `null` clears email or phone.
@@ -112,6 +118,11 @@ pub struct PatchPatientBody {
     #[garde(inner(inner(pattern(r"^\+?[0-9 ()./-]{3,32}$"))))]
     #[schema(value_type = Option<String>, nullable, pattern = r"^\+?[0-9 ()./-]{3,32}$")]
     pub phone: Option<Option<String>>,
+    /// The new list of identifiers, replacing the old (`[]` removes them all). Staff only.
+    #[serde(default)]
+    #[garde(skip)]
+    #[schema(max_items = 5)]
+    pub identifiers: Option<Vec<Identifier>>,
 }
 
 /// Tells an absent field (`None`, by `default`) from an explicit `null` (`Some(None)`).
@@ -145,6 +156,9 @@ pub struct PatientResponse {
     /// Phone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
+    /// Identifiers other systems give the patient.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identifiers: Vec<Identifier>,
     /// Version; also the ETag.
     pub version: u64,
     /// Creation time.
@@ -163,6 +177,7 @@ impl From<Patient> for PatientResponse {
             sex: p.sex,
             email: p.email,
             phone: p.phone,
+            identifiers: p.identifiers,
             version: p.version,
             created_at: p.created_at,
             updated_at: p.updated_at,
@@ -241,18 +256,47 @@ async fn create_patient(
 /// 422 naming every invalid field.
 pub(super) fn new_patient(body: CreatePatient) -> Result<NewPatient, ApiError> {
     let date = birth_date("birthDate", &body.birth_date);
-    match (body.validate(), date) {
-        (Ok(()), Ok(birth_date)) => Ok(NewPatient {
+    let identifiers = identifiers_problem(&body.identifiers).map(|e| FieldError::new("identifiers", e));
+    match (body.validate(), date, identifiers) {
+        (Ok(()), Ok(birth_date), None) => Ok(NewPatient {
             given_name: body.given_name,
             family_name: body.family_name,
             birth_date,
             sex: body.sex,
             email: body.email,
             phone: body.phone,
+            identifiers: body.identifiers,
         }),
-        (Ok(()), Err(e)) => Err(ApiError::Validation(vec![e])),
-        (Err(report), date) => Err(validation(report, date.err())),
+        (Ok(()), date, identifiers) => Err(ApiError::Validation(
+            date.err().into_iter().chain(identifiers).collect(),
+        )),
+        (Err(report), date, identifiers) => Err(with(validation(report, date.err()), identifiers)),
     }
+}
+
+/// `error` with one more field error, when there is one.
+fn with(error: ApiError, more: Option<FieldError>) -> ApiError {
+    match (error, more) {
+        (ApiError::Validation(mut errors), Some(more)) => {
+            errors.push(more);
+            ApiError::Validation(errors)
+        }
+        (error, _) => error,
+    }
+}
+
+/// A patient may not set the identifiers other systems give them (they could claim another person's).
+///
+/// # Errors
+/// 422 naming `identifiers` for a patient who sends any.
+pub(super) fn staff_sets_identifiers(caller: &Caller, sent: bool) -> Result<(), ApiError> {
+    if sent && caller.role == Role::Patient {
+        return Err(ApiError::invalid(
+            "identifiers",
+            "identifiers are recorded by the lab, not by the patient",
+        ));
+    }
+    Ok(())
 }
 
 /// The 201 of a new patient, with its Location and ETag, recorded in the audit trail with the write.
@@ -274,6 +318,9 @@ pub struct PatientSearchParams {
     /// Exact e-mail address (compared trimmed and lower-cased).
     #[param(max_length = 254, example = "ada@example.org")]
     pub email: Option<String>,
+    /// An identifier another system gives the patient, `<system>|<value>` (as FHIR's token search).
+    #[param(max_length = 301, example = "https://hospital.example.org/mrn|MRN-004711")]
+    pub identifier: Option<String>,
     /// Beginning of the family name, case- and accent-insensitive (`muller` finds `Müller`); with `birthDate`.
     #[param(max_length = 100, example = "lovel")]
     pub family_name: Option<String>,
@@ -286,7 +333,7 @@ pub struct PatientSearchParams {
 }
 
 /// Finds patients (lab, admin; never a patient): `?email=` (two GetItems: the address's guard, then the
-/// profile) or `?familyName=&birthDate=[&givenName=]` (one Query per page on the search index, in name order).
+/// profile), `?identifier=<system>|<value>` (two GetItems: the identifier's guard, then the profile), or `?familyName=&birthDate=[&givenName=]` (one Query per page on the search index, in name order).
 /// Each patient found gets an audit event naming the search.
 #[utoipa::path(
     get,
@@ -320,6 +367,24 @@ async fn search_patients(
     too_long("givenName", &params.given_name, 100)?;
     let by_name = params.family_name.is_some() || params.birth_date.is_some() || params.given_name.is_some();
     let (found, query, next) = match (&params.email, by_name) {
+        _ if params.identifier.is_some() && (params.email.is_some() || by_name) => {
+            return Err(ApiError::invalid(
+                "identifier",
+                "search by identifier, e-mail or name: one of them",
+            ));
+        }
+        (None, false) if params.identifier.is_some() => {
+            let text = params.identifier.clone().unwrap_or_default();
+            let identifier = Identifier::parse_token(&text).ok_or_else(|| {
+                ApiError::invalid(
+                    "identifier",
+                    "must be <system>|<value>: a URI without | or # (up to 200), then 1 to 100 visible ASCII characters",
+                )
+            })?;
+            ListRequest::new(&state, uri.path(), &[("identifier", Some(text.clone()))], &page, 20)?;
+            let found: Vec<Patient> = state.patients.by_identifier(&identifier).await?.into_iter().collect();
+            (found, format!("identifier={text}"), None)
+        }
         (Some(email), false) => {
             // Limit and cursor are checked as for any list; one answer at most, so no next page.
             ListRequest::new(&state, uri.path(), &[("email", Some(email.clone()))], &page, 20)?;
@@ -359,7 +424,7 @@ async fn search_patients(
         (None, false) => {
             return Err(ApiError::invalid(
                 "familyName",
-                "give email, or familyName with birthDate",
+                "give email, identifier, or familyName with birthDate",
             ));
         }
     };
@@ -441,10 +506,20 @@ async fn patch_patient(
         .as_deref()
         .map(|d| birth_date("birthDate", d))
         .transpose();
-    let birth_date = match (body.validate(), date) {
-        (Ok(()), Ok(date)) => date,
-        (Ok(()), Err(e)) => return Err(ApiError::Validation(vec![e])),
-        (Err(report), date) => return Err(validation(report, date.err())),
+    staff_sets_identifiers(&caller, body.identifiers.is_some())?;
+    let identifiers = body
+        .identifiers
+        .as_deref()
+        .and_then(identifiers_problem)
+        .map(|e| FieldError::new("identifiers", e));
+    let birth_date = match (body.validate(), date, identifiers) {
+        (Ok(()), Ok(date), None) => date,
+        (Ok(()), date, identifiers) => {
+            return Err(ApiError::Validation(
+                date.err().into_iter().chain(identifiers).collect(),
+            ));
+        }
+        (Err(report), date, identifiers) => return Err(with(validation(report, date.err()), identifiers)),
     };
     let patch = PatientPatch {
         given_name: body.given_name,
@@ -453,6 +528,7 @@ async fn patch_patient(
         sex: body.sex,
         email: body.email,
         phone: body.phone,
+        identifiers: body.identifiers,
     };
     let draft = audit.draft(&caller, StatusCode::OK);
     let (patient, changed) = state.patients.patch(patient_id, expected, patch, &draft).await?;

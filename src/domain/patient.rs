@@ -18,6 +18,68 @@ pub enum Sex {
     Unknown,
 }
 
+/// An identifier another system gives the patient (FHIR `Patient.identifier`): a hospital's record number, a
+/// national id. Unique per system: one (system, value) belongs to one patient.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"system": "https://hospital.example.org/mrn", "value": "MRN-004711"}))]
+pub struct Identifier {
+    /// The system's URI (`https://…` or `urn:…`): 1 to 200 visible ASCII characters with a `:`, no `|` or `#`.
+    #[schema(min_length = 1, max_length = 200)]
+    pub system: String,
+    /// The value within that system: 1 to 100 visible ASCII characters.
+    #[schema(min_length = 1, max_length = 100)]
+    pub value: String,
+}
+
+/// Identifiers a patient has at most.
+pub const MAX_IDENTIFIERS: usize = 5;
+
+impl Identifier {
+    /// Parses `system|value` (the form of a FHIR token search): split at the first `|`.
+    pub fn parse_token(text: &str) -> Option<Self> {
+        let (system, value) = text.split_once('|')?;
+        let identifier = Self {
+            system: system.to_owned(),
+            value: value.to_owned(),
+        };
+        identifier.problem().is_none().then_some(identifier)
+    }
+
+    /// What is wrong with this identifier, if anything.
+    pub fn problem(&self) -> Option<&'static str> {
+        let visible = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
+        if self.system.is_empty()
+            || self.system.len() > 200
+            || !visible(&self.system)
+            || self.system.contains(['|', '#'])
+            || !self.system.contains(':')
+        {
+            Some("system must be a URI of 1 to 200 visible ASCII characters, without | or #")
+        } else if self.value.is_empty() || self.value.len() > 100 || !visible(&self.value) {
+            Some("value must be 1 to 100 visible ASCII characters")
+        } else {
+            None
+        }
+    }
+}
+
+/// What is wrong with a patient's list of identifiers, if anything: too many, a bad one, or one twice.
+pub fn identifiers_problem(identifiers: &[Identifier]) -> Option<String> {
+    if identifiers.len() > MAX_IDENTIFIERS {
+        return Some(format!("at most {MAX_IDENTIFIERS} identifiers"));
+    }
+    for (i, identifier) in identifiers.iter().enumerate() {
+        if let Some(problem) = identifier.problem() {
+            return Some(format!("[{i}]: {problem}"));
+        }
+        if identifiers[..i].contains(identifier) {
+            return Some(format!("[{i}]: listed twice"));
+        }
+    }
+    None
+}
+
 /// A patient record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Patient {
@@ -35,6 +97,8 @@ pub struct Patient {
     pub email: Option<String>,
     /// Phone number.
     pub phone: Option<String>,
+    /// Identifiers other systems give the patient.
+    pub identifiers: Vec<Identifier>,
     /// Optimistic-concurrency version, starting at 1; the ETag.
     pub version: u64,
     /// Creation time.
@@ -58,6 +122,8 @@ pub struct NewPatient {
     pub email: Option<String>,
     /// Phone number.
     pub phone: Option<String>,
+    /// Identifiers other systems give the patient.
+    pub identifiers: Vec<Identifier>,
 }
 
 /// A partial update: `None` leaves a field as it is; for email and phone `Some(None)` clears it.
@@ -75,6 +141,8 @@ pub struct PatientPatch {
     pub email: Option<Option<String>>,
     /// New or cleared phone.
     pub phone: Option<Option<String>>,
+    /// The new list of identifiers (replacing the old one).
+    pub identifiers: Option<Vec<Identifier>>,
 }
 
 impl Patient {
@@ -88,6 +156,7 @@ impl Patient {
             sex: new.sex,
             email: new.email,
             phone: new.phone,
+            identifiers: new.identifiers,
             version: 1,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
@@ -103,6 +172,7 @@ impl Patient {
             self.sex,
             &self.email,
             &self.phone,
+            &self.identifiers,
         ) == (
             &other.given_name,
             &other.family_name,
@@ -110,6 +180,7 @@ impl Patient {
             other.sex,
             &other.email,
             &other.phone,
+            &other.identifiers,
         )
     }
 
@@ -123,6 +194,7 @@ impl Patient {
             sex: patch.sex.unwrap_or(self.sex),
             email: patch.email.unwrap_or_else(|| self.email.clone()),
             phone: patch.phone.unwrap_or_else(|| self.phone.clone()),
+            identifiers: patch.identifiers.unwrap_or_else(|| self.identifiers.clone()),
             version: self.version + 1,
             created_at: self.created_at.clone(),
             updated_at: now.to_owned(),
@@ -212,6 +284,7 @@ mod tests {
                 sex: Sex::Female,
                 email: Some("ada@example.org".into()),
                 phone: None,
+                identifiers: Vec::new(),
             },
             "t0",
         );
@@ -229,6 +302,34 @@ mod tests {
             (q.version, q.created_at.as_str(), q.updated_at.as_str()),
             (2, "t0", "t1")
         );
+    }
+
+    #[test]
+    fn an_identifier_token_is_system_bar_value_and_each_part_is_checked() {
+        let mrn = Identifier::parse_token("https://hospital.example/mrn|A|1").unwrap();
+        assert_eq!(
+            (mrn.system.as_str(), mrn.value.as_str()),
+            ("https://hospital.example/mrn", "A|1")
+        );
+        for bad in [
+            "no-bar",
+            "|x",
+            "urn:x|",
+            "nocolon|x",
+            "urn:a#b|x",
+            "urn:x|a b",
+            "urn:ü|x",
+        ] {
+            assert!(Identifier::parse_token(bad).is_none(), "{bad}");
+        }
+        let one = |v: &str| Identifier {
+            system: "urn:oid:1.2.3".into(),
+            value: v.into(),
+        };
+        assert_eq!(identifiers_problem(&[one("1"), one("2")]), None);
+        assert!(identifiers_problem(&[one("1"), one("1")]).unwrap().contains("twice"));
+        let many: Vec<Identifier> = (0..=MAX_IDENTIFIERS).map(|i| one(&i.to_string())).collect();
+        assert!(identifiers_problem(&many).is_some());
     }
 
     #[test]

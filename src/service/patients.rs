@@ -6,7 +6,7 @@ use super::{Cursor, Expected, FieldError, Page, ServiceError};
 use crate::{
     domain::{
         audit::AuditDraft,
-        patient::{NewPatient, Patient, PatientPatch, normalise_email, search_name},
+        patient::{Identifier, NewPatient, Patient, PatientPatch, normalise_email, search_name},
         timefmt,
     },
     store::{
@@ -19,6 +19,16 @@ pub(super) fn email_taken() -> ServiceError {
     ServiceError::conflict(
         "email-taken",
         "another patient has this e-mail address (addresses are unique, compared trimmed and lower-cased)",
+    )
+}
+
+fn identifier_taken(identifier: &Identifier) -> ServiceError {
+    ServiceError::conflict(
+        "identifier-taken",
+        format!(
+            "another patient has identifier {}|{} (an identifier is one patient's within its system)",
+            identifier.system, identifier.value
+        ),
     )
 }
 
@@ -45,6 +55,7 @@ impl Patients {
             // A fresh UUID v7 collided: a defect, not the caller's fault.
             CreatePatientOutcome::IdTaken => Err(ServiceError::Internal("patient id taken".into())),
             CreatePatientOutcome::EmailTaken => Err(email_taken()),
+            CreatePatientOutcome::IdentifierTaken(identifier) => Err(identifier_taken(&identifier)),
         }
     }
 
@@ -55,6 +66,14 @@ impl Patients {
     /// Engine failures.
     pub async fn by_email(&self, email: &str) -> Result<Option<Patient>, ServiceError> {
         Ok(self.store.patient_by_email(&normalise_email(email)).await?)
+    }
+
+    /// The patient with `identifier`: two GetItems, the identifier's guard and the profile.
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn by_identifier(&self, identifier: &Identifier) -> Result<Option<Patient>, ServiceError> {
+        Ok(self.store.patient_by_identifier(identifier).await?)
     }
 
     /// A page of patients born on `birth_date` whose family name begins with `family` (and given name with
@@ -128,6 +147,7 @@ impl Patients {
             ReplacePatientOutcome::Replaced => Ok((patched, true)),
             ReplacePatientOutcome::VersionMoved => Err(ServiceError::VersionMismatch),
             ReplacePatientOutcome::EmailTaken => Err(email_taken()),
+            ReplacePatientOutcome::IdentifierTaken(identifier) => Err(identifier_taken(&identifier)),
         }
     }
 }

@@ -76,7 +76,7 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<RegisterOutcome, StoreError> {
         let mut tx = self
-            .patient_tx(patient, Expr::new().not_exists(keys::PK), None, false, audit)?
+            .patient_tx(patient, Expr::new().not_exists(keys::PK), None, false, &[], audit)?
             .wrap_labels(LinkAction::Registration);
         tx.put(
             LinkAction::Link,

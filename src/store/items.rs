@@ -16,7 +16,7 @@ use crate::domain::{
         TestRef, TestStatus,
     },
     idempotency::{IdempotencyKey, IdempotencyRecord},
-    patient::{Patient, Sex, search_name},
+    patient::{Identifier, Patient, Sex, search_name},
     site::{DayRule, Site, SiteDefinition},
     test_type::{TestType, TestTypeDefinition},
     timefmt,
@@ -69,6 +69,8 @@ pub(crate) mod entity {
     pub(crate) const PATIENT: &str = "Patient";
     /// The guard of one e-mail address.
     pub(crate) const EMAIL_GUARD: &str = "EmailGuard";
+    /// The guard of one external identifier (system, value).
+    pub(crate) const IDENTIFIER_GUARD: &str = "IdentifierGuard";
     /// The link from a sign-in identity (issuer, subject) to its patient.
     pub(crate) const IDENTITY_LINK: &str = "IdentityLink";
     /// The current version of a test type, in the catalog partition.
@@ -145,6 +147,9 @@ pub(crate) struct PatientItem {
     pub(crate) created_at: String,
     /// Last change time.
     pub(crate) updated_at: String,
+    /// Identifiers other systems give the patient (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) identifiers: Vec<Identifier>,
     /// `BIRTH#<YYYY-MM-DD>`: the search index's partition (absent on profiles written before the index).
     #[serde(rename = "GSI4PK", default, skip_serializing_if = "Option::is_none")]
     pub(crate) gsi4_pk: Option<String>,
@@ -180,6 +185,35 @@ impl EmailGuardItem {
             pk: keys::email_guard_pk(normalised),
             sk: keys::EMAIL_GUARD_SK.to_owned(),
             entity: entity::EMAIL_GUARD.to_owned(),
+            patient_id,
+        }
+    }
+}
+
+/// The guard of one external identifier: `IDENTIFIER#<system>#<value>` / `IDENTIFIER`, naming the patient who
+/// has it; written and released in the transaction of every patient write that adds or drops it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct IdentifierGuardItem {
+    /// `IDENTIFIER#<system>#<value>`.
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// `IDENTIFIER`.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::IDENTIFIER_GUARD`].
+    pub(crate) entity: String,
+    /// The patient with this identifier.
+    pub(crate) patient_id: Uuid,
+}
+
+impl IdentifierGuardItem {
+    /// The guard of `identifier` for `patient_id`.
+    pub(crate) fn new(identifier: &Identifier, patient_id: Uuid) -> Self {
+        Self {
+            pk: keys::identifier_guard_pk(&identifier.system, &identifier.value),
+            sk: keys::IDENTIFIER_GUARD_SK.to_owned(),
+            entity: entity::IDENTIFIER_GUARD.to_owned(),
             patient_id,
         }
     }
@@ -239,6 +273,7 @@ impl From<&Patient> for PatientItem {
             sex: p.sex,
             email: p.email.clone(),
             phone: p.phone.clone(),
+            identifiers: p.identifiers.clone(),
             version: p.version,
             created_at: p.created_at.clone(),
             updated_at: p.updated_at.clone(),
@@ -267,6 +302,7 @@ impl TryFrom<PatientItem> for Patient {
             sex: item.sex,
             email: item.email,
             phone: item.phone,
+            identifiers: item.identifiers,
             version: item.version,
             created_at: item.created_at,
             updated_at: item.updated_at,
@@ -414,6 +450,7 @@ mod tests {
             sex: Sex::Female,
             email: None,
             phone: Some("+44 20 7946 0000".into()),
+            identifiers: Vec::new(),
             version: 3,
             created_at: "2026-11-28T07:00:00.000Z".into(),
             updated_at: "2026-11-28T08:00:00.000Z".into(),

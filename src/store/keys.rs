@@ -110,6 +110,15 @@ pub fn email_guard_pk(normalised: &str) -> String {
 /// Sort key of an e-mail guard.
 pub const EMAIL_GUARD_SK: &str = "EMAIL";
 
+/// Partition of the guard that makes an external identifier unique within its system:
+/// `IDENTIFIER#<system>#<value>` (systems never contain `#`); its item names the patient, so it is also the lookup.
+pub fn identifier_guard_pk(system: &str, value: &str) -> String {
+    format!("IDENTIFIER#{system}#{value}")
+}
+
+/// Sort key of an identifier guard.
+pub const IDENTIFIER_GUARD_SK: &str = "IDENTIFIER";
+
 /// Partition of the link from a sign-in identity to its patient: `IDENTITY#<issuer>#<sub>`. Issuers never
 /// contain `#` (checked), so the split is unambiguous whatever the provider's `sub`.
 pub fn identity_pk(issuer: &str, sub: &str) -> String {

@@ -6,13 +6,13 @@ use super::{
     Page, PageKey, Store, StoreError,
     expr::Expr,
     from_item,
-    items::{EmailGuardItem, PatientItem, attr},
+    items::{EmailGuardItem, IdentifierGuardItem, PatientItem, attr},
     key, keys, s, to_item,
     tx::{Sent, Tx},
 };
 use crate::domain::{
     audit::AuditEvent,
-    patient::{Patient, normalise_email},
+    patient::{Identifier, Patient, normalise_email},
 };
 
 /// The actions of the patient writes.
@@ -24,12 +24,16 @@ pub(super) enum PatientAction {
     EmailGuard,
     /// The guard of the address given up: this patient's (or absent).
     OldEmailGuard,
+    /// The guard of the identifier at this index of the patient's list: absent, or this patient's already.
+    IdentifierGuard(usize),
+    /// The guard of an identifier given up: this patient's (or absent).
+    OldIdentifierGuard,
     /// The audit event is new.
     Audit,
 }
 
 /// How [`Store::create_patient`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreatePatientOutcome {
     /// Written.
     Created,
@@ -37,10 +41,12 @@ pub enum CreatePatientOutcome {
     IdTaken,
     /// Another patient has this e-mail address.
     EmailTaken,
+    /// Another patient has this identifier.
+    IdentifierTaken(Identifier),
 }
 
 /// How [`Store::replace_patient`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplacePatientOutcome {
     /// Written.
     Replaced,
@@ -48,6 +54,8 @@ pub enum ReplacePatientOutcome {
     VersionMoved,
     /// Another patient has the new e-mail address.
     EmailTaken,
+    /// Another patient has a new identifier.
+    IdentifierTaken(Identifier),
 }
 
 /// What a front-desk search asks: patients born on `birth_date` whose folded family name begins with
@@ -73,6 +81,7 @@ impl Store {
         profile: Expr,
         given_up: Option<&str>,
         release_old: bool,
+        old_identifiers: &[Identifier],
         audit: &AuditEvent,
     ) -> Result<Tx<PatientAction>, StoreError> {
         let mut tx = Tx::new(self);
@@ -97,8 +106,36 @@ impl Store {
                 Expr::new().absent_or_eq(attr::PATIENT_ID, patient.id),
             )?;
         }
+        for (i, identifier) in patient.identifiers.iter().enumerate() {
+            if !old_identifiers.contains(identifier) {
+                tx.put(
+                    PatientAction::IdentifierGuard(i),
+                    to_item(&IdentifierGuardItem::new(identifier, patient.id))?,
+                    Expr::new().absent_or_eq(attr::PATIENT_ID, patient.id),
+                )?;
+            }
+        }
+        for identifier in old_identifiers {
+            if !patient.identifiers.contains(identifier) {
+                tx.delete(
+                    PatientAction::OldIdentifierGuard,
+                    key(
+                        keys::identifier_guard_pk(&identifier.system, &identifier.value),
+                        keys::IDENTIFIER_GUARD_SK,
+                    ),
+                    Expr::new().absent_or_eq(attr::PATIENT_ID, patient.id),
+                )?;
+            }
+        }
         tx.put_new(PatientAction::Audit, self.audit_item(audit)?)?;
         Ok(tx)
+    }
+
+    /// The identifier whose guard refused `rejection`, if one did.
+    pub(super) fn taken_identifier(patient: &Patient, has: impl Fn(PatientAction) -> bool) -> Option<Identifier> {
+        (0..patient.identifiers.len())
+            .find(|i| has(PatientAction::IdentifierGuard(*i)))
+            .map(|i| patient.identifiers[i].clone())
     }
 
     /// Stores a new patient and its audit event in one transaction; the id must be free.
@@ -110,12 +147,15 @@ impl Store {
         patient: &Patient,
         audit: &AuditEvent,
     ) -> Result<CreatePatientOutcome, StoreError> {
-        let tx = self.patient_tx(patient, Expr::new().not_exists(keys::PK), None, false, audit)?;
+        let tx = self.patient_tx(patient, Expr::new().not_exists(keys::PK), None, false, &[], audit)?;
         match self.send(tx).await? {
             Sent::Committed => Ok(CreatePatientOutcome::Created),
             Sent::Rejected(r) if r.has(PatientAction::Profile) => Ok(CreatePatientOutcome::IdTaken),
             Sent::Rejected(r) if r.has(PatientAction::EmailGuard) => Ok(CreatePatientOutcome::EmailTaken),
-            Sent::Rejected(r) => Err(r.unexpected()),
+            Sent::Rejected(r) => match Self::taken_identifier(patient, |a| r.has(a)) {
+                Some(identifier) => Ok(CreatePatientOutcome::IdentifierTaken(identifier)),
+                None => Err(r.unexpected()),
+            },
         }
     }
 
@@ -145,11 +185,21 @@ impl Store {
         let mut release_old = true;
         loop {
             let previous = Expr::new().eq(attr::VERSION, patient.version - 1);
-            let tx = self.patient_tx(patient, previous, given_up.as_deref(), release_old, audit)?;
+            let tx = self.patient_tx(
+                patient,
+                previous,
+                given_up.as_deref(),
+                release_old,
+                &old.identifiers,
+                audit,
+            )?;
             return match self.send(tx).await? {
                 Sent::Committed => Ok(ReplacePatientOutcome::Replaced),
                 Sent::Rejected(r) if r.has(PatientAction::Profile) => Ok(ReplacePatientOutcome::VersionMoved),
                 Sent::Rejected(r) if r.has(PatientAction::EmailGuard) => Ok(ReplacePatientOutcome::EmailTaken),
+                Sent::Rejected(r) if let Some(identifier) = Self::taken_identifier(patient, |a| r.has(a)) => {
+                    Ok(ReplacePatientOutcome::IdentifierTaken(identifier))
+                }
                 // The old address's guard is another patient's (two patients shared it before guards
                 // existed): it stays theirs; this patient just stops using the address.
                 Sent::Rejected(r) if r.has(PatientAction::OldEmailGuard) && release_old => {
@@ -180,6 +230,27 @@ impl Store {
             .get_patient(guard.patient_id)
             .await?
             .filter(|p| p.email.as_deref().map(normalise_email).as_deref() == Some(normalised)))
+    }
+
+    /// The patient with `identifier`: GetItem of its guard, then of the profile (checked to still have it).
+    ///
+    /// # Errors
+    /// Engine failures, malformed items.
+    pub async fn patient_by_identifier(&self, identifier: &Identifier) -> Result<Option<Patient>, StoreError> {
+        let Some(guard) = self
+            .get(
+                keys::identifier_guard_pk(&identifier.system, &identifier.value),
+                keys::IDENTIFIER_GUARD_SK.to_owned(),
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let guard: IdentifierGuardItem = from_item(guard)?;
+        Ok(self
+            .get_patient(guard.patient_id)
+            .await?
+            .filter(|p| p.identifiers.contains(identifier)))
     }
 
     /// A page of patients born on `search.birth_date` whose folded family name begins with `search.family`,
@@ -232,6 +303,7 @@ mod tests {
             sex: Sex::Female,
             email: None,
             phone: None,
+            identifiers: Vec::new(),
             version: 2,
             created_at: "t".into(),
             updated_at: "t".into(),
@@ -241,7 +313,7 @@ mod tests {
         let old = EmailGuardItem::new("old@example.org", patient.id);
         let stored = std::collections::HashMap::from([((old.pk.clone(), old.sk.clone()), to_item(&old).unwrap())]);
         for profile in [Expr::new().not_exists(keys::PK), Expr::new().eq(attr::VERSION, 1)] {
-            let tx = store.patient_tx(&patient, profile, None, true, &audit).unwrap();
+            let tx = store.patient_tx(&patient, profile, None, true, &[], &audit).unwrap();
             assert_names_in_targets(&tx, &stored);
         }
         let moved = Patient {
@@ -249,8 +321,26 @@ mod tests {
             ..patient
         };
         let tx = store
-            .patient_tx(&moved, Expr::new(), Some("old@example.org"), true, &audit)
+            .patient_tx(&moved, Expr::new(), Some("old@example.org"), true, &[], &audit)
             .unwrap();
+        assert_names_in_targets(&tx, &stored);
+        let mrn = |v: &str| Identifier {
+            system: "urn:oid:1.2.3".into(),
+            value: v.into(),
+        };
+        let given_up = IdentifierGuardItem::new(&mrn("old"), moved.id);
+        let mut stored = stored;
+        stored.insert((given_up.pk.clone(), given_up.sk.clone()), to_item(&given_up).unwrap());
+        let renumbered = Patient {
+            identifiers: vec![mrn("new")],
+            ..moved
+        };
+        let tx = store
+            .patient_tx(&renumbered, Expr::new(), None, true, &[mrn("old")], &audit)
+            .unwrap();
+        let labels: Vec<PatientAction> = tx.actions().map(|(label, _)| label).collect();
+        assert!(labels.contains(&PatientAction::IdentifierGuard(0)));
+        assert!(labels.contains(&PatientAction::OldIdentifierGuard));
         assert_names_in_targets(&tx, &stored);
     }
 }

@@ -223,6 +223,16 @@ async fn a_patient_registers_once_and_then_reaches_only_their_own_record() {
         .await
         .unwrap();
     assert_eq!(res.status(), 422, "fields are checked as for any patient");
+    let mut claiming = patient_body("Ola");
+    claiming["identifiers"] = json!([{"system": "https://hospital.example.org/mrn", "value": "MRN-1"}]);
+    let res = app
+        .request(Method::POST, "/v1/me/patient", Some(&token))
+        .json(&claiming)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422, "a patient claims no hospital's number");
+    assert_eq!(res.json::<Value>().await.unwrap()["errors"][0]["field"], "identifiers");
     let taken = app
         .request(Method::POST, "/v1/patients", Some(&app.staff(Role::Lab)))
         .json(

@@ -7,7 +7,7 @@ use medbook::{
         audit::{Actor, AuditDraft, AuditEvent},
         booking::{BookedTest, Booking, BookingStatus, LabResult, ResultStatus, SlotStart, TestAddress, TestStatus},
         idempotency::IdempotencyKey,
-        patient::{NewPatient, Patient, Sex},
+        patient::{Identifier, NewPatient, Patient, Sex},
         test_type::{TestType, TestTypeDefinition},
         timefmt,
     },
@@ -15,6 +15,7 @@ use medbook::{
         Store,
         bookings::{BookOutcome, CancelOutcome, NoteOutcome, PlaceTake, SaveResultOutcome},
         catalog::TestTypeOutcome,
+        identities::{LinkOutcome, RegisterOutcome},
         keys,
         patients::{CreatePatientOutcome, ReplacePatientOutcome},
         sites::Unchanged,
@@ -71,6 +72,7 @@ async fn patient(store: &Store) -> Patient {
             sex: Sex::Female,
             email: Some(format!("ada.{}@example.org", Uuid::now_v7().simple())),
             phone: None,
+            identifiers: Vec::new(),
         },
         &timefmt::now(),
     );
@@ -462,6 +464,115 @@ async fn each_failed_condition_of_a_patient_write_has_its_own_outcome() {
         store.replace_patient(&plain, &taking, &audit(plain.id)).await.unwrap(),
         ReplacePatientOutcome::EmailTaken
     );
+    // An identifier is one patient's: the second identifier of the list is the one named.
+    let mrn = |v: &str| Identifier {
+        system: "https://hospital.example/mrn".into(),
+        value: v.into(),
+    };
+    let with_mrn = Patient {
+        version: next.version + 1,
+        identifiers: vec![mrn("1")],
+        ..next.clone()
+    };
+    assert_eq!(
+        store.replace_patient(&next, &with_mrn, &audit(p.id)).await.unwrap(),
+        ReplacePatientOutcome::Replaced
+    );
+    let third = Patient {
+        id: Uuid::now_v7(),
+        email: None,
+        identifiers: vec![mrn("2"), mrn("1")],
+        ..p.clone()
+    };
+    assert_eq!(
+        store.create_patient(&third, &audit(third.id)).await.unwrap(),
+        CreatePatientOutcome::IdentifierTaken(mrn("1"))
+    );
+    let plain_mrn = Patient {
+        version: plain.version + 1,
+        identifiers: vec![mrn("3"), mrn("1")],
+        ..plain.clone()
+    };
+    assert_eq!(
+        store
+            .replace_patient(&plain, &plain_mrn, &audit(plain.id))
+            .await
+            .unwrap(),
+        ReplacePatientOutcome::IdentifierTaken(mrn("1"))
+    );
+    assert_eq!(
+        store.patient_by_identifier(&mrn("3")).await.unwrap(),
+        None,
+        "nothing half-written"
+    );
+}
+
+#[tokio::test]
+async fn each_failed_condition_of_an_identity_write_has_its_own_outcome() {
+    let store = store().await;
+    let p = patient(&store).await;
+    let issuer = "https://id.example.org";
+    let now = timefmt::now();
+    assert_eq!(
+        store
+            .link_identity(Uuid::now_v7(), issuer, "a", &now, "lab-1", &audit(p.id))
+            .await
+            .unwrap(),
+        LinkOutcome::NoPatient
+    );
+    assert_eq!(
+        store
+            .link_identity(p.id, issuer, "a", &now, "lab-1", &audit(p.id))
+            .await
+            .unwrap(),
+        LinkOutcome::Linked
+    );
+    assert_eq!(
+        store
+            .link_identity(p.id, issuer, "a", &now, "lab-1", &audit(p.id))
+            .await
+            .unwrap(),
+        LinkOutcome::IdentityLinked
+    );
+    assert_eq!(store.identity_patient(issuer, "a").await.unwrap(), Some(p.id));
+    let new = |email: Option<String>| Patient {
+        id: Uuid::now_v7(),
+        email,
+        ..p.clone()
+    };
+    let fresh = new(None);
+    assert_eq!(
+        store
+            .register_patient(&fresh, issuer, "a", &audit(fresh.id))
+            .await
+            .unwrap(),
+        RegisterOutcome::IdentityLinked
+    );
+    let taken = new(p.email.clone());
+    assert_eq!(
+        store
+            .register_patient(&taken, issuer, "b", &audit(taken.id))
+            .await
+            .unwrap(),
+        RegisterOutcome::EmailTaken
+    );
+    assert_eq!(
+        store.identity_patient(issuer, "b").await.unwrap(),
+        None,
+        "nothing half-written"
+    );
+    assert_eq!(
+        store.register_patient(&p, issuer, "c", &audit(p.id)).await.unwrap(),
+        RegisterOutcome::IdTaken
+    );
+    assert_eq!(
+        store
+            .register_patient(&fresh, issuer, "b", &audit(fresh.id))
+            .await
+            .unwrap(),
+        RegisterOutcome::Registered
+    );
+    assert_eq!(store.identity_patient(issuer, "b").await.unwrap(), Some(fresh.id));
 }
 
 #[tokio::test]

@@ -420,3 +420,154 @@ async fn the_front_desk_finds_a_patient_by_family_name_and_birth_date_ignoring_c
         "{trail}"
     );
 }
+
+#[tokio::test]
+async fn an_identifier_belongs_to_one_patient_per_system_and_finds_them() {
+    let app = spawn_app().await;
+    let lab = app.staff(Role::Lab);
+    const MRN: &str = "https://hospital.example.org/mrn";
+    const NATIONAL: &str = "urn:oid:2.16.840.1.113883.4.1";
+    let mut body = json!({"givenName": "Ada", "familyName": "Lovelace", "birthDate": "1990-12-10", "sex": "female",
+                          "identifiers": [{"system": MRN, "value": "MRN-1"}, {"system": NATIONAL, "value": "123-45-6789"}]});
+    let res = register(&app, body.clone()).await;
+    assert_eq!(res.status(), 201);
+    let ada: Value = res.json().await.unwrap();
+    assert_eq!(ada["identifiers"][1]["value"], "123-45-6789");
+
+    body["givenName"] = "Eve".into();
+    body["identifiers"] = json!([{"system": MRN, "value": "MRN-2"}, {"system": MRN, "value": "MRN-1"}]);
+    let taken = register(&app, body.clone()).await;
+    assert_eq!(taken.status(), 409);
+    let problem: Value = taken.json().await.unwrap();
+    assert!(
+        problem["type"].as_str().unwrap().ends_with("identifier-taken"),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"].as_str().unwrap().contains("MRN-1"),
+        "names the identifier: {problem}"
+    );
+    // The same value in another system is another identifier.
+    body["identifiers"] = json!([{"system": "https://other.example.org/mrn", "value": "MRN-1"}]);
+    let eve: Value = register(&app, body.clone()).await.json().await.unwrap();
+
+    for (bad, why) in [
+        (json!([{"system": "no-colon", "value": "1"}]), "system without a scheme"),
+        (json!([{"system": "urn:a#b", "value": "1"}]), "system with #"),
+        (json!([{"system": "urn:a|b", "value": "1"}]), "system with |"),
+        (json!([{"system": MRN, "value": "a b"}]), "value with a space"),
+        (
+            json!([{"system": MRN, "value": "1"}, {"system": MRN, "value": "1"}]),
+            "twice",
+        ),
+        (
+            json!(
+                (0..6)
+                    .map(|i| json!({"system": MRN, "value": format!("v{i}")}))
+                    .collect::<Vec<_>>()
+            ),
+            "six",
+        ),
+    ] {
+        body["identifiers"] = bad;
+        let res = register(&app, body.clone()).await;
+        assert_eq!(res.status(), 422, "{why}");
+        let problem: Value = res.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], "identifiers", "{why}: {problem}");
+    }
+
+    let find = |token: &str| {
+        let url = format!("/v1/patients?identifier={}", urlencode(&format!("{MRN}|MRN-1")));
+        let (app, token) = (&app, token.to_owned());
+        async move { app.get(&url, &token).await }
+    };
+    let res = find(&lab).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(usage(&res).0, 2, "the identifier's guard, then the profile");
+    let page: Value = res.json().await.unwrap();
+    assert_eq!(page["items"][0]["id"], ada["id"]);
+    assert_eq!(
+        find(&app.token(Role::Patient, ada["id"].as_str().unwrap()))
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(find(&app.staff(Role::Doctor)).await.status(), 403);
+    for bad in ["nobar", "urn:x|", "|1", "urn:x|a b"] {
+        let res = app
+            .get(&format!("/v1/patients?identifier={}", urlencode(bad)), &lab)
+            .await;
+        assert_problem(res, 422, "validation").await;
+    }
+    let both = app
+        .get(
+            &format!("/v1/patients?identifier={}&email=a@b.c", urlencode("urn:x|1")),
+            &lab,
+        )
+        .await;
+    assert_eq!(both.status(), 422);
+
+    // The search is in the patient's audit trail, with what was searched for.
+    let trail: Value = app
+        .get(
+            &format!("/v1/patients/{}/audit", ada["id"].as_str().unwrap()),
+            &app.staff(Role::Admin),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        trail["items"].as_array().unwrap().iter().any(|e| e["query"]
+            .as_str()
+            .is_some_and(|q| q.starts_with("identifier=") && q.ends_with("MRN-1"))),
+        "{trail}"
+    );
+
+    // A new number moves the guard in the change's transaction: the old one is free for Eve.
+    let patch = |id: &Value, version: u64, identifiers: Value, token: &str| {
+        app.request(
+            Method::PATCH,
+            &format!("/v1/patients/{}", id.as_str().unwrap()),
+            Some(token),
+        )
+        .header("if-match", format!("\"{version}\""))
+        .json(&json!({"identifiers": identifiers}))
+        .send()
+    };
+    let res = patch(&ada["id"], 1, json!([{"system": MRN, "value": "MRN-9"}]), &lab)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = find(&lab).await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["items"],
+        json!([]),
+        "MRN-1 is nobody's now"
+    );
+    let res = patch(&eve["id"], 1, json!([{"system": MRN, "value": "MRN-1"}]), &lab)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = find(&lab).await;
+    assert_eq!(res.json::<Value>().await.unwrap()["items"][0]["id"], eve["id"]);
+    let res = patch(&ada["id"], 2, json!([{"system": MRN, "value": "MRN-1"}]), &lab)
+        .await
+        .unwrap();
+    assert_problem(res, 409, "identifier-taken").await;
+
+    // A patient cannot set their own identifiers (they could claim another person's).
+    let own = app.token(Role::Patient, ada["id"].as_str().unwrap());
+    let res = patch(&ada["id"], 2, json!([]), &own).await.unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(res.json::<Value>().await.unwrap()["errors"][0]["field"], "identifiers");
+
+    // The record lists them.
+    let record: Value = app
+        .get(&format!("/v1/patients/{}", eve["id"].as_str().unwrap()), &lab)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(record["identifiers"], json!([{"system": MRN, "value": "MRN-1"}]));
+}
