@@ -1,5 +1,5 @@
 //! `/v1/me` and `/v1/patients/{patientId}/identities`: who a signed-in caller is, a patient registering
-//! themselves, and staff linking a sign-in identity to an existing patient.
+//! themselves, and staff linking a sign-in identity to an existing patient, listing and unlinking them.
 
 use axum::{
     extract::State,
@@ -13,7 +13,7 @@ use super::{
     AppState,
     audit::{AuditContext, AuditRecorded},
     error::ApiError,
-    extract::{Json, Path},
+    extract::{Json, Path, Query},
     patients::{CreatePatient, created, new_patient, staff_sets_identifiers},
 };
 use crate::{
@@ -27,7 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(me))
         .routes(routes!(register_me))
-        .routes(routes!(link_identity))
+        .routes(routes!(link_identity, list_identities, unlink_identity))
 }
 
 /// The signed-in caller.
@@ -160,21 +160,7 @@ async fn link_identity(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_patient_access(patient_id, &[Role::Admin, Role::Lab])?;
     let Json(body) = body?;
-    let mut errors = Vec::new();
-    if body.issuer == ISSUER {
-        errors.push(FieldError::new(
-            "issuer",
-            "medbook's own tokens name their patient; link identities of the OpenID provider",
-        ));
-    } else if let Err(e) = check_issuer(&body.issuer) {
-        errors.push(FieldError::new("issuer", e.0));
-    }
-    if body.sub.is_empty() || body.sub.len() > 255 || !body.sub.bytes().all(|b| b.is_ascii_graphic()) {
-        errors.push(FieldError::new("sub", "must be 1 to 255 visible ASCII characters"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    check_identity(&body.issuer, &body.sub)?;
     state
         .identities
         .link(
@@ -186,7 +172,7 @@ async fn link_identity(
         )
         .await?;
     let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&format!("/v1/patients/{patient_id}")) {
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/patients/{patient_id}/identities")) {
         headers.insert(header::LOCATION, v);
     }
     Ok((
@@ -195,4 +181,140 @@ async fn link_identity(
         headers,
         axum::Json(body),
     ))
+}
+
+/// An identity to link or unlink: a provider's issuer (not medbook's own) and a subject.
+fn check_identity(issuer: &str, sub: &str) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    if issuer == ISSUER {
+        errors.push(FieldError::new(
+            "issuer",
+            "medbook's own tokens name their patient; link identities of the OpenID provider",
+        ));
+    } else if let Err(e) = check_issuer(issuer) {
+        errors.push(FieldError::new("issuer", e.0));
+    }
+    if sub.is_empty() || sub.len() > 255 || !sub.bytes().all(|b| b.is_ascii_graphic()) {
+        errors.push(FieldError::new("sub", "must be 1 to 255 visible ASCII characters"));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// A sign-in identity linked to a patient.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "issuer": "https://id.example.org/realms/lab", "sub": "5f0c8e1e-2f4b-4d51-9e57-8c0f3b7f1a2d",
+    "linkedAt": "2026-12-01T09:00:00.000Z", "linkedBy": "lab-1"
+}))]
+pub struct LinkedIdentityView {
+    /// The provider's issuer.
+    pub issuer: String,
+    /// The provider's subject.
+    pub sub: String,
+    /// When it was linked.
+    pub linked_at: String,
+    /// Who linked it: `self` for a self-registration, else the staff member's subject.
+    pub linked_by: String,
+}
+
+/// The identities linked to a patient.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"items": [{
+    "issuer": "https://id.example.org/realms/lab", "sub": "5f0c8e1e-2f4b-4d51-9e57-8c0f3b7f1a2d",
+    "linkedAt": "2026-12-01T09:00:00.000Z", "linkedBy": "lab-1"
+}]}))]
+pub struct LinkedIdentities {
+    /// Every linked identity (a handful at most: one patient, a few providers).
+    pub items: Vec<LinkedIdentityView>,
+}
+
+/// The sign-in identities linked to a patient (the patient themself, lab, admin): one Query of the patient's
+/// partition.
+#[utoipa::path(
+    get,
+    path = "/v1/patients/{patientId}/identities",
+    tag = "identities",
+    security(("bearer" = [])),
+    params(("patientId" = Uuid, Path, description = "Patient")),
+    responses(
+        (status = 200, description = "the linked identities", body = LinkedIdentities),
+        (status = 400, description = "malformed path"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "role may not read identities"),
+        (status = 404, description = "not this patient's caller"),
+    )
+)]
+async fn list_identities(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(patient_id): Path<Uuid>,
+) -> Result<axum::Json<LinkedIdentities>, ApiError> {
+    caller.require_patient_access(patient_id, &[Role::Patient, Role::Admin, Role::Lab])?;
+    let items = state
+        .identities
+        .of_patient(patient_id)
+        .await?
+        .into_iter()
+        .map(|l| LinkedIdentityView {
+            issuer: l.issuer,
+            sub: l.sub,
+            linked_at: l.linked_at,
+            linked_by: l.linked_by,
+        })
+        .collect();
+    Ok(axum::Json(LinkedIdentities { items }))
+}
+
+/// Which identity to unlink.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UnlinkParams {
+    /// The provider's issuer.
+    #[param(max_length = 256)]
+    pub issuer: Option<String>,
+    /// The provider's subject.
+    #[param(max_length = 255)]
+    pub sub: Option<String>,
+}
+
+/// Unlinks a sign-in identity from a patient (admin, lab): for a link made by mistake, or an account the
+/// patient lost. Its tokens stop reaching the record at once on this replica and within
+/// `MEDBOOK_IDENTITY_CACHE_S` on the others.
+#[utoipa::path(
+    delete,
+    path = "/v1/patients/{patientId}/identities",
+    tag = "identities",
+    security(("bearer" = [])),
+    params(("patientId" = Uuid, Path, description = "Patient"), UnlinkParams),
+    responses(
+        (status = 204, description = "unlinked"),
+        (status = 400, description = "malformed path or query"),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "role may not unlink identities"),
+        (status = 404, description = "the identity is not linked to this patient"),
+        (status = 422, description = "issuer or sub missing or invalid"),
+    )
+)]
+async fn unlink_identity(
+    State(state): State<AppState>,
+    caller: Caller,
+    audit: AuditContext,
+    Path(patient_id): Path<Uuid>,
+    Query(params): Query<UnlinkParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_patient_access(patient_id, &[Role::Admin, Role::Lab])?;
+    let issuer = params.issuer.unwrap_or_default();
+    let sub = params.sub.unwrap_or_default();
+    check_identity(&issuer, &sub)?;
+    state
+        .identities
+        .unlink(patient_id, &issuer, &sub, &audit.draft(&caller, StatusCode::NO_CONTENT))
+        .await?;
+    Ok((StatusCode::NO_CONTENT, axum::Extension(AuditRecorded)))
 }

@@ -80,6 +80,19 @@ pub fn identifiers_problem(identifiers: &[Identifier]) -> Option<String> {
     None
 }
 
+/// A sign-in identity (an OpenID provider's issuer and subject) linked to a patient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedIdentity {
+    /// The provider's issuer.
+    pub issuer: String,
+    /// The provider's subject.
+    pub sub: String,
+    /// When it was linked.
+    pub linked_at: String,
+    /// Who linked it: `self` for a self-registration, else the staff member.
+    pub linked_by: String,
+}
+
 /// A patient record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Patient {

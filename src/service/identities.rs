@@ -4,7 +4,8 @@
 //! A link is read with one GetItem and then kept in this replica's memory for the link cache's lifetime
 //! (`MEDBOOK_IDENTITY_CACHE_S`, default 300 s), so a signed-in patient's requests cost no extra call while it is
 //! cached; "no link" is kept for at most [`NEGATIVE_TTL`], so a registration made through another replica is
-//! seen within seconds. A link removed from the table stops working on each replica within the cache's lifetime.
+//! seen within seconds. An unlinked identity stops working at once on the replica that unlinked it and on the
+//! others within the cache's lifetime.
 
 use std::{
     collections::HashMap,
@@ -18,12 +19,12 @@ use super::ServiceError;
 use crate::{
     domain::{
         audit::AuditDraft,
-        patient::{NewPatient, Patient},
+        patient::{LinkedIdentity, NewPatient, Patient},
         timefmt,
     },
     store::{
         Store,
-        identities::{LinkOutcome, RegisterOutcome},
+        identities::{LinkOutcome, RegisterOutcome, UnlinkOutcome},
     },
 };
 
@@ -120,10 +121,15 @@ impl Identities {
         by: &str,
         audit: &AuditDraft,
     ) -> Result<(), ServiceError> {
-        let now = timefmt::now();
+        let link = LinkedIdentity {
+            issuer: issuer.to_owned(),
+            sub: sub.to_owned(),
+            linked_at: timefmt::now(),
+            linked_by: by.to_owned(),
+        };
         match self
             .store
-            .link_identity(patient_id, issuer, sub, &now, by, &audit.event(patient_id))
+            .link_identity(patient_id, &link, &audit.event(patient_id))
             .await?
         {
             LinkOutcome::Linked => {
@@ -132,6 +138,39 @@ impl Identities {
             }
             LinkOutcome::NoPatient => Err(ServiceError::NotFound("patient")),
             LinkOutcome::IdentityLinked => Err(identity_linked()),
+        }
+    }
+
+    /// The identities linked to `patient_id` (one Query).
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn of_patient(&self, patient_id: Uuid) -> Result<Vec<LinkedIdentity>, ServiceError> {
+        Ok(self.store.patient_identities(patient_id).await?)
+    }
+
+    /// Removes the link of `issuer`/`sub` to `patient_id`. This replica forgets it at once; the others within
+    /// their cache's lifetime.
+    ///
+    /// # Errors
+    /// 404 when the identity is not linked to this patient; engine failures.
+    pub async fn unlink(
+        &self,
+        patient_id: Uuid,
+        issuer: &str,
+        sub: &str,
+        audit: &AuditDraft,
+    ) -> Result<(), ServiceError> {
+        match self
+            .store
+            .unlink_identity(patient_id, issuer, sub, &audit.event(patient_id))
+            .await?
+        {
+            UnlinkOutcome::Unlinked => {
+                self.lock().remove(&(issuer.to_owned(), sub.to_owned()));
+                Ok(())
+            }
+            UnlinkOutcome::NotLinked => Err(ServiceError::NotFound("identity link")),
         }
     }
 

@@ -1,4 +1,6 @@
-//! Links from sign-in identities (an OpenID provider's issuer and subject) to patients.
+//! Links from sign-in identities (an OpenID provider's issuer and subject) to patients: the link
+//! `IDENTITY#<issuer>#<sub>` (the lookup on every request) and its copy in the patient's partition
+//! (`PATIENT#<id>` / `IDENTITY#<issuer>#<sub>`: the patient's list), always written and removed together.
 
 use uuid::Uuid;
 
@@ -6,19 +8,24 @@ use super::{
     Store, StoreError,
     expr::Expr,
     from_item,
-    items::IdentityLinkItem,
+    items::{IdentityLinkItem, attr},
     key, keys,
     patients::PatientAction,
-    to_item,
+    s, to_item,
     tx::{Sent, Tx},
 };
-use crate::domain::{audit::AuditEvent, patient::Patient};
+use crate::domain::{
+    audit::AuditEvent,
+    patient::{LinkedIdentity, Patient},
+};
 
 /// The actions of the identity writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LinkAction {
     /// The link is new.
     Link,
+    /// The link's copy in the patient's partition (their list of identities).
+    Copy,
     /// The patient exists (linking to an existing patient).
     Patient,
     /// The patient write a self-registration carries: profile, e-mail guard, audit event.
@@ -38,6 +45,15 @@ pub enum RegisterOutcome {
     EmailTaken,
     /// The fresh id is taken.
     IdTaken,
+}
+
+/// How [`Store::unlink_identity`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnlinkOutcome {
+    /// The link and its copy are gone.
+    Unlinked,
+    /// The identity is not linked to this patient.
+    NotLinked,
 }
 
 /// How [`Store::link_identity`] ended.
@@ -78,17 +94,17 @@ impl Store {
         let mut tx = self
             .patient_tx(patient, Expr::new().not_exists(keys::PK), None, false, &[], audit)?
             .wrap_labels(LinkAction::Registration);
-        tx.put(
-            LinkAction::Link,
-            to_item(&IdentityLinkItem::new(
-                issuer,
-                sub,
-                patient.id,
-                &patient.created_at,
-                "self",
-            ))?,
-            Expr::new().not_exists(keys::PK),
-        )?;
+        let link = IdentityLinkItem::new(
+            &LinkedIdentity {
+                issuer: issuer.to_owned(),
+                sub: sub.to_owned(),
+                linked_at: patient.created_at.clone(),
+                linked_by: "self".to_owned(),
+            },
+            patient.id,
+        );
+        tx.put_new(LinkAction::Copy, to_item(&link.patient_copy())?)?;
+        tx.put_new(LinkAction::Link, to_item(&link)?)?;
         match self.send(tx).await? {
             Sent::Committed => Ok(RegisterOutcome::Registered),
             Sent::Rejected(r) if r.has(LinkAction::Link) => Ok(RegisterOutcome::IdentityLinked),
@@ -110,10 +126,7 @@ impl Store {
     pub async fn link_identity(
         &self,
         patient_id: Uuid,
-        issuer: &str,
-        sub: &str,
-        linked_at: &str,
-        linked_by: &str,
+        link: &LinkedIdentity,
         audit: &AuditEvent,
     ) -> Result<LinkOutcome, StoreError> {
         let mut tx = Tx::new(self);
@@ -122,11 +135,9 @@ impl Store {
             key(keys::patient_pk(patient_id), keys::PATIENT_PROFILE_SK),
             Expr::new().exists(keys::PK),
         )?;
-        tx.put(
-            LinkAction::Link,
-            to_item(&IdentityLinkItem::new(issuer, sub, patient_id, linked_at, linked_by))?,
-            Expr::new().not_exists(keys::PK),
-        )?;
+        let link = IdentityLinkItem::new(link, patient_id);
+        tx.put_new(LinkAction::Link, to_item(&link)?)?;
+        tx.put_new(LinkAction::Copy, to_item(&link.patient_copy())?)?;
         tx.put_new(LinkAction::Audit, self.audit_item(audit)?)?;
         match self.send(tx).await? {
             Sent::Committed => Ok(LinkOutcome::Linked),
@@ -137,14 +148,78 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The identities linked to `patient_id`: one Query of the copies in the patient's partition.
+    ///
+    /// # Errors
+    /// Engine failures, malformed items.
+    pub async fn patient_identities(&self, patient_id: Uuid) -> Result<Vec<LinkedIdentity>, StoreError> {
+        let items = self
+            .query_all(
+                self.query_builder()
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#pk", keys::PK)
+                    .expression_attribute_names("#sk", keys::SK)
+                    .expression_attribute_values(":pk", s(keys::patient_pk(patient_id)))
+                    .expression_attribute_values(":prefix", s(keys::PATIENT_IDENTITY_PREFIX.to_owned())),
+            )
+            .await?;
+        items
+            .into_iter()
+            .map(|item| from_item::<IdentityLinkItem>(item).map(LinkedIdentity::from))
+            .collect()
+    }
+
+    /// Removes the link of `issuer`/`sub` to `patient_id` and its copy, with the audit event, in one
+    /// transaction: the link must be this patient's.
+    ///
+    /// # Errors
+    /// Engine failures.
+    pub async fn unlink_identity(
+        &self,
+        patient_id: Uuid,
+        issuer: &str,
+        sub: &str,
+        audit: &AuditEvent,
+    ) -> Result<UnlinkOutcome, StoreError> {
+        let mut tx = Tx::new(self);
+        tx.delete(
+            LinkAction::Link,
+            key(keys::identity_pk(issuer, sub), keys::IDENTITY_SK),
+            Expr::new().eq(attr::PATIENT_ID, patient_id),
+        )?;
+        tx.delete(
+            LinkAction::Copy,
+            key(keys::patient_pk(patient_id), keys::patient_identity_sk(issuer, sub)),
+            Expr::new(),
+        )?;
+        tx.put_new(LinkAction::Audit, self.audit_item(audit)?)?;
+        match self.send(tx).await? {
+            Sent::Committed => Ok(UnlinkOutcome::Unlinked),
+            Sent::Rejected(r) if r.has(LinkAction::Link) => Ok(UnlinkOutcome::NotLinked),
+            Sent::Rejected(r) => Err(r.unexpected()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn the_link_names_its_patient_under_the_identitys_key() {
         let id = uuid::Uuid::now_v7();
-        let item = super::IdentityLinkItem::new("https://id.example", "abc#1", id, "2026-01-01T00:00:00Z", "self");
+        let link = super::LinkedIdentity {
+            issuer: "https://id.example".into(),
+            sub: "abc#1".into(),
+            linked_at: "2026-01-01T00:00:00Z".into(),
+            linked_by: "self".into(),
+        };
+        let item = super::IdentityLinkItem::new(&link, id);
         assert_eq!(item.pk, "IDENTITY#https://id.example#abc#1");
         assert_eq!(item.sk, "IDENTITY");
         assert_eq!(item.patient_id, id);
+        let copy = item.patient_copy();
+        assert_eq!(copy.pk, format!("PATIENT#{id}"));
+        assert_eq!(copy.sk, "IDENTITY#https://id.example#abc#1");
+        assert_eq!(super::LinkedIdentity::from(copy), link);
     }
 }

@@ -16,7 +16,7 @@ use crate::domain::{
         TestRef, TestStatus,
     },
     idempotency::{IdempotencyKey, IdempotencyRecord},
-    patient::{Identifier, Patient, Sex, search_name},
+    patient::{Identifier, LinkedIdentity, Patient, Sex, search_name},
     site::{DayRule, Site, SiteDefinition},
     test_type::{TestType, TestTypeDefinition},
     timefmt,
@@ -73,6 +73,8 @@ pub(crate) mod entity {
     pub(crate) const IDENTIFIER_GUARD: &str = "IdentifierGuard";
     /// The link from a sign-in identity (issuer, subject) to its patient.
     pub(crate) const IDENTITY_LINK: &str = "IdentityLink";
+    /// The copy of an identity link in its patient's partition.
+    pub(crate) const PATIENT_IDENTITY: &str = "PatientIdentity";
     /// The current version of a test type, in the catalog partition.
     pub(crate) const CATALOG_ENTRY: &str = "CatalogEntry";
     /// One version of a test type.
@@ -245,17 +247,38 @@ pub(crate) struct IdentityLinkItem {
 }
 
 impl IdentityLinkItem {
-    /// The link of `issuer`/`sub` to `patient_id`.
-    pub(crate) fn new(issuer: &str, sub: &str, patient_id: Uuid, linked_at: &str, linked_by: &str) -> Self {
+    /// The link of `link`'s identity to `patient_id`.
+    pub(crate) fn new(link: &LinkedIdentity, patient_id: Uuid) -> Self {
         Self {
-            pk: keys::identity_pk(issuer, sub),
+            pk: keys::identity_pk(&link.issuer, &link.sub),
             sk: keys::IDENTITY_SK.to_owned(),
             entity: entity::IDENTITY_LINK.to_owned(),
-            issuer: issuer.to_owned(),
-            sub: sub.to_owned(),
+            issuer: link.issuer.clone(),
+            sub: link.sub.clone(),
             patient_id,
-            linked_at: linked_at.to_owned(),
-            linked_by: linked_by.to_owned(),
+            linked_at: link.linked_at.clone(),
+            linked_by: link.linked_by.clone(),
+        }
+    }
+
+    /// The copy of this link in its patient's partition (same attributes, the patient's key).
+    pub(crate) fn patient_copy(&self) -> Self {
+        Self {
+            pk: keys::patient_pk(self.patient_id),
+            sk: keys::patient_identity_sk(&self.issuer, &self.sub),
+            entity: entity::PATIENT_IDENTITY.to_owned(),
+            ..self.clone()
+        }
+    }
+}
+
+impl From<IdentityLinkItem> for LinkedIdentity {
+    fn from(item: IdentityLinkItem) -> Self {
+        Self {
+            issuer: item.issuer,
+            sub: item.sub,
+            linked_at: item.linked_at,
+            linked_by: item.linked_by,
         }
     }
 }

@@ -128,6 +128,15 @@ pub fn identity_pk(issuer: &str, sub: &str) -> String {
 /// Sort key of an identity link.
 pub const IDENTITY_SK: &str = "IDENTITY";
 
+/// Sort key of the copy of an identity link in its patient's partition (the patient's list of identities):
+/// `IDENTITY#<issuer>#<sub>`.
+pub fn patient_identity_sk(issuer: &str, sub: &str) -> String {
+    format!("{PATIENT_IDENTITY_PREFIX}{issuer}#{sub}")
+}
+
+/// Prefix of every identity copy in a patient's partition.
+pub const PATIENT_IDENTITY_PREFIX: &str = "IDENTITY#";
+
 /// Partition of one patient: profile, bookings, tests, results, notes.
 pub fn patient_pk(patient_id: Uuid) -> String {
     format!("PATIENT#{patient_id}")

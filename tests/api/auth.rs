@@ -425,6 +425,17 @@ async fn the_role_matrix_of_every_endpoint_holds() {
             path: "/v1/patients/{patientId}/identities",
             allowed: &[Lab, Admin],
         },
+        Row {
+            method: Method::GET,
+            path: "/v1/patients/{patientId}/identities",
+            allowed: &[Patient, Lab, Admin],
+        },
+        // Without `issuer` and `sub`: 422 past the role check.
+        Row {
+            method: Method::DELETE,
+            path: "/v1/patients/{patientId}/identities",
+            allowed: &[Lab, Admin],
+        },
     ];
     let spec = medbook::api::openapi();
     let documented: usize = spec

@@ -395,6 +395,63 @@ async fn staff_link_an_identity_to_one_existing_patient() {
         .unwrap();
     assert_eq!(res.status(), 409, "a linked identity registers no second record");
 
+    // Staff and the patient see the patient's identities; staff unlink one made by mistake, and its tokens stop
+    // reaching the record (at once on this replica).
+    let (status, listed) = get(&app, &format!("/v1/patients/{patient}/identities"), &lab).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["items"][0]["sub"], "patient-3");
+    assert_eq!(listed["items"][0]["linkedBy"], "lab-1");
+    assert_eq!(
+        get(&app, &format!("/v1/patients/{patient}/identities"), &token).await.0,
+        200
+    );
+    assert_eq!(
+        get(&app, &format!("/v1/patients/{second}/identities"), &token).await.0,
+        404
+    );
+    let unlink = |patient: Uuid, query: String, token: String| {
+        let app = &app;
+        async move {
+            app.request(
+                Method::DELETE,
+                &format!("/v1/patients/{patient}/identities{query}"),
+                Some(&token),
+            )
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+        }
+    };
+    let query = format!("?issuer={}&sub=patient-3", crate::patients::urlencode(&issuer));
+    assert_eq!(
+        unlink(patient, String::new(), lab.clone()).await,
+        422,
+        "which identity?"
+    );
+    assert_eq!(
+        unlink(second, query.clone(), lab.clone()).await,
+        404,
+        "not that patient's"
+    );
+    assert_eq!(unlink(patient, query.clone(), app.staff(Role::Doctor)).await, 403);
+    assert_eq!(
+        unlink(patient, query.clone(), token.clone()).await,
+        403,
+        "a patient does not unlink"
+    );
+    assert_eq!(unlink(patient, query.clone(), lab.clone()).await, 204);
+    assert!(get(&app, "/v1/me", &token).await.1.get("patientId").is_none());
+    assert_eq!(get(&app, &format!("/v1/patients/{patient}"), &token).await.0, 404);
+    assert_eq!(unlink(patient, query.clone(), lab.clone()).await, 404, "gone");
+    let (_, listed) = get(&app, &format!("/v1/patients/{patient}/identities"), &lab).await;
+    assert_eq!(listed["items"], json!([]));
+    let (status, _) = link(second, identity.clone(), lab.clone()).await;
+    assert_eq!(status, 201, "free to link to the right patient");
+    assert_eq!(get(&app, &format!("/v1/patients/{second}"), &token).await.0, 200);
+
     // The link is in the patient's audit trail, by the lab user who made it.
     let (_, trail) = get(&app, &format!("/v1/patients/{patient}/audit"), &app.staff(Role::Admin)).await;
     let linked = trail["items"]

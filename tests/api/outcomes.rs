@@ -7,7 +7,7 @@ use medbook::{
         audit::{Actor, AuditDraft, AuditEvent},
         booking::{BookedTest, Booking, BookingStatus, LabResult, ResultStatus, SlotStart, TestAddress, TestStatus},
         idempotency::IdempotencyKey,
-        patient::{Identifier, NewPatient, Patient, Sex},
+        patient::{Identifier, LinkedIdentity, NewPatient, Patient, Sex},
         test_type::{TestType, TestTypeDefinition},
         timefmt,
     },
@@ -15,7 +15,7 @@ use medbook::{
         Store,
         bookings::{BookOutcome, CancelOutcome, NoteOutcome, PlaceTake, SaveResultOutcome},
         catalog::TestTypeOutcome,
-        identities::{LinkOutcome, RegisterOutcome},
+        identities::{LinkOutcome, RegisterOutcome, UnlinkOutcome},
         keys,
         patients::{CreatePatientOutcome, ReplacePatientOutcome},
         sites::Unchanged,
@@ -512,29 +512,44 @@ async fn each_failed_condition_of_an_identity_write_has_its_own_outcome() {
     let store = store().await;
     let p = patient(&store).await;
     let issuer = "https://id.example.org";
-    let now = timefmt::now();
+    let a = LinkedIdentity {
+        issuer: issuer.into(),
+        sub: "a".into(),
+        linked_at: timefmt::now(),
+        linked_by: "lab-1".into(),
+    };
     assert_eq!(
-        store
-            .link_identity(Uuid::now_v7(), issuer, "a", &now, "lab-1", &audit(p.id))
-            .await
-            .unwrap(),
+        store.link_identity(Uuid::now_v7(), &a, &audit(p.id)).await.unwrap(),
         LinkOutcome::NoPatient
     );
     assert_eq!(
-        store
-            .link_identity(p.id, issuer, "a", &now, "lab-1", &audit(p.id))
-            .await
-            .unwrap(),
+        store.link_identity(p.id, &a, &audit(p.id)).await.unwrap(),
         LinkOutcome::Linked
     );
     assert_eq!(
-        store
-            .link_identity(p.id, issuer, "a", &now, "lab-1", &audit(p.id))
-            .await
-            .unwrap(),
+        store.link_identity(p.id, &a, &audit(p.id)).await.unwrap(),
         LinkOutcome::IdentityLinked
     );
     assert_eq!(store.identity_patient(issuer, "a").await.unwrap(), Some(p.id));
+    assert_eq!(store.patient_identities(p.id).await.unwrap(), vec![a.clone()]);
+    let other = Uuid::now_v7();
+    assert_eq!(
+        store.unlink_identity(other, issuer, "a", &audit(other)).await.unwrap(),
+        UnlinkOutcome::NotLinked,
+        "another patient's link stays"
+    );
+    assert_eq!(store.identity_patient(issuer, "a").await.unwrap(), Some(p.id));
+    assert_eq!(
+        store.unlink_identity(p.id, issuer, "a", &audit(p.id)).await.unwrap(),
+        UnlinkOutcome::Unlinked
+    );
+    assert_eq!(store.identity_patient(issuer, "a").await.unwrap(), None);
+    assert_eq!(store.patient_identities(p.id).await.unwrap(), vec![]);
+    assert_eq!(
+        store.link_identity(p.id, &a, &audit(p.id)).await.unwrap(),
+        LinkOutcome::Linked,
+        "linked again"
+    );
     let new = |email: Option<String>| Patient {
         id: Uuid::now_v7(),
         email,

@@ -281,7 +281,7 @@ async fn an_email_address_belongs_to_one_patient_and_moves_with_a_change() {
     assert_eq!(find("eve@example.org").await.0["items"], json!([]), "Eve gave hers up");
 }
 
-fn urlencode(text: &str) -> String {
+pub fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),

@@ -56,6 +56,20 @@ async fn every_endpoint_makes_no_more_dynamodb_calls_than_its_floor() {
             .json(&json!({"issuer": "https://id.example.org/realms/lab", "sub": "usage-1"}))
     );
     measure!(
+        "GET /v1/patients/{id}/identities",
+        1,
+        app.request(Method::GET, &format!("/v1/patients/{p}/identities"), Some(&lab))
+    );
+    measure!(
+        "DELETE /v1/patients/{id}/identities",
+        1,
+        app.request(
+            Method::DELETE,
+            &format!("/v1/patients/{p}/identities?issuer=https://id.example.org/realms/lab&sub=usage-1"),
+            Some(&lab)
+        )
+    );
+    measure!(
         "GET /v1/patients/{id}",
         1,
         app.request(Method::GET, &format!("/v1/patients/{p}"), Some(&lab))
