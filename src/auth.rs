@@ -81,6 +81,8 @@ pub struct Identity {
     pub sub: String,
     /// Role.
     pub role: Role,
+    /// The e-mail address the issuer verified (`email` with `email_verified: true`), if the token carries one.
+    pub verified_email: Option<String>,
 }
 
 impl Identity {
@@ -102,6 +104,8 @@ pub struct Caller {
     /// For a patient: their patient id (a medbook token's `sub`, or the identity's link); `None` for a
     /// patient identity not linked to a record yet, and for staff.
     pub patient: Option<Uuid>,
+    /// The e-mail address the token's issuer verified, if any.
+    pub verified_email: Option<String>,
 }
 
 impl Caller {
@@ -112,7 +116,20 @@ impl Caller {
             sub: identity.sub,
             role: identity.role,
             issuer: identity.issuer,
+            verified_email: identity.verified_email,
         }
+    }
+
+    /// Whether this caller may give a patient record the address `email`: staff and medbook's own tokens
+    /// always; a provider's patient identity only the address its provider verified, so nobody claims
+    /// another person's address.
+    pub fn may_claim_email(&self, email: &str) -> bool {
+        self.role != Role::Patient
+            || self.issuer == ISSUER
+            || self
+                .verified_email
+                .as_deref()
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case(email.trim()))
     }
 
     /// Who acts, as audit events and records name them: a linked patient by their patient id, anyone else by
@@ -260,6 +277,7 @@ impl TokenKeys {
             issuer: ISSUER.to_owned(),
             sub: data.claims.sub,
             role: data.claims.role,
+            verified_email: None,
         })
     }
 }
@@ -336,7 +354,8 @@ mod tests {
             Identity {
                 issuer: ISSUER.into(),
                 sub: id,
-                role: Role::Patient
+                role: Role::Patient,
+                verified_email: None,
             }
         );
     }
@@ -412,6 +431,7 @@ mod tests {
                 issuer: ISSUER.into(),
                 sub: id.to_string(),
                 role: Role::Patient,
+                verified_email: None,
             },
             Some(id),
         );
@@ -426,6 +446,7 @@ mod tests {
                 issuer: ISSUER.into(),
                 sub: "d".into(),
                 role: Role::Doctor,
+                verified_email: None,
             },
             Some(id),
         );
@@ -435,8 +456,18 @@ mod tests {
                 issuer: "https://id.example".into(),
                 sub: "x".into(),
                 role: Role::Patient,
+                verified_email: Some("x@example.org".into()),
             },
             None,
+        );
+        assert!(unlinked.may_claim_email(" X@Example.org"));
+        assert!(
+            !unlinked.may_claim_email("someone@example.org"),
+            "only the verified address"
+        );
+        assert!(
+            me.may_claim_email("any@example.org"),
+            "medbook's own tokens (development)"
         );
         assert_eq!(
             unlinked.require_patient_access(id, &[Role::Patient]),

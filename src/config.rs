@@ -384,8 +384,14 @@ fn oidc(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<Option<crate::au
     let role_map = required("MEDBOOK_OIDC_ROLE_MAP")?;
     let claim = vars.get("MEDBOOK_OIDC_ROLES_CLAIM").unwrap_or_else(|| "roles".into());
     crate::auth::oidc::check_issuer(&issuer).map_err(|e| ConfigError::new("MEDBOOK_OIDC_ISSUER", e.0))?;
+    let refresh_every = Duration::from_secs(vars.ranged("MEDBOOK_OIDC_REFRESH_S", 60, 1..=3600)?);
     crate::auth::oidc::OidcSettings::new(&issuer, &audience, &claim, &role_map)
-        .map(Some)
+        .map(|settings| {
+            Some(crate::auth::oidc::OidcSettings {
+                refresh_every,
+                ..settings
+            })
+        })
         .map_err(|e| {
             let var = if e.0.contains("audience") {
                 "MEDBOOK_OIDC_AUDIENCE"

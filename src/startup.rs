@@ -194,8 +194,9 @@ impl Application {
             lab_name: settings.lab_name.clone(),
         });
         if let Some(oidc) = state.auth.oidc().cloned() {
-            // Fetch the provider's keys now, so the first sign-in does not wait; a provider that is down only
-            // delays that (the first token fetches them again).
+            // Fetch the provider's keys now, so the first sign-in does not wait. A provider that is down does
+            // not stop startup: provider tokens are refused until a fetch succeeds, which the first token after
+            // MEDBOOK_OIDC_REFRESH_S (60 s) tries again.
             tokio::spawn(async move { oidc.refresh_if_due().await });
         }
         let listener = TcpListener::bind(settings.server.addr)

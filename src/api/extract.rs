@@ -202,6 +202,9 @@ pub enum Authentication {
         /// 403 rather than 401.
         forbidden: bool,
     },
+    /// A valid token whose patient link could not be read (the database is unavailable): 503 where a caller
+    /// is needed, nothing for public routes.
+    Unavailable,
     /// A verified caller.
     Caller(Caller),
 }
@@ -230,7 +233,6 @@ pub async fn authenticate(
     mut req: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
     let authentication = match bearer(req.headers()) {
         None => Authentication::Anonymous,
         Some(token) => match state.auth.identify(token).await {
@@ -242,7 +244,11 @@ pub async fn authenticate(
                 } else {
                     match state.identities.patient_of(&identity.issuer, &identity.sub).await {
                         Ok(patient) => patient,
-                        Err(e) => return ApiError::from(e).into_response(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not read an identity's patient link");
+                            req.extensions_mut().insert(Authentication::Unavailable);
+                            return next.run(req).await;
+                        }
                     }
                 };
                 Authentication::Caller(Caller::new(identity, patient))
@@ -268,6 +274,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
         match parts.extensions.get::<Authentication>() {
             Some(Authentication::Caller(caller)) => Ok(caller.clone()),
             Some(Authentication::Refused { forbidden: true }) => Err(ApiError::Forbidden),
+            Some(Authentication::Unavailable) => Err(ApiError::Unavailable),
             _ => Err(ApiError::Unauthorized),
         }
     }

@@ -14,7 +14,7 @@ use super::{
     audit::{AuditContext, AuditRecorded},
     error::ApiError,
     extract::{Json, Path, Query},
-    patients::{CreatePatient, created, new_patient, staff_sets_identifiers},
+    patients::{CreatePatient, claims_own_email, created, new_patient, staff_sets_identifiers},
 };
 use crate::{
     auth::{Caller, ISSUER, Role, oidc::check_issuer},
@@ -72,7 +72,9 @@ async fn me(caller: Caller) -> axum::Json<Me> {
 }
 
 /// Registers the signed-in patient: a new patient record and the link of this sign-in identity to it, in one
-/// transaction. Only for a patient identity of the OpenID provider with no record yet.
+/// transaction. Only for a patient identity of the OpenID provider with no record yet; an `email` must be the
+/// address the provider verified (the token's `email` with `email_verified: true`), so nobody takes another
+/// person's address; `identifiers` are the lab's to record.
 #[utoipa::path(
     post,
     path = "/v1/me/patient",
@@ -105,6 +107,7 @@ async fn register_me(
     }
     let Json(body) = body?;
     staff_sets_identifiers(&caller, !body.identifiers.is_empty())?;
+    claims_own_email(&caller, body.email.as_deref())?;
     let new = new_patient(body)?;
     let patient = state
         .identities

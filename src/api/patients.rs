@@ -230,7 +230,7 @@ fn patient_headers(patient: &PatientResponse, location: bool) -> HeaderMap {
         (status = 400, description = "malformed JSON"),
         (status = 401, description = "no valid token"),
         (status = 403, description = "role may not register patients"),
-        (status = 409, description = "another patient has this e-mail address (`email-taken`)"),
+        (status = 409, description = "another patient has this e-mail address (`email-taken`) or one of these identifiers (`identifier-taken`)"),
         (status = 415, description = "not JSON"),
         (status = 422, description = "invalid field"),
     )
@@ -282,6 +282,20 @@ fn with(error: ApiError, more: Option<FieldError>) -> ApiError {
             ApiError::Validation(errors)
         }
         (error, _) => error,
+    }
+}
+
+/// A provider's patient identity may give a record only the e-mail address its provider verified.
+///
+/// # Errors
+/// 422 naming `email` for any other address.
+pub(super) fn claims_own_email(caller: &Caller, email: Option<&str>) -> Result<(), ApiError> {
+    match email {
+        Some(email) if !caller.may_claim_email(email) => Err(ApiError::invalid(
+            "email",
+            "must be the address your sign-in verified (or leave it out and the lab records it)",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -483,7 +497,7 @@ async fn get_patient(
         (status = 401, description = "no valid token"),
         (status = 403, description = "role may not change patients"),
         (status = 404, description = "no such patient (or not yours)"),
-        (status = 409, description = "another patient has the new e-mail address (`email-taken`)"),
+        (status = 409, description = "another patient has the new e-mail address (`email-taken`) or a new identifier (`identifier-taken`)"),
         (status = 412, description = "stale If-Match"),
         (status = 415, description = "not JSON"),
         (status = 422, description = "invalid field"),
@@ -507,6 +521,7 @@ async fn patch_patient(
         .map(|d| birth_date("birthDate", d))
         .transpose();
     staff_sets_identifiers(&caller, body.identifiers.is_some())?;
+    claims_own_email(&caller, body.email.as_ref().and_then(Option::as_deref))?;
     let identifiers = body
         .identifiers
         .as_deref()

@@ -4,9 +4,10 @@
 //! through the document's `jwks_uri`. A token must name a key (`kid`) and one of RS256, PS256, ES256 or EdDSA;
 //! the key's own type pins the algorithms it verifies (an RSA key: RS256 and PS256; a P-256 key: ES256; an
 //! Ed25519 key: EdDSA; a key stating `alg`: that one only), so no key verifies a token of another kind.
-//! `iss`, `aud` (or, without `aud`, Cognito's `client_id`), `exp`, `nbf` and `sub` are checked.
+//! `iss`, `aud` (or, for an access token without `aud`, Cognito's `client_id`), `exp`, `nbf` and `sub` are
+//! checked, and ID tokens are refused (`token_use` other than `access`, or `typ: ID`).
 //!
-//! Keys are cached. An unknown `kid` refetches them, at most once per [`REFRESH_EVERY`]; keys older than
+//! Keys are cached. An unknown `kid` refetches them, at most once per [`REFRESH_EVERY`] (configurable); keys older than
 //! [`STALE_AFTER`] are refetched in the background. A failed fetch keeps the cached keys, so the provider being
 //! down does not stop tokens signed with keys already known.
 
@@ -24,7 +25,7 @@ use serde::Deserialize;
 
 use super::{Identity, LEEWAY_SECONDS, MAX_TOKEN_BYTES, Role, TokenError};
 
-/// Least time between two fetches of the provider's keys.
+/// Least time between two fetches of the provider's keys, unless configured otherwise.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
 /// Age after which cached keys are refetched in the background (so a key the provider withdrew stops
 /// verifying within about this long).
@@ -45,6 +46,8 @@ pub struct OidcSettings {
     pub roles_claim: Vec<String>,
     /// The provider's role names and the medbook role each means (`MEDBOOK_OIDC_ROLE_MAP`).
     pub role_map: Vec<(String, Role)>,
+    /// Least time between two fetches of the keys (`MEDBOOK_OIDC_REFRESH_S`, default [`REFRESH_EVERY`]).
+    pub refresh_every: Duration,
 }
 
 /// Why an OpenID setting was refused.
@@ -100,6 +103,7 @@ impl OidcSettings {
             audience: audience.trim().to_owned(),
             roles_claim,
             role_map: map,
+            refresh_every: REFRESH_EVERY,
         })
     }
 
@@ -179,6 +183,8 @@ pub struct OidcVerifier {
     cache: RwLock<KeyCache>,
     /// Held while fetching; the time of the last attempt, successful or not.
     refresh: tokio::sync::Mutex<Option<Instant>>,
+    /// A background refresh is queued or running (so a stale cache spawns one, not one per request).
+    refreshing: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for OidcVerifier {
@@ -214,6 +220,7 @@ impl OidcVerifier {
                 fetched: None,
             }),
             refresh: tokio::sync::Mutex::new(None),
+            refreshing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -270,11 +277,23 @@ impl OidcVerifier {
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &key.decoding, &validation)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         let claims = data.claims;
+        // An ID token says who signed in to an app; it is no access token (Cognito's `token_use: id`, Keycloak's
+        // `typ: ID`), even though its `aud` may be the app's client id.
+        let token_use = claims.get("token_use").and_then(serde_json::Value::as_str);
+        if token_use.is_some_and(|u| u != "access")
+            || claims.get("typ").and_then(serde_json::Value::as_str) == Some("ID")
+        {
+            return Err(TokenError::Invalid("an ID token is not an access token".into()));
+        }
         let audience = &self.settings.audience;
         let aud_ok = match claims.get("aud") {
             Some(serde_json::Value::String(a)) => a == audience,
             Some(serde_json::Value::Array(all)) => all.iter().any(|a| a.as_str() == Some(audience)),
-            None => claims.get("client_id").and_then(serde_json::Value::as_str) == Some(audience),
+            // Cognito's access tokens name their client in `client_id` and carry no `aud`.
+            None => {
+                token_use == Some("access")
+                    && claims.get("client_id").and_then(serde_json::Value::as_str) == Some(audience)
+            }
             Some(_) => false,
         };
         if !aud_ok {
@@ -287,10 +306,15 @@ impl OidcVerifier {
             .ok_or_else(|| TokenError::Invalid(format!("sub must be 1 to {MAX_SUBJECT} visible ASCII characters")))?
             .to_owned();
         let role = self.settings.role_of(&claims).ok_or(TokenError::NoRole)?;
+        let verified_email = (claims.get("email_verified") == Some(&serde_json::Value::Bool(true)))
+            .then(|| claims.get("email").and_then(serde_json::Value::as_str))
+            .flatten()
+            .map(str::to_owned);
         Ok(Identity {
             issuer: self.settings.issuer.clone(),
             sub,
             role,
+            verified_email,
         })
     }
 
@@ -307,7 +331,7 @@ impl OidcVerifier {
     /// the one fetch. A failure is logged and keeps the cached keys.
     pub async fn refresh_if_due(&self) {
         let mut last = self.refresh.lock().await;
-        if last.is_some_and(|at| at.elapsed() < REFRESH_EVERY) {
+        if last.is_some_and(|at| at.elapsed() < self.settings.refresh_every) {
             return;
         }
         *last = Some(Instant::now());
@@ -323,9 +347,12 @@ impl OidcVerifier {
             .expect("the key cache lock is never poisoned")
             .fetched
             .is_none_or(|at| at.elapsed() > STALE_AFTER);
-        if stale {
+        if stale && !self.refreshing.swap(true, std::sync::atomic::Ordering::AcqRel) {
             let this = Arc::clone(self);
-            tokio::spawn(async move { this.refresh_if_due().await });
+            tokio::spawn(async move {
+                this.refresh_if_due().await;
+                this.refreshing.store(false, std::sync::atomic::Ordering::Release);
+            });
         }
     }
 

@@ -1,11 +1,12 @@
 //! Sign-in identities and the patients they are: resolving a link on each request (cached), self-registration,
 //! and staff linking an identity to an existing patient.
 //!
-//! A link is read with one GetItem and then kept in this replica's memory for the link cache's lifetime
+//! A link is read with one strongly consistent GetItem and then kept in this replica's memory for the link cache's lifetime
 //! (`MEDBOOK_IDENTITY_CACHE_S`, default 300 s), so a signed-in patient's requests cost no extra call while it is
 //! cached; "no link" is kept for at most [`NEGATIVE_TTL`], so a registration made through another replica is
-//! seen within seconds. An unlinked identity stops working at once on the replica that unlinked it and on the
-//! others within the cache's lifetime.
+//! seen within seconds. An unlinked identity stops working at once on the replica that unlinked it (which keeps
+//! "no link" from then on; a lookup that began before cannot put the old answer back) and on the others within the
+//! cache's lifetime.
 
 use std::{
     collections::HashMap,
@@ -44,6 +45,9 @@ fn identity_linked() -> ServiceError {
 struct Entry {
     patient: Option<Uuid>,
     until: Instant,
+    /// When this answer was known: a lookup that started before it (and may have read the table before a link
+    /// changed) does not replace it.
+    known_at: Instant,
 }
 
 /// Identity use cases.
@@ -75,8 +79,10 @@ impl Identities {
         {
             return Ok(entry.patient);
         }
+        let started = Instant::now();
+        // Strongly consistent: right after an unlink (or a link) on any replica, the table's answer is the new one.
         let patient = self.store.identity_patient(issuer, sub).await?;
-        self.remember(key, patient);
+        self.remember(key, patient, started);
         Ok(patient)
     }
 
@@ -92,14 +98,19 @@ impl Identities {
         new: NewPatient,
         audit: &AuditDraft,
     ) -> Result<Patient, ServiceError> {
+        if !new.identifiers.is_empty() {
+            return Err(ServiceError::Invalid(vec![super::FieldError::new(
+                "identifiers",
+                "identifiers are recorded by the lab, not by the patient",
+            )]));
+        }
         let patient = Patient::create(new, &timefmt::now());
-        match self
-            .store
-            .register_patient(&patient, issuer, sub, &audit.event(patient.id))
-            .await?
-        {
+        // The new patient acts as themself: their own trail shows the registration as theirs.
+        let mut event = audit.event(patient.id);
+        event.actor.sub = patient.id.to_string();
+        match self.store.register_patient(&patient, issuer, sub, &event).await? {
             RegisterOutcome::Registered => {
-                self.remember((issuer.to_owned(), sub.to_owned()), Some(patient.id));
+                self.remember((issuer.to_owned(), sub.to_owned()), Some(patient.id), Instant::now());
                 Ok(patient)
             }
             RegisterOutcome::IdentityLinked => Err(identity_linked()),
@@ -133,7 +144,7 @@ impl Identities {
             .await?
         {
             LinkOutcome::Linked => {
-                self.remember((issuer.to_owned(), sub.to_owned()), Some(patient_id));
+                self.remember((issuer.to_owned(), sub.to_owned()), Some(patient_id), Instant::now());
                 Ok(())
             }
             LinkOutcome::NoPatient => Err(ServiceError::NotFound("patient")),
@@ -167,7 +178,8 @@ impl Identities {
             .await?
         {
             UnlinkOutcome::Unlinked => {
-                self.lock().remove(&(issuer.to_owned(), sub.to_owned()));
+                // "No link" from now on; a lookup still in flight from before cannot put the old answer back.
+                self.remember((issuer.to_owned(), sub.to_owned()), None, Instant::now());
                 Ok(())
             }
             UnlinkOutcome::NotLinked => Err(ServiceError::NotFound("identity link")),
@@ -178,17 +190,22 @@ impl Identities {
         self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn remember(&self, key: (String, String), patient: Option<Uuid>) {
+    /// Keeps `patient` as the answer for `key`, known since `known_at`, unless the cache holds a newer one.
+    fn remember(&self, key: (String, String), patient: Option<Uuid>, known_at: Instant) {
         let ttl = if patient.is_some() {
             self.ttl
         } else {
             self.ttl.min(NEGATIVE_TTL)
         };
-        if ttl.is_zero() {
-            return;
-        }
         let now = Instant::now();
         let mut cache = self.lock();
+        if cache.get(&key).is_some_and(|e| e.known_at > known_at) {
+            return;
+        }
+        if ttl.is_zero() {
+            cache.remove(&key);
+            return;
+        }
         if cache.len() >= MAX_ENTRIES {
             cache.retain(|_, e| e.until > now);
             if cache.len() >= MAX_ENTRIES {
@@ -200,6 +217,7 @@ impl Identities {
             Entry {
                 patient,
                 until: now + ttl,
+                known_at,
             },
         );
     }

@@ -68,12 +68,13 @@ pub enum LinkOutcome {
 }
 
 impl Store {
-    /// The patient `issuer`/`sub` is linked to (one GetItem), if any.
+    /// The patient `issuer`/`sub` is linked to (one strongly consistent GetItem, so an unlink anywhere is seen
+    /// at once), if any.
     ///
     /// # Errors
     /// Engine failures, a malformed item.
     pub async fn identity_patient(&self, issuer: &str, sub: &str) -> Result<Option<Uuid>, StoreError> {
-        self.get(keys::identity_pk(issuer, sub), keys::IDENTITY_SK.to_owned())
+        self.get_consistent(keys::identity_pk(issuer, sub), keys::IDENTITY_SK.to_owned())
             .await?
             .map(|item| from_item::<IdentityLinkItem>(item).map(|link| link.patient_id))
             .transpose()

@@ -93,6 +93,14 @@ async fn cors_is_off_by_default_and_allows_only_configured_origins() {
     let app = spawn_app_with(&[("MEDBOOK_CORS_ORIGINS", "https://app.example, https://admin.example")]).await;
     let res = preflight(app.base.clone(), "https://app.example").await.unwrap();
     assert_eq!(res.headers()["access-control-allow-origin"], "https://app.example");
+    // Every method the API has, DELETE included (a browser front desk unlinks identities, frees holds).
+    let methods = res.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+        assert!(methods.contains(method), "{method} in {methods}");
+    }
     let res = preflight(app.base.clone(), "https://evil.example").await.unwrap();
     assert!(res.headers().get("access-control-allow-origin").is_none());
 }

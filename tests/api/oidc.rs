@@ -160,6 +160,11 @@ async fn a_token_mapping_to_no_role_is_403_and_one_not_for_us_is_401() {
     forged.pop();
     forged.push(if lab.ends_with('A') { 'B' } else { 'A' });
     assert_eq!(get(&app, "/v1/me", &forged).await.0, 401, "a changed signature");
+    assert_eq!(
+        get(&app, "/v1/test-types", &forged).await.0,
+        200,
+        "a bad token on a public route"
+    );
 
     let other_audience = app_with(&[("MEDBOOK_OIDC_AUDIENCE", "another-api")]).await;
     assert_eq!(get(&other_audience, "/v1/me", &lab).await.0, 401, "another audience");
@@ -233,18 +238,29 @@ async fn a_patient_registers_once_and_then_reaches_only_their_own_record() {
         .unwrap();
     assert_eq!(res.status(), 422, "a patient claims no hospital's number");
     assert_eq!(res.json::<Value>().await.unwrap()["errors"][0]["field"], "identifiers");
+    // Only the address the provider verified (patient-1@patients.example) may be given, so nobody takes
+    // another person's.
+    let mut with_email = patient_body("Ola");
+    with_email["email"] = "someone.else@example.org".into();
+    let res = app
+        .request(Method::POST, "/v1/me/patient", Some(&token))
+        .json(&with_email)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422, "an address the sign-in did not verify");
+    assert_eq!(res.json::<Value>().await.unwrap()["errors"][0]["field"], "email");
     let taken = app
         .request(Method::POST, "/v1/patients", Some(&app.staff(Role::Lab)))
         .json(
             &json!({"givenName": "E", "familyName": "Mail", "birthDate": "1970-01-01", "sex": "male",
-                      "email": "ola@example.org"}),
+                      "email": "patient-1@patients.example"}),
         )
         .send()
         .await
         .unwrap();
     assert_eq!(taken.status(), 201);
-    let mut with_email = patient_body("Ola");
-    with_email["email"] = "OLA@Example.org".into();
+    with_email["email"] = "Patient-1@Patients.example".into();
     let res = app
         .request(Method::POST, "/v1/me/patient", Some(&token))
         .json(&with_email)
@@ -258,8 +274,12 @@ async fn a_patient_registers_once_and_then_reaches_only_their_own_record() {
             .unwrap()
             .ends_with("email-taken")
     );
-    assert!(
-        get(&app, "/v1/me", &token).await.1.get("patientId").is_none(),
+    assert_eq!(
+        app.store
+            .identity_patient(&provider().issuer, "patient-1")
+            .await
+            .unwrap(),
+        None,
         "nothing half-written"
     );
     let res = app
@@ -276,6 +296,16 @@ async fn a_patient_registers_once_and_then_reaches_only_their_own_record() {
     assert_eq!(get(&app, &format!("/v1/patients/{other}"), &token).await.0, 404);
     let (status, bookings) = get(&app, &format!("/v1/patients/{id}/bookings"), &token).await;
     assert_eq!(status, 200, "{bookings}");
+    // Their own trail shows the registration as theirs, not another patient's.
+    let (status, trail) = get(&app, &format!("/v1/patients/{id}/audit"), &token).await;
+    assert_eq!(status, 200);
+    let registered = trail["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "POST /v1/me/patient")
+        .unwrap_or_else(|| panic!("{trail}"));
+    assert_eq!(registered["actor"]["sub"], id.as_str());
 
     let again = app
         .request(Method::POST, "/v1/me/patient", Some(&token))
@@ -524,7 +554,10 @@ fn claims(issuer: &str, audience: &str, sub: &str, ttl: i64) -> Value {
 struct KeyServer {
     issuer: String,
     keys: Arc<Mutex<Vec<Value>>>,
+    /// Key-set requests answered.
     fetches: Arc<AtomicUsize>,
+    /// Discovery requests received, answered or not.
+    discoveries: Arc<AtomicUsize>,
     up: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -533,13 +566,21 @@ async fn key_server() -> KeyServer {
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     let keys = Arc::new(Mutex::new(Vec::<Value>::new()));
     let fetches = Arc::new(AtomicUsize::new(0));
+    let discoveries = Arc::new(AtomicUsize::new(0));
     let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let discovery = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")});
-    let (k, f, u1, u2) = (keys.clone(), fetches.clone(), up.clone(), up.clone());
+    let (k, f, d, u1, u2) = (
+        keys.clone(),
+        fetches.clone(),
+        discoveries.clone(),
+        up.clone(),
+        up.clone(),
+    );
     let router = axum::Router::new()
         .route(
             "/.well-known/openid-configuration",
             axum::routing::get(move || {
+                d.fetch_add(1, Ordering::SeqCst);
                 let (discovery, up) = (discovery.clone(), u1.load(Ordering::SeqCst));
                 async move {
                     if up {
@@ -569,6 +610,7 @@ async fn key_server() -> KeyServer {
         issuer,
         keys,
         fetches,
+        discoveries,
         up,
     }
 }
@@ -584,12 +626,17 @@ impl KeyServer {
     }
 
     async fn app(&self) -> TestApp {
-        spawn_app_with(&[
-            ("MEDBOOK_OIDC_ISSUER", &self.issuer),
+        self.app_with(&[]).await
+    }
+
+    async fn app_with(&self, extra: &[(&str, &str)]) -> TestApp {
+        let mut settings = vec![
+            ("MEDBOOK_OIDC_ISSUER", self.issuer.as_str()),
             ("MEDBOOK_OIDC_AUDIENCE", "medbook"),
             ("MEDBOOK_OIDC_ROLE_MAP", "lab-staff:lab"),
-        ])
-        .await
+        ];
+        settings.extend_from_slice(extra);
+        spawn_app_with(&settings).await
     }
 
     fn token(&self, key: &TestKey, alg: Algorithm, kid: Option<&str>, claims: &Value) -> String {
@@ -660,8 +707,28 @@ async fn each_refusal_of_a_provider_token_is_401() {
     cognito["client_id"] = "medbook".into();
     assert_eq!(
         status(&app, &server.token(&ec, Algorithm::ES256, Some("ec"), &cognito)).await,
+        401,
+        "client_id stands for aud only on an access token"
+    );
+    cognito["token_use"] = "access".into();
+    assert_eq!(
+        status(&app, &server.token(&ec, Algorithm::ES256, Some("ec"), &cognito)).await,
         200,
         "Cognito's access tokens name the client in client_id"
+    );
+    let mut id_token = good.clone();
+    id_token["token_use"] = "id".into();
+    assert_eq!(
+        status(&app, &server.token(&ec, Algorithm::ES256, Some("ec"), &id_token)).await,
+        401,
+        "a Cognito ID token, whose aud is the client"
+    );
+    let mut id_token = good.clone();
+    id_token["typ"] = "ID".into();
+    assert_eq!(
+        status(&app, &server.token(&ec, Algorithm::ES256, Some("ec"), &id_token)).await,
+        401,
+        "a Keycloak ID token"
     );
     let expired = claims(&server.issuer, "medbook", "lab-7", -120);
     assert_eq!(
@@ -722,16 +789,28 @@ async fn keys_rotate_on_an_unknown_kid_at_most_once_a_minute_and_survive_the_pro
     let replica = server.app().await;
     let token = server.token(&second, Algorithm::EdDSA, Some("k2"), &claims);
     assert_eq!(status(&replica, &token).await, 200, "rotated key");
-    let fetches = server.fetches.load(Ordering::SeqCst);
+    assert_eq!(server.fetches.load(Ordering::SeqCst), 2, "one fetch for the replica");
 
-    // The provider goes down: tokens signed with cached keys still verify; an unknown kid is refused.
+    // The provider goes down. A replica allowed to refetch every second tries, on an unknown kid, fails, and
+    // keeps the keys it has: tokens signed with them still verify.
+    let fast = server.app_with(&[("MEDBOOK_OIDC_REFRESH_S", "1")]).await;
+    assert_eq!(status(&fast, &token).await, 200);
     server.up.store(false, Ordering::SeqCst);
-    assert_eq!(status(&replica, &token).await, 200, "provider down, key cached");
+    let asked = server.discoveries.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let third = ec_key();
     assert_eq!(
-        status(&replica, &server.token(&third, Algorithm::ES256, Some("k3"), &claims)).await,
+        status(&fast, &server.token(&third, Algorithm::ES256, Some("k3"), &claims)).await,
         401
     );
-    assert!(server.fetches.load(Ordering::SeqCst) <= fetches + 1);
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        server.discoveries.load(Ordering::SeqCst),
+        asked + 1,
+        "it tried the provider, which was down"
+    );
+    assert_eq!(status(&fast, &token).await, 200, "provider down, key still cached");
+    assert_eq!(
+        status(&fast, &server.token(&first, Algorithm::ES256, Some("k1"), &claims)).await,
+        200
+    );
 }

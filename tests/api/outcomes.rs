@@ -500,10 +500,17 @@ async fn each_failed_condition_of_a_patient_write_has_its_own_outcome() {
             .unwrap(),
         ReplacePatientOutcome::IdentifierTaken(mrn("1"))
     );
+    assert_eq!(store.patient_by_identifier(&mrn("3")).await.unwrap(), None);
+    let fourth = Patient {
+        id: Uuid::now_v7(),
+        email: None,
+        identifiers: vec![mrn("3")],
+        ..p.clone()
+    };
     assert_eq!(
-        store.patient_by_identifier(&mrn("3")).await.unwrap(),
-        None,
-        "nothing half-written"
+        store.create_patient(&fourth, &audit(fourth.id)).await.unwrap(),
+        CreatePatientOutcome::Created,
+        "the refused change left no guard of MRN 3 behind"
     );
 }
 

@@ -4,7 +4,8 @@
 // Clients are fixed: `<kind>-<n>` for kind in lab, doctor, admin, patient, nobody and n in 1..=20, secret
 // `medbook-test-client-secret`. A client's token is the identity `sub` = its client id, with the roles of its
 // kind under `realm_access.roles` (Keycloak's shape): lab-staff, physician, medbook-admin, patient, or only
-// offline_access (maps to no medbook role). The resource indicator chooses the signing algorithm:
+// offline_access (maps to no medbook role); a patient's token also carries a verified e-mail address,
+// `<client id>@patients.example`. The resource indicator chooses the signing algorithm:
 // `resource=https://medbook.test/<RS256|PS256|ES256|EdDSA>`; the audience is `medbook-api`.
 //
 // Prints {"issuer": "..."} on one line when it listens; exits when its stdin closes (the test binary ended).
@@ -66,9 +67,15 @@ server.listen(0, '127.0.0.1', () => {
         },
       },
     },
-    extraTokenClaims: (ctx, token) => ({
-      realm_access: { roles: roles[token.clientId.split('-')[0]] ?? [] },
-    }),
+    extraTokenClaims: (ctx, token) => {
+      const kind = token.clientId.split('-')[0];
+      const claims = { realm_access: { roles: roles[kind] ?? [] } };
+      if (kind === 'patient') {
+        claims.email = `${token.clientId}@patients.example`;
+        claims.email_verified = true;
+      }
+      return claims;
+    },
   });
   server.on('request', provider.callback());
   process.stdout.write(`${JSON.stringify({ issuer })}\n`);
