@@ -574,6 +574,7 @@ async fn via_sdk(ctx: &Ctx, pattern: Pattern, worker: usize, version: &mut u64) 
                     &idempotency,
                     expires_at,
                     &draft().event(p),
+                    &[],
                     true,
                 )
                 .await;
@@ -598,6 +599,7 @@ async fn via_sdk(ctx: &Ctx, pattern: Pattern, worker: usize, version: &mut u64) 
                     &result,
                     current.map(|c| c.version),
                     &draft().event(at.patient_id),
+                    &[],
                 )
                 .await
                 .unwrap();

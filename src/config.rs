@@ -144,6 +144,10 @@ pub struct StoreSettings {
     pub startup_wait: Duration,
     /// Days audit events are kept (`MEDBOOK_AUDIT_RETENTION_DAYS`).
     pub audit_retention_days: u32,
+    /// Days domain events are kept (`MEDBOOK_EVENT_RETENTION_DAYS`).
+    pub event_retention_days: u32,
+    /// How far behind now the event feed stays (`MEDBOOK_EVENT_SETTLE_MS`).
+    pub event_settle: Duration,
     /// Refused requests (4xx) audited per caller and minute (`MEDBOOK_AUDIT_REFUSALS_PER_MINUTE`).
     pub audit_refusals_per_minute: u32,
 }
@@ -358,6 +362,8 @@ impl StoreSettings {
             timeout: Duration::from_millis(vars.ranged("MEDBOOK_DYNAMODB_TIMEOUT_MS", 5_000, 50..=60_000)?),
             startup_wait: Duration::from_secs(vars.ranged("MEDBOOK_STARTUP_WAIT_S", 30, 0..=3600)?),
             audit_retention_days: vars.ranged("MEDBOOK_AUDIT_RETENTION_DAYS", 2555, 1..=36_500)?,
+            event_retention_days: vars.ranged("MEDBOOK_EVENT_RETENTION_DAYS", 30, 1..=365)?,
+            event_settle: Duration::from_millis(vars.ranged("MEDBOOK_EVENT_SETTLE_MS", 10_000, 0..=60_000)?),
             audit_refusals_per_minute: vars.ranged("MEDBOOK_AUDIT_REFUSALS_PER_MINUTE", 60, 1..=100_000)?,
         })
     }

@@ -154,7 +154,9 @@ impl Application {
     async fn build_with_store(settings: Settings, store: Store) -> Result<Self, StartupError> {
         // Install the recorder before the first DynamoDB call, so bootstrap and migrations are counted too.
         let _ = crate::telemetry::metrics();
-        let store = store.with_audit_retention(settings.store.audit_retention_days);
+        let store = store
+            .with_audit_retention(settings.store.audit_retention_days)
+            .with_event_retention(settings.store.event_retention_days);
         let secret = settings.resolve_jwt_secret()?;
         bootstrap_when_reachable(&store, &settings).await?;
         let applied = store.migrate(&migrate::embedded()).await?;
@@ -190,6 +192,11 @@ impl Application {
                 settings.oidc.clone().map(OidcVerifier::new),
             )),
             identities: Identities::new(store.clone(), settings.identity_cache),
+            events: crate::service::events::Events::new(
+                store.clone(),
+                settings.store.event_retention_days,
+                settings.store.event_settle,
+            ),
             cursors: Arc::new(CursorKey::new(&secret)),
             lab_name: settings.lab_name.clone(),
         });

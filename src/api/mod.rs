@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bookings;
 pub mod cursor;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod fhir;
 pub mod health;
@@ -97,6 +98,8 @@ pub struct Services {
     pub auth: Arc<Authenticator>,
     /// Sign-in identities and the patients they are.
     pub identities: crate::service::identities::Identities,
+    /// The domain-event feed.
+    pub events: crate::service::events::Events,
     /// Page cursor signing.
     pub cursors: Arc<cursor::CursorKey>,
     /// The laboratory's name on reports.
@@ -117,6 +120,7 @@ pub struct Services {
         (name = "results", description = "Results, doctors' notes and reviews"),
         (name = "lab", description = "Slots, the day's schedule, tests by type"),
         (name = "sites", description = "Sites in their time zones: opening hours, day rules, slots, holds"),
+        (name = "events", description = "The feed of domain events, written in each change's own transaction"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -213,6 +217,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(lab::router())
         .merge(sites::router())
         .merge(audit::router())
+        .merge(events::router())
         .merge(health::router())
 }
 

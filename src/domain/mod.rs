@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod booking;
+pub mod event;
 pub mod idempotency;
 pub mod patient;
 pub mod release;

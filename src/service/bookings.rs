@@ -25,6 +25,7 @@ use crate::{
         booking::{
             BookedTest, Booking, BookingStatus, BookingSummary, BookingTree, DateRange, ScheduledTest, TestStatus,
         },
+        event::{DomainEvent, EventType},
         idempotency::{IdempotencyKey, IdempotencyRecord},
         patient::Patient,
         test_type::TestType,
@@ -251,6 +252,12 @@ impl Bookings {
                     idempotency,
                     idempotency_expiry(),
                     &audit.event(patient_id),
+                    &[
+                        DomainEvent::booking(EventType::BookingCreated, patient_id, booking.id, &booking.created_at)
+                            .with("site", &booking.site)
+                            .with("slotStart", booking.slot_start)
+                            .with("tests", booking.tests.len()),
+                    ],
                     attempt == 1,
                 )
                 .await?;
@@ -489,6 +496,14 @@ impl Bookings {
                 booking.version,
                 idempotency.map(|key| (key, idempotency_expiry())),
                 &audit.event(patient_id),
+                &[DomainEvent::booking(
+                    EventType::BookingCancelled,
+                    patient_id,
+                    cancelled.id,
+                    &cancelled.updated_at,
+                )
+                .with("site", &cancelled.site)
+                .with("slotStart", cancelled.slot_start)],
             )
             .await?;
         match (outcome, idempotency) {
@@ -601,7 +616,20 @@ impl Bookings {
             };
             match self
                 .store
-                .reschedule_booking(&old, &moved, unchanged, now.unix_timestamp(), &audit.event(patient_id))
+                .reschedule_booking(
+                    &old,
+                    &moved,
+                    unchanged,
+                    now.unix_timestamp(),
+                    &audit.event(patient_id),
+                    &[
+                        DomainEvent::booking(EventType::BookingRescheduled, patient_id, moved.id, &moved.updated_at)
+                            .with("from", old.slot_start)
+                            .with("fromSite", &old.site)
+                            .with("site", &moved.site)
+                            .with("slotStart", moved.slot_start),
+                    ],
+                )
                 .await?
             {
                 RescheduleOutcome::Moved => return Ok(moved),
@@ -672,7 +700,16 @@ impl Bookings {
             };
             match self
                 .store
-                .change_booking_status(&booking, &checked, Some(last), &audit.event(patient_id))
+                .change_booking_status(
+                    &booking,
+                    &checked,
+                    Some(last),
+                    &audit.event(patient_id),
+                    &[
+                        DomainEvent::booking(EventType::BookingCheckedIn, patient_id, checked.id, &checked.updated_at)
+                            .with("accession", checked.accession.as_deref().unwrap_or_default()),
+                    ],
+                )
                 .await?
             {
                 StatusOutcome::Changed => return Ok(checked),
@@ -718,7 +755,18 @@ impl Bookings {
         };
         match self
             .store
-            .change_booking_status(&booking, &missed, None, &audit.event(patient_id))
+            .change_booking_status(
+                &booking,
+                &missed,
+                None,
+                &audit.event(patient_id),
+                &[DomainEvent::booking(
+                    EventType::BookingNoShow,
+                    patient_id,
+                    missed.id,
+                    &missed.updated_at,
+                )],
+            )
             .await?
         {
             StatusOutcome::Changed => Ok(missed),

@@ -20,6 +20,7 @@ use super::ServiceError;
 use crate::{
     domain::{
         audit::AuditDraft,
+        event::{DomainEvent, EventType},
         patient::{LinkedIdentity, NewPatient, Patient},
         timefmt,
     },
@@ -108,7 +109,12 @@ impl Identities {
         // The new patient acts as themself: their own trail shows the registration as theirs.
         let mut event = audit.event(patient.id);
         event.actor.sub = patient.id.to_string();
-        match self.store.register_patient(&patient, issuer, sub, &event).await? {
+        let created = DomainEvent::new(EventType::PatientCreated, patient.id, &patient.created_at).with("by", "self");
+        match self
+            .store
+            .register_patient(&patient, issuer, sub, &event, &[created])
+            .await?
+        {
             RegisterOutcome::Registered => {
                 self.remember((issuer.to_owned(), sub.to_owned()), Some(patient.id), Instant::now());
                 Ok(patient)

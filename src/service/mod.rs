@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bookings;
 pub mod catalog;
+pub mod events;
 pub mod health;
 pub mod identities;
 pub mod patients;

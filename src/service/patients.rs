@@ -6,6 +6,7 @@ use super::{Cursor, Expected, FieldError, Page, ServiceError};
 use crate::{
     domain::{
         audit::AuditDraft,
+        event::{DomainEvent, EventType},
         patient::{Identifier, NewPatient, Patient, PatientPatch, normalise_email, search_name},
         timefmt,
     },
@@ -50,7 +51,12 @@ impl Patients {
     /// When the engine fails.
     pub async fn create(&self, new: NewPatient, audit: &AuditDraft) -> Result<Patient, ServiceError> {
         let patient = Patient::create(new, &timefmt::now());
-        match self.store.create_patient(&patient, &audit.event(patient.id)).await? {
+        let created = DomainEvent::new(EventType::PatientCreated, patient.id, &patient.created_at).with("by", "staff");
+        match self
+            .store
+            .create_patient(&patient, &audit.event(patient.id), &[created])
+            .await?
+        {
             CreatePatientOutcome::Created => Ok(patient),
             // A fresh UUID v7 collided: a defect, not the caller's fault.
             CreatePatientOutcome::IdTaken => Err(ServiceError::Internal("patient id taken".into())),
@@ -143,7 +149,11 @@ impl Patients {
         if patched.same_record(&current) {
             return Ok((current, false));
         }
-        match self.store.replace_patient(&current, &patched, &audit.event(id)).await? {
+        match self
+            .store
+            .replace_patient(&current, &patched, &audit.event(id), &[])
+            .await?
+        {
             ReplacePatientOutcome::Replaced => Ok((patched, true)),
             ReplacePatientOutcome::VersionMoved => Err(ServiceError::VersionMismatch),
             ReplacePatientOutcome::EmailTaken => Err(email_taken()),

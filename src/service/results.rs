@@ -19,6 +19,7 @@ use crate::{
             BookedTest, BookingTree, Flagged, LabResult, Note, NoteVisibility, Observation, RawValue, ReleaseHold,
             ResultStatus, Review, TestAddress, TestStatus, Verification, WorklistEntry, flag_values,
         },
+        event::result_events,
         patient::Sex,
         release::{Release, ReleasePolicy, release},
         test_type::{RangeSex, Subject, TestType},
@@ -207,6 +208,14 @@ impl Results {
                 &result,
                 current.map(|c| c.version),
                 &audit.event(at.patient_id),
+                &result_events(
+                    at,
+                    current,
+                    &result,
+                    self.policy,
+                    OffsetDateTime::now_utc(),
+                    &result.recorded_at,
+                ),
             )
             .await?;
         match outcome {
@@ -335,26 +344,35 @@ impl Results {
             }),
             ..current.clone()
         };
-        self.save(at, &test, &verified, current.version, &audit.event(at.patient_id))
+        self.save(at, &test, current, &verified, &audit.event(at.patient_id))
             .await
     }
 
-    /// Writes `changed` over the current result at `version` (verification, review, hold, lift).
+    /// Writes `changed` over `current` at its version (verification, review, hold, lift), with the events of
+    /// the change.
     async fn save(
         &self,
         at: TestAddress,
         test: &BookedTest,
+        current: &LabResult,
         changed: &LabResult,
-        version: u64,
         audit: &AuditEvent,
     ) -> Result<LabResult, ServiceError> {
         let test_type = self
             .catalog
             .version(&test.test_type_code, test.test_type_version)
             .await?;
+        let events = result_events(
+            at,
+            Some(current),
+            changed,
+            self.policy,
+            OffsetDateTime::now_utc(),
+            &timefmt::now(),
+        );
         match self
             .store
-            .save_result(at, &test_type, changed, Some(version), audit)
+            .save_result(at, &test_type, changed, Some(current.version), audit, &events)
             .await?
         {
             SaveResultOutcome::Saved => Ok(changed.clone()),
@@ -433,7 +451,7 @@ impl Results {
             let current = current_of(&tree, at)?;
             let (changed, reason) = change(current)?;
             let event = audit.event_with_reason(at.patient_id, &reason);
-            match self.save(at, &test, &changed, current.version, &event).await {
+            match self.save(at, &test, current, &changed, &event).await {
                 Err(ServiceError::VersionMismatch) => {}
                 other => return other,
             }
@@ -596,7 +614,7 @@ impl Results {
             }),
             ..current.clone()
         };
-        self.save(at, &test, &reviewed, current.version, &audit.event(at.patient_id))
+        self.save(at, &test, current, &reviewed, &audit.event(at.patient_id))
             .await
     }
 

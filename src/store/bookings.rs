@@ -28,6 +28,7 @@ use crate::domain::{
         Booking, BookingStatus, BookingSummary, BookingTree, DateRange, LabResult, Note, Observation, PreviousValue,
         ScheduledTest, TestAddress, TestStatus, WorklistEntry,
     },
+    event::DomainEvent,
     idempotency::{IdempotencyKey, IdempotencyRecord},
     test_type::TestType,
 };
@@ -92,6 +93,8 @@ enum BookAction {
     Test,
     /// The audit event is new.
     Audit,
+    /// A domain event is new.
+    Event,
 }
 
 /// How [`Store::create_booking`] ended.
@@ -132,6 +135,8 @@ enum CancelAction {
     Test,
     /// The audit event is new.
     Audit,
+    /// A domain event is new.
+    Event,
 }
 
 /// How [`Store::cancel_booking`] ended.
@@ -168,6 +173,8 @@ enum MoveAction {
     Test,
     /// The audit event is new.
     Audit,
+    /// A domain event is new.
+    Event,
 }
 
 /// How [`Store::reschedule_booking`] ended.
@@ -198,6 +205,8 @@ enum StatusAction {
     Counter,
     /// The audit event is new.
     Audit,
+    /// A domain event is new.
+    Event,
 }
 
 /// How a booking's status change ended.
@@ -224,6 +233,8 @@ enum ResultAction {
     Test,
     /// The audit event is new.
     Audit,
+    /// A domain event is new.
+    Event,
 }
 
 /// How [`Store::save_result`] ended.
@@ -260,6 +271,10 @@ pub enum NoteOutcome {
 }
 
 impl Store {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one transaction's inputs, each named by its caller"
+    )]
     fn book_tx(
         &self,
         booking: &Booking,
@@ -268,6 +283,7 @@ impl Store {
         idempotency: &IdempotencyKey,
         expires_at: i64,
         audit: &AuditEvent,
+        events: &[DomainEvent],
     ) -> Result<Tx<BookAction>, StoreError> {
         let day = keys::site_day_pk(&booking.site, booking.local_date());
         let place = keys::place_attribute(booking.place);
@@ -336,6 +352,7 @@ impl Store {
             tx.put_new(BookAction::Test, to_item(&TestItem::new(booking, test))?)?;
         }
         tx.put_new(BookAction::Audit, self.audit_item(audit)?)?;
+        self.put_events(&mut tx, BookAction::Event, events)?;
         Ok(tx)
     }
 
@@ -360,9 +377,10 @@ impl Store {
         idempotency: &IdempotencyKey,
         expires_at: i64,
         audit: &AuditEvent,
+        events: &[DomainEvent],
         first_attempt: bool,
     ) -> Result<BookOutcome, StoreError> {
-        let tx = self.book_tx(booking, take, now, idempotency, expires_at, audit)?;
+        let tx = self.book_tx(booking, take, now, idempotency, expires_at, audit, events)?;
         let token = first_attempt.then(|| idempotency.token());
         Ok(match self.send_keyed(tx, token).await? {
             TxResult::Committed => BookOutcome::Booked,
@@ -487,6 +505,7 @@ impl Store {
         idempotency: Option<(&IdempotencyKey, i64)>,
         release_hold: bool,
         audit: &AuditEvent,
+        events: &[DomainEvent],
     ) -> Result<Tx<CancelAction>, StoreError> {
         let patient_pk = keys::patient_pk(cancelled.patient_id);
         let mut tx = Tx::new(self);
@@ -536,6 +555,7 @@ impl Store {
             )?;
         }
         tx.put_new(CancelAction::Audit, self.audit_item(audit)?)?;
+        self.put_events(&mut tx, CancelAction::Event, events)?;
         Ok(tx)
     }
 
@@ -552,15 +572,16 @@ impl Store {
         expected_version: u64,
         idempotency: Option<(&IdempotencyKey, i64)>,
         audit: &AuditEvent,
+        events: &[DomainEvent],
     ) -> Result<CancelOutcome, StoreError> {
-        let tx = self.cancel_tx(cancelled, expected_version, idempotency, true, audit)?;
+        let tx = self.cancel_tx(cancelled, expected_version, idempotency, true, audit, events)?;
         let mut sent = self.send_keyed(tx, idempotency.map(|(k, _)| k.token())).await?;
         if let TxResult::Rejected(r) = &sent
             && r.only(CancelAction::PatientSlot)
         {
             // The slot's hold is another booking's (this one predates holds): cancel without touching it.
             // The idempotency record's own condition keeps this retry idempotent.
-            let tx = self.cancel_tx(cancelled, expected_version, idempotency, false, audit)?;
+            let tx = self.cancel_tx(cancelled, expected_version, idempotency, false, audit, events)?;
             sent = self.send_keyed(tx, None).await?;
         }
         Ok(match sent {
@@ -575,6 +596,10 @@ impl Store {
         })
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one transaction's inputs, each named by its caller"
+    )]
     fn reschedule_tx(
         &self,
         old: &Booking,
@@ -583,6 +608,7 @@ impl Store {
         now: i64,
         release_old_slot: bool,
         audit: &AuditEvent,
+        events: &[DomainEvent],
     ) -> Result<Tx<MoveAction>, StoreError> {
         let patient_pk = keys::patient_pk(old.patient_id);
         let mut tx = Tx::new(self);
@@ -656,6 +682,7 @@ impl Store {
             )?;
         }
         tx.put_new(MoveAction::Audit, self.audit_item(audit)?)?;
+        self.put_events(&mut tx, MoveAction::Event, events)?;
         Ok(tx)
     }
 
@@ -674,14 +701,15 @@ impl Store {
         unchanged: Unchanged,
         now: i64,
         audit: &AuditEvent,
+        events: &[DomainEvent],
     ) -> Result<RescheduleOutcome, StoreError> {
-        let tx = self.reschedule_tx(old, moved, unchanged, now, true, audit)?;
+        let tx = self.reschedule_tx(old, moved, unchanged, now, true, audit, events)?;
         let mut sent = self.send(tx).await?;
         if let Sent::Rejected(r) = &sent
             && r.only(MoveAction::OldPatientSlot)
         {
             // The old slot's hold is another booking's (this one predates holds): move without touching it.
-            let tx = self.reschedule_tx(old, moved, unchanged, now, false, audit)?;
+            let tx = self.reschedule_tx(old, moved, unchanged, now, false, audit, events)?;
             sent = self.send(tx).await?;
         }
         Ok(match sent {
@@ -716,6 +744,7 @@ impl Store {
         changed: &Booking,
         accession: Option<u32>,
         audit: &AuditEvent,
+        events: &[DomainEvent],
     ) -> Result<Tx<StatusAction>, StoreError> {
         let mut tx = Tx::new(self);
         tx.put(
@@ -740,6 +769,7 @@ impl Store {
             tx.put(StatusAction::Counter, to_item(&counter)?, unchanged)?;
         }
         tx.put_new(StatusAction::Audit, self.audit_item(audit)?)?;
+        self.put_events(&mut tx, StatusAction::Event, events)?;
         Ok(tx)
     }
 
@@ -756,8 +786,9 @@ impl Store {
         changed: &Booking,
         accession: Option<u32>,
         audit: &AuditEvent,
+        events: &[DomainEvent],
     ) -> Result<StatusOutcome, StoreError> {
-        let tx = self.status_tx(old, changed, accession, audit)?;
+        let tx = self.status_tx(old, changed, accession, audit, events)?;
         Ok(match self.send(tx).await? {
             Sent::Committed => StatusOutcome::Changed,
             Sent::Rejected(r) if r.has(StatusAction::Booking) => StatusOutcome::BookingChanged,
@@ -773,6 +804,7 @@ impl Store {
         result: &LabResult,
         expected_version: Option<u64>,
         audit: &AuditEvent,
+        events: &[DomainEvent],
     ) -> Result<Tx<ResultAction>, StoreError> {
         let mut tx = Tx::new(self);
         let current = match expected_version {
@@ -848,6 +880,7 @@ impl Store {
                 .ne(attr::STATUS, TestStatus::Cancelled),
         )?;
         tx.put_new(ResultAction::Audit, self.audit_item(audit)?)?;
+        self.put_events(&mut tx, ResultAction::Event, events)?;
         Ok(tx)
     }
 
@@ -865,8 +898,9 @@ impl Store {
         result: &LabResult,
         expected_version: Option<u64>,
         audit: &AuditEvent,
+        events: &[DomainEvent],
     ) -> Result<SaveResultOutcome, StoreError> {
-        let tx = self.result_tx(at, test_type, result, expected_version, audit)?;
+        let tx = self.result_tx(at, test_type, result, expected_version, audit, events)?;
         Ok(match self.send(tx).await? {
             Sent::Committed => SaveResultOutcome::Saved,
             Sent::Rejected(r) if r.has(ResultAction::Current) => SaveResultOutcome::VersionMoved,
@@ -1302,7 +1336,7 @@ mod tests {
             created_at: "t".into(),
             updated_at: "t".into(),
         };
-        store.create_patient(&patient, &audit(patient.id)).await.unwrap();
+        store.create_patient(&patient, &audit(patient.id), &[]).await.unwrap();
         let mut definition: crate::domain::site::SiteDefinition =
             serde_json::from_value(crate::examples::site_definition()).unwrap();
         definition.code = first.site.clone();
@@ -1322,7 +1356,7 @@ mod tests {
             slot_version: None,
         });
         let booked = store
-            .create_booking(&first, free, now, &key, expires, &audit(patient.id), true)
+            .create_booking(&first, free, now, &key, expires, &audit(patient.id), &[], true)
             .await;
         assert_eq!(booked.unwrap(), BookOutcome::Booked);
         let again = Booking {
@@ -1330,7 +1364,7 @@ mod tests {
             ..first.clone()
         };
         let tx = store
-            .book_tx(&again, free, now, &key, expires, &audit(patient.id))
+            .book_tx(&again, free, now, &key, expires, &audit(patient.id), &[])
             .unwrap();
         let Sent::Rejected(mut rejected) = store.send(tx).await.unwrap() else {
             panic!("the repeat must be rejected");
@@ -1375,7 +1409,7 @@ mod tests {
                 };
                 stored.insert((marker.pk.clone(), marker.sk.clone()), to_item(&marker).unwrap());
             }
-            check(&store.book_tx(&b, take, 1, &key, 1, &audit).unwrap(), &stored);
+            check(&store.book_tx(&b, take, 1, &key, 1, &audit, &[]).unwrap(), &stored);
         }
         let cancelled = Booking {
             status: BookingStatus::Cancelled,
@@ -1383,10 +1417,15 @@ mod tests {
             ..b.clone()
         };
         check(
-            &store.cancel_tx(&cancelled, 1, Some((&key, 1)), true, &audit).unwrap(),
+            &store
+                .cancel_tx(&cancelled, 1, Some((&key, 1)), true, &audit, &[])
+                .unwrap(),
             &stored,
         );
-        check(&store.cancel_tx(&cancelled, 1, None, false, &audit).unwrap(), &stored);
+        check(
+            &store.cancel_tx(&cancelled, 1, None, false, &audit, &[]).unwrap(),
+            &stored,
+        );
         let moved = Booking {
             slot_start: SlotStart::new(b.slot_start.at() + time::Duration::minutes(15)),
             local_slot_start: "2026-12-01T07:30:00+00:00".into(),
@@ -1407,7 +1446,9 @@ mod tests {
             slot_version: Some(2),
         };
         check(
-            &store.reschedule_tx(&b, &moved, unchanged, 1, true, &audit).unwrap(),
+            &store
+                .reschedule_tx(&b, &moved, unchanged, 1, true, &audit, &[])
+                .unwrap(),
             &with_new_slot,
         );
         let at = TestAddress {
@@ -1415,9 +1456,12 @@ mod tests {
             booking_id: b.id,
             test_id: b.tests[0].id,
         };
-        check(&store.result_tx(at, &cbc(), &result(), None, &audit).unwrap(), &stored);
         check(
-            &store.result_tx(at, &cbc(), &result(), Some(1), &audit).unwrap(),
+            &store.result_tx(at, &cbc(), &result(), None, &audit, &[]).unwrap(),
+            &stored,
+        );
+        check(
+            &store.result_tx(at, &cbc(), &result(), Some(1), &audit, &[]).unwrap(),
             &stored,
         );
         let note = Note {

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::domain::{
     audit::AuditEvent,
+    event::DomainEvent,
     patient::{LinkedIdentity, Patient},
 };
 
@@ -91,9 +92,18 @@ impl Store {
         issuer: &str,
         sub: &str,
         audit: &AuditEvent,
+        events: &[DomainEvent],
     ) -> Result<RegisterOutcome, StoreError> {
         let mut tx = self
-            .patient_tx(patient, Expr::new().not_exists(keys::PK), None, false, &[], audit)?
+            .patient_tx(
+                patient,
+                Expr::new().not_exists(keys::PK),
+                None,
+                false,
+                &[],
+                audit,
+                events,
+            )?
             .wrap_labels(LinkAction::Registration);
         let link = IdentityLinkItem::new(
             &LinkedIdentity {

@@ -15,6 +15,7 @@ use crate::domain::{
         BookedTest, Booking, BookingStatus, BookingSummary, LabResult, Note, Observation, SlotStart, TestAddress,
         TestRef, TestStatus,
     },
+    event::{DomainEvent, EventType},
     idempotency::{IdempotencyKey, IdempotencyRecord},
     patient::{Identifier, LinkedIdentity, Patient, Sex, search_name},
     site::{DayRule, Site, SiteDefinition},
@@ -69,6 +70,8 @@ pub(crate) mod entity {
     pub(crate) const PATIENT: &str = "Patient";
     /// The guard of one e-mail address.
     pub(crate) const EMAIL_GUARD: &str = "EmailGuard";
+    /// A domain event.
+    pub(crate) const EVENT: &str = "Event";
     /// The guard of one external identifier (system, value).
     pub(crate) const IDENTIFIER_GUARD: &str = "IdentifierGuard";
     /// The link from a sign-in identity (issuer, subject) to its patient.
@@ -1380,6 +1383,74 @@ impl IdempotencyItem {
         IdempotencyRecord {
             request_hash: self.request_hash,
             booking: self.booking.into_booking(|_| None, tests),
+        }
+    }
+}
+
+/// A domain event: `EVENTS#<YYYY-MM-DD>` / `<occurredAt>#<id>`, written in the transaction of the change it
+/// tells of, deleted by TTL after the retention period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EventItem {
+    /// `EVENTS#<YYYY-MM-DD>`.
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// `<occurredAt>#<eventId>`.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::EVENT`].
+    pub(crate) entity: String,
+    /// Event id.
+    pub(crate) event_id: Uuid,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub(crate) kind: EventType,
+    /// When.
+    pub(crate) occurred_at: String,
+    /// Whose.
+    pub(crate) patient_id: Uuid,
+    /// The booking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) booking_id: Option<Uuid>,
+    /// The test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) test_id: Option<Uuid>,
+    /// Ids and statuses.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub(crate) data: std::collections::BTreeMap<String, String>,
+    /// Epoch seconds; TTL.
+    pub(crate) expires_at: i64,
+}
+
+impl EventItem {
+    /// The item of `event`, kept `retention_days`.
+    pub(crate) fn new(event: &DomainEvent, retention_days: u32) -> Self {
+        let expires_at = time::OffsetDateTime::now_utc().unix_timestamp() + i64::from(retention_days) * 86_400;
+        Self {
+            pk: keys::events_pk(event.occurred_at.get(..10).unwrap_or_default()),
+            sk: keys::event_sk(&event.occurred_at, event.id),
+            entity: entity::EVENT.to_owned(),
+            event_id: event.id,
+            kind: event.kind,
+            occurred_at: event.occurred_at.clone(),
+            patient_id: event.patient_id,
+            booking_id: event.booking_id,
+            test_id: event.test_id,
+            data: event.data.clone(),
+            expires_at,
+        }
+    }
+
+    /// The event.
+    pub(crate) fn into_event(self) -> DomainEvent {
+        DomainEvent {
+            id: self.event_id,
+            kind: self.kind,
+            occurred_at: self.occurred_at,
+            patient_id: self.patient_id,
+            booking_id: self.booking_id,
+            test_id: self.test_id,
+            data: self.data,
         }
     }
 }

@@ -110,6 +110,17 @@ pub fn email_guard_pk(normalised: &str) -> String {
 /// Sort key of an e-mail guard.
 pub const EMAIL_GUARD_SK: &str = "EMAIL";
 
+/// Partition of one UTC day's domain events: `EVENTS#<YYYY-MM-DD>` (the day of `occurredAt`). A base-table
+/// partition, not an index, so the feed reads strongly consistent and never misses its own writes.
+pub fn events_pk(day: &str) -> String {
+    format!("EVENTS#{day}")
+}
+
+/// Sort key of one domain event: `<occurredAt>#<eventId>`.
+pub fn event_sk(occurred_at: &str, event_id: Uuid) -> String {
+    format!("{occurred_at}#{event_id}")
+}
+
 /// Partition of the guard that makes an external identifier unique within its system:
 /// `IDENTIFIER#<system>#<value>` (systems never contain `#`); its item names the patient, so it is also the lookup.
 pub fn identifier_guard_pk(system: &str, value: &str) -> String {

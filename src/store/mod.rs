@@ -11,6 +11,7 @@ pub mod bookings;
 pub mod bootstrap;
 pub mod catalog;
 pub mod client;
+pub mod events;
 mod expr;
 pub mod identities;
 mod items;
@@ -52,6 +53,7 @@ pub struct Store {
     client: Client,
     table: Arc<str>,
     audit_retention_days: u32,
+    event_retention_days: u32,
 }
 
 impl fmt::Debug for Store {
@@ -125,12 +127,19 @@ impl Store {
             client,
             table: table.into(),
             audit_retention_days: 2555,
+            event_retention_days: 30,
         }
     }
 
     /// This store, keeping audit events `days` days (TTL).
     pub fn with_audit_retention(mut self, days: u32) -> Self {
         self.audit_retention_days = days;
+        self
+    }
+
+    /// This store, keeping domain events `days` days (TTL).
+    pub fn with_event_retention(mut self, days: u32) -> Self {
+        self.event_retention_days = days;
         self
     }
 

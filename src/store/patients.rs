@@ -12,6 +12,7 @@ use super::{
 };
 use crate::domain::{
     audit::AuditEvent,
+    event::DomainEvent,
     patient::{Identifier, Patient, normalise_email},
 };
 
@@ -30,6 +31,8 @@ pub(super) enum PatientAction {
     OldIdentifierGuard,
     /// The audit event is new.
     Audit,
+    /// A domain event is new.
+    Event,
 }
 
 /// How [`Store::create_patient`] ended.
@@ -75,6 +78,10 @@ impl Store {
     /// new to it, the release of the guard of `given_up` (the address it had, normalised) when it changed,
     /// and the audit event. `release_old` is false on the retry of a patient whose old address was another
     /// patient's (data from before the guards).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one transaction's inputs, each named by its caller"
+    )]
     pub(super) fn patient_tx(
         &self,
         patient: &Patient,
@@ -83,6 +90,7 @@ impl Store {
         release_old: bool,
         old_identifiers: &[Identifier],
         audit: &AuditEvent,
+        events: &[DomainEvent],
     ) -> Result<Tx<PatientAction>, StoreError> {
         let mut tx = Tx::new(self);
         tx.put(PatientAction::Profile, to_item(&PatientItem::from(patient))?, profile)?;
@@ -128,6 +136,7 @@ impl Store {
             }
         }
         tx.put_new(PatientAction::Audit, self.audit_item(audit)?)?;
+        self.put_events(&mut tx, PatientAction::Event, events)?;
         Ok(tx)
     }
 
@@ -146,8 +155,17 @@ impl Store {
         &self,
         patient: &Patient,
         audit: &AuditEvent,
+        events: &[DomainEvent],
     ) -> Result<CreatePatientOutcome, StoreError> {
-        let tx = self.patient_tx(patient, Expr::new().not_exists(keys::PK), None, false, &[], audit)?;
+        let tx = self.patient_tx(
+            patient,
+            Expr::new().not_exists(keys::PK),
+            None,
+            false,
+            &[],
+            audit,
+            events,
+        )?;
         match self.send(tx).await? {
             Sent::Committed => Ok(CreatePatientOutcome::Created),
             Sent::Rejected(r) if r.has(PatientAction::Profile) => Ok(CreatePatientOutcome::IdTaken),
@@ -180,6 +198,7 @@ impl Store {
         old: &Patient,
         patient: &Patient,
         audit: &AuditEvent,
+        events: &[DomainEvent],
     ) -> Result<ReplacePatientOutcome, StoreError> {
         let given_up = old.email.as_deref().map(normalise_email);
         let mut release_old = true;
@@ -192,6 +211,7 @@ impl Store {
                 release_old,
                 &old.identifiers,
                 audit,
+                events,
             )?;
             return match self.send(tx).await? {
                 Sent::Committed => Ok(ReplacePatientOutcome::Replaced),
@@ -313,7 +333,9 @@ mod tests {
         let old = EmailGuardItem::new("old@example.org", patient.id);
         let stored = std::collections::HashMap::from([((old.pk.clone(), old.sk.clone()), to_item(&old).unwrap())]);
         for profile in [Expr::new().not_exists(keys::PK), Expr::new().eq(attr::VERSION, 1)] {
-            let tx = store.patient_tx(&patient, profile, None, true, &[], &audit).unwrap();
+            let tx = store
+                .patient_tx(&patient, profile, None, true, &[], &audit, &[])
+                .unwrap();
             assert_names_in_targets(&tx, &stored);
         }
         let moved = Patient {
@@ -321,7 +343,7 @@ mod tests {
             ..patient
         };
         let tx = store
-            .patient_tx(&moved, Expr::new(), Some("old@example.org"), true, &[], &audit)
+            .patient_tx(&moved, Expr::new(), Some("old@example.org"), true, &[], &audit, &[])
             .unwrap();
         assert_names_in_targets(&tx, &stored);
         let mrn = |v: &str| Identifier {
@@ -336,7 +358,7 @@ mod tests {
             ..moved
         };
         let tx = store
-            .patient_tx(&renumbered, Expr::new(), None, true, &[mrn("old")], &audit)
+            .patient_tx(&renumbered, Expr::new(), None, true, &[mrn("old")], &audit, &[])
             .unwrap();
         let labels: Vec<PatientAction> = tx.actions().map(|(label, _)| label).collect();
         assert!(labels.contains(&PatientAction::IdentifierGuard(0)));

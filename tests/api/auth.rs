@@ -411,6 +411,11 @@ async fn the_role_matrix_of_every_endpoint_holds() {
         },
         Row {
             method: Method::GET,
+            path: "/v1/events",
+            allowed: &[Admin],
+        },
+        Row {
+            method: Method::GET,
             path: "/v1/me",
             allowed: ALL,
         },

@@ -301,9 +301,17 @@ impl TestApp {
             request_id: "test".into(),
         }
         .event(patient);
+        // The event the service writes with a check-in.
+        let event = medbook::domain::event::DomainEvent::booking(
+            medbook::domain::event::EventType::BookingCheckedIn,
+            patient,
+            checked.id,
+            &checked.updated_at,
+        )
+        .with("accession", checked.accession.as_deref().unwrap_or_default());
         let outcome = self
             .store
-            .change_booking_status(&old, &checked, Some(last), &audit)
+            .change_booking_status(&old, &checked, Some(last), &audit, &[event])
             .await
             .expect("check-in");
         assert_eq!(outcome, medbook::store::bookings::StatusOutcome::Changed);

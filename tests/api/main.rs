@@ -7,6 +7,7 @@ mod bookings;
 mod bootstrap;
 mod cli;
 mod code_rules;
+mod events;
 mod faults;
 mod fhir;
 mod hardening;

@@ -214,7 +214,7 @@ async fn the_sites_migration_moves_bookings_made_before_sites_onto_the_default_s
         request_id: "r".into(),
     }
     .event(patient);
-    let outcome = store.cancel_booking(&cancelled, 1, None, &audit).await.unwrap();
+    let outcome = store.cancel_booking(&cancelled, 1, None, &audit, &[]).await.unwrap();
     assert_eq!(outcome, medbook::store::bookings::CancelOutcome::Cancelled);
     let day = store
         .site_day("MAIN", medbook::domain::timefmt::parse_date(&date).unwrap(), true)

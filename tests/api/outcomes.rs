@@ -76,7 +76,7 @@ async fn patient(store: &Store) -> Patient {
         },
         &timefmt::now(),
     );
-    let outcome = store.create_patient(&patient, &audit(patient.id)).await.unwrap();
+    let outcome = store.create_patient(&patient, &audit(patient.id), &[]).await.unwrap();
     assert_eq!(outcome, CreatePatientOutcome::Created);
     patient
 }
@@ -211,7 +211,7 @@ async fn each_failed_condition_of_a_booking_has_its_own_outcome() {
         let (store, b, k) = (store.clone(), b.clone(), k.clone());
         async move {
             store
-                .create_booking(&b, free(), now(), &k, expiry(), &audit(b.patient_id), true)
+                .create_booking(&b, free(), now(), &k, expiry(), &audit(b.patient_id), &[], true)
                 .await
                 .unwrap()
         }
@@ -250,6 +250,7 @@ async fn each_failed_condition_of_a_booking_has_its_own_outcome() {
             &k,
             expiry(),
             &audit(q.id),
+            &[],
             true,
         )
         .await
@@ -270,6 +271,7 @@ async fn each_failed_condition_of_a_booking_has_its_own_outcome() {
             &key("hold"),
             expiry(),
             &audit(q.id),
+            &[],
             true,
         )
         .await
@@ -303,6 +305,7 @@ async fn each_failed_condition_of_a_cancellation_has_its_own_outcome() {
                     expected,
                     k.as_ref().map(|k| (k, expiry())),
                     &audit(b.patient_id),
+                    &[],
                 )
                 .await
                 .unwrap()
@@ -312,7 +315,7 @@ async fn each_failed_condition_of_a_cancellation_has_its_own_outcome() {
     for n in 0..3 {
         let b = booking(p.id, slot_at(n));
         let outcome = store
-            .create_booking(&b, free(), now(), &key("book"), expiry(), &audit(p.id), true)
+            .create_booking(&b, free(), now(), &key("book"), expiry(), &audit(p.id), &[], true)
             .await
             .unwrap();
         assert_eq!(outcome, BookOutcome::Booked);
@@ -322,7 +325,7 @@ async fn each_failed_condition_of_a_cancellation_has_its_own_outcome() {
 
     let at = first_test(&made[1]);
     let saved = store
-        .save_result(at, &t0(), &result(1), None, &audit(p.id))
+        .save_result(at, &t0(), &result(1), None, &audit(p.id), &[])
         .await
         .unwrap();
     assert_eq!(saved, SaveResultOutcome::Saved);
@@ -351,7 +354,7 @@ async fn each_failed_condition_of_a_result_and_a_note_has_its_own_outcome() {
     let p = patient(&store).await;
     let b = booking(p.id, slot());
     let booked = store
-        .create_booking(&b, free(), now(), &key("r"), expiry(), &audit(p.id), true)
+        .create_booking(&b, free(), now(), &key("r"), expiry(), &audit(p.id), &[], true)
         .await
         .unwrap();
     assert_eq!(booked, BookOutcome::Booked);
@@ -360,7 +363,7 @@ async fn each_failed_condition_of_a_result_and_a_note_has_its_own_outcome() {
         let store = store.clone();
         async move {
             store
-                .save_result(at, &t0(), &result(version), expected, &audit(at.patient_id))
+                .save_result(at, &t0(), &result(version), expected, &audit(at.patient_id), &[])
                 .await
                 .unwrap()
         }
@@ -380,12 +383,12 @@ async fn each_failed_condition_of_a_result_and_a_note_has_its_own_outcome() {
 
     let other = booking(p.id, slot_at(1));
     let booked = store
-        .create_booking(&other, free(), now(), &key("c"), expiry(), &audit(p.id), true)
+        .create_booking(&other, free(), now(), &key("c"), expiry(), &audit(p.id), &[], true)
         .await
         .unwrap();
     assert_eq!(booked, BookOutcome::Booked);
     let outcome = store
-        .cancel_booking(&cancelled(&other), 1, None, &audit(p.id))
+        .cancel_booking(&cancelled(&other), 1, None, &audit(p.id), &[])
         .await
         .unwrap();
     assert_eq!(outcome, CancelOutcome::Cancelled);
@@ -419,18 +422,18 @@ async fn each_failed_condition_of_a_result_and_a_note_has_its_own_outcome() {
 async fn each_failed_condition_of_a_patient_write_has_its_own_outcome() {
     let store = store().await;
     let p = patient(&store).await;
-    let again = store.create_patient(&p, &audit(p.id)).await.unwrap();
+    let again = store.create_patient(&p, &audit(p.id), &[]).await.unwrap();
     assert_eq!(again, CreatePatientOutcome::IdTaken);
     let next = Patient {
         version: p.version + 1,
         ..p.clone()
     };
     assert_eq!(
-        store.replace_patient(&p, &next, &audit(p.id)).await.unwrap(),
+        store.replace_patient(&p, &next, &audit(p.id), &[]).await.unwrap(),
         ReplacePatientOutcome::Replaced
     );
     assert_eq!(
-        store.replace_patient(&p, &next, &audit(p.id)).await.unwrap(),
+        store.replace_patient(&p, &next, &audit(p.id), &[]).await.unwrap(),
         ReplacePatientOutcome::VersionMoved,
         "stale: the stored version is now {}",
         next.version
@@ -443,7 +446,7 @@ async fn each_failed_condition_of_a_patient_write_has_its_own_outcome() {
     };
     assert!(other.email.is_some(), "the test patient has an address");
     assert_eq!(
-        store.create_patient(&other, &audit(other.id)).await.unwrap(),
+        store.create_patient(&other, &audit(other.id), &[]).await.unwrap(),
         CreatePatientOutcome::EmailTaken
     );
     assert!(store.get_patient(other.id).await.unwrap().is_none());
@@ -452,7 +455,7 @@ async fn each_failed_condition_of_a_patient_write_has_its_own_outcome() {
         ..other.clone()
     };
     assert_eq!(
-        store.create_patient(&plain, &audit(plain.id)).await.unwrap(),
+        store.create_patient(&plain, &audit(plain.id), &[]).await.unwrap(),
         CreatePatientOutcome::Created
     );
     let taking = Patient {
@@ -461,7 +464,10 @@ async fn each_failed_condition_of_a_patient_write_has_its_own_outcome() {
         ..plain.clone()
     };
     assert_eq!(
-        store.replace_patient(&plain, &taking, &audit(plain.id)).await.unwrap(),
+        store
+            .replace_patient(&plain, &taking, &audit(plain.id), &[])
+            .await
+            .unwrap(),
         ReplacePatientOutcome::EmailTaken
     );
     // An identifier is one patient's: the second identifier of the list is the one named.
@@ -475,7 +481,10 @@ async fn each_failed_condition_of_a_patient_write_has_its_own_outcome() {
         ..next.clone()
     };
     assert_eq!(
-        store.replace_patient(&next, &with_mrn, &audit(p.id)).await.unwrap(),
+        store
+            .replace_patient(&next, &with_mrn, &audit(p.id), &[])
+            .await
+            .unwrap(),
         ReplacePatientOutcome::Replaced
     );
     let third = Patient {
@@ -485,7 +494,7 @@ async fn each_failed_condition_of_a_patient_write_has_its_own_outcome() {
         ..p.clone()
     };
     assert_eq!(
-        store.create_patient(&third, &audit(third.id)).await.unwrap(),
+        store.create_patient(&third, &audit(third.id), &[]).await.unwrap(),
         CreatePatientOutcome::IdentifierTaken(mrn("1"))
     );
     let plain_mrn = Patient {
@@ -495,7 +504,7 @@ async fn each_failed_condition_of_a_patient_write_has_its_own_outcome() {
     };
     assert_eq!(
         store
-            .replace_patient(&plain, &plain_mrn, &audit(plain.id))
+            .replace_patient(&plain, &plain_mrn, &audit(plain.id), &[])
             .await
             .unwrap(),
         ReplacePatientOutcome::IdentifierTaken(mrn("1"))
@@ -508,7 +517,7 @@ async fn each_failed_condition_of_a_patient_write_has_its_own_outcome() {
         ..p.clone()
     };
     assert_eq!(
-        store.create_patient(&fourth, &audit(fourth.id)).await.unwrap(),
+        store.create_patient(&fourth, &audit(fourth.id), &[]).await.unwrap(),
         CreatePatientOutcome::Created,
         "the refused change left no guard of MRN 3 behind"
     );
@@ -565,7 +574,7 @@ async fn each_failed_condition_of_an_identity_write_has_its_own_outcome() {
     let fresh = new(None);
     assert_eq!(
         store
-            .register_patient(&fresh, issuer, "a", &audit(fresh.id))
+            .register_patient(&fresh, issuer, "a", &audit(fresh.id), &[])
             .await
             .unwrap(),
         RegisterOutcome::IdentityLinked
@@ -573,7 +582,7 @@ async fn each_failed_condition_of_an_identity_write_has_its_own_outcome() {
     let taken = new(p.email.clone());
     assert_eq!(
         store
-            .register_patient(&taken, issuer, "b", &audit(taken.id))
+            .register_patient(&taken, issuer, "b", &audit(taken.id), &[])
             .await
             .unwrap(),
         RegisterOutcome::EmailTaken
@@ -584,12 +593,15 @@ async fn each_failed_condition_of_an_identity_write_has_its_own_outcome() {
         "nothing half-written"
     );
     assert_eq!(
-        store.register_patient(&p, issuer, "c", &audit(p.id)).await.unwrap(),
+        store
+            .register_patient(&p, issuer, "c", &audit(p.id), &[])
+            .await
+            .unwrap(),
         RegisterOutcome::IdTaken
     );
     assert_eq!(
         store
-            .register_patient(&fresh, issuer, "b", &audit(fresh.id))
+            .register_patient(&fresh, issuer, "b", &audit(fresh.id), &[])
             .await
             .unwrap(),
         RegisterOutcome::Registered
@@ -649,7 +661,7 @@ async fn cancelling_a_booking_made_before_slot_holds_leaves_a_newer_bookings_hol
     let p = patient(&store).await;
     let old = booking(p.id, slot_at(5));
     let booked = store
-        .create_booking(&old, free(), now(), &key("old"), expiry(), &audit(p.id), true)
+        .create_booking(&old, free(), now(), &key("old"), expiry(), &audit(p.id), &[], true)
         .await
         .unwrap();
     assert_eq!(booked, BookOutcome::Booked);
@@ -677,12 +689,18 @@ async fn cancelling_a_booking_made_before_slot_holds_leaves_a_newer_bookings_hol
         ..booking(p.id, old.slot_start)
     };
     let booked = store
-        .create_booking(&newer, free(), now(), &key("newer"), expiry(), &audit(p.id), true)
+        .create_booking(&newer, free(), now(), &key("newer"), expiry(), &audit(p.id), &[], true)
         .await
         .unwrap();
     assert_eq!(booked, BookOutcome::Booked);
     let outcome = store
-        .cancel_booking(&cancelled(&old), 1, Some((&key("cancel-old"), expiry())), &audit(p.id))
+        .cancel_booking(
+            &cancelled(&old),
+            1,
+            Some((&key("cancel-old"), expiry())),
+            &audit(p.id),
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(outcome, CancelOutcome::Cancelled);
@@ -701,6 +719,7 @@ async fn cancelling_a_booking_made_before_slot_holds_leaves_a_newer_bookings_hol
             &key("third"),
             expiry(),
             &audit(p.id),
+            &[],
             true,
         )
         .await

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::helpers::{TestApp, assert_problem, day, slot, spawn_app, usage};
 
 /// A booked CBC: (patient, booking id, test id, base URL of the test).
-async fn booked_cbc(app: &TestApp, hhmm: &str) -> (Uuid, String, String, String) {
+pub async fn booked_cbc(app: &TestApp, hhmm: &str) -> (Uuid, String, String, String) {
     let patient = app.create_patient().await;
     let booking = app.booked(patient, &slot(&day(30), hhmm), &["CBC"]).await;
     app.check_in(patient, booking["id"].as_str().unwrap()).await;
@@ -20,7 +20,7 @@ async fn booked_cbc(app: &TestApp, hhmm: &str) -> (Uuid, String, String, String)
     (patient, b, t, base)
 }
 
-fn values(hgb: f64) -> Value {
+pub fn values(hgb: f64) -> Value {
     json!({"values": [
         {"analyte": "HGB", "value": hgb, "unit": "g/dL"},
         {"analyte": "WBC", "value": 30.1, "unit": "10*3/uL"},
@@ -29,7 +29,7 @@ fn values(hgb: f64) -> Value {
     ], "performedAt": crate::helpers::performed_now()})
 }
 
-async fn put(app: &TestApp, base: &str, body: &Value, if_match: Option<String>) -> Response {
+pub async fn put(app: &TestApp, base: &str, body: &Value, if_match: Option<String>) -> Response {
     let mut rb = app
         .request(Method::PUT, &format!("{base}/result"), Some(&app.staff(Role::Lab)))
         .json(body);
@@ -39,7 +39,7 @@ async fn put(app: &TestApp, base: &str, body: &Value, if_match: Option<String>) 
     rb.send().await.unwrap()
 }
 
-async fn review(app: &TestApp, base: &str, if_match: &str) -> Response {
+pub async fn review(app: &TestApp, base: &str, if_match: &str) -> Response {
     app.request(Method::POST, &format!("{base}/review"), Some(&app.staff(Role::Doctor)))
         .header("if-match", if_match)
         .json(&json!({"conclusion": "Discussed with the patient."}))

@@ -386,6 +386,7 @@ async fn a_no_show_is_recorded_only_once_the_slot_has_started() {
             &key,
             now + 60,
             &audit,
+            &[],
             true,
         )
         .await
