@@ -176,6 +176,15 @@ impl Application {
         if let Err(e) = sites.all().await {
             tracing::warn!(error = %e, "could not preload the sites; they load on first use");
         }
+        // An event is stamped before its transaction is sent: the feed must stay behind longer than one
+        // DynamoDB call can take, or a slow commit could land behind a position already handed out.
+        if settings.store.event_settle < settings.store.timeout + Duration::from_secs(2) {
+            tracing::warn!(
+                settle_ms = settings.store.event_settle.as_millis(),
+                dynamodb_timeout_ms = settings.store.timeout.as_millis(),
+                "MEDBOOK_EVENT_SETTLE_MS is under MEDBOOK_DYNAMODB_TIMEOUT_MS + 2 s: a slow commit may land behind a feed position already handed out"
+            );
+        }
         let health = Health::new(store.clone());
         let state = AppState::new(Services {
             bookings: Bookings::new(store.clone(), catalog.clone(), sites.clone()),

@@ -94,7 +94,9 @@ pub struct EventParams {
 /// The feed of domain events (admin), in time order: one strongly consistent Query of one day's partition per
 /// page. Each event was written in the transaction of the change it tells of, so none is lost and none tells
 /// of a change that did not happen. The next cursor is always there: follow it until `caughtUp`, then poll
-/// with it later (the feed stays 10 s behind now, so a transaction still committing cannot land before it).
+/// with it later. The feed stays `MEDBOOK_EVENT_SETTLE_MS` (default 10 s) behind now, so a transaction still
+/// committing cannot land before a position it handed out, and a cursor keeps working across days for as
+/// long as its day's events are kept.
 #[utoipa::path(
     get,
     path = "/v1/events",
@@ -106,7 +108,7 @@ pub struct EventParams {
         (status = 400, description = "bad parameter or cursor"),
         (status = 401, description = "no valid token"),
         (status = 403, description = "only an admin reads the feed"),
-        (status = 422, description = "an unknown type, or `from` outside the retention period"),
+        (status = 422, description = "an unknown type, `from` outside the retention period, or a cursor whose day's events are no longer kept"),
     )
 )]
 async fn events(

@@ -50,7 +50,8 @@ pub enum EventType {
     /// A doctor reviewed a result.
     #[serde(rename = "result.reviewed")]
     ResultReviewed,
-    /// The patient may see a result from now on (the release policy, a review, or a lifted hold).
+    /// A write made a result visible to its patient: a verification (on-final), a review (on-review), a
+    /// lifted hold. A release that comes with time alone (`on-final-after:<h>`, nobody writing) has none yet.
     #[serde(rename = "result.released")]
     ResultReleased,
 }
@@ -187,7 +188,9 @@ pub fn result_events(
         if matches!(changed.status, ResultStatus::Corrected | ResultStatus::Amended) {
             events.push(event(EventType::ResultCorrected));
         }
-        if changed.critical {
+        // An amendment has the verified values again (only the comment changed): their criticality was
+        // announced with them.
+        if changed.critical && changed.status != ResultStatus::Amended {
             events.push(event(EventType::ResultCritical));
         }
     }

@@ -13,12 +13,6 @@ use crate::{
     store::{Store, events::EventFeed},
 };
 
-/// How far behind now the feed stays unless configured otherwise (`MEDBOOK_EVENT_SETTLE_MS`): a transaction
-/// stamps its events just before it is sent and may commit a little later (its retries within the DynamoDB
-/// call budget, replicas' clocks), so the feed does not hand out a position an event may still be written
-/// before.
-pub const SETTLE: Duration = Duration::from_secs(10);
-
 /// Event use cases.
 #[derive(Debug, Clone)]
 pub struct Events {
@@ -52,9 +46,14 @@ impl Events {
     ) -> Result<(Page<DomainEvent>, bool), ServiceError> {
         let now = OffsetDateTime::now_utc();
         let today = now.date();
-        let from = from.unwrap_or(today);
         let oldest = today - time::Duration::days(i64::from(self.retention_days));
-        if from > today || from < oldest {
+        // With a cursor, `from` has done its work (it chose the first day): the cursor's day only has to be
+        // one whose events are still kept, so a consumer's cursor keeps working tomorrow and next month.
+        let from = match start {
+            Some(_) => oldest,
+            None => from.unwrap_or(today),
+        };
+        if start.is_none() && (from > today || from < oldest) {
             return Err(ServiceError::Invalid(vec![FieldError::new(
                 "from",
                 format!(

@@ -581,7 +581,9 @@ impl Store {
         {
             // The slot's hold is another booking's (this one predates holds): cancel without touching it.
             // The idempotency record's own condition keeps this retry idempotent.
-            let tx = self.cancel_tx(cancelled, expected_version, idempotency, false, audit, events)?;
+            // Stamped again: the feed's settle window counts from the send that commits.
+            let events = super::events::restamped(events);
+            let tx = self.cancel_tx(cancelled, expected_version, idempotency, false, audit, &events)?;
             sent = self.send_keyed(tx, None).await?;
         }
         Ok(match sent {
@@ -709,7 +711,9 @@ impl Store {
             && r.only(MoveAction::OldPatientSlot)
         {
             // The old slot's hold is another booking's (this one predates holds): move without touching it.
-            let tx = self.reschedule_tx(old, moved, unchanged, now, false, audit, events)?;
+            // Stamped again: the feed's settle window counts from the send that commits.
+            let events = super::events::restamped(events);
+            let tx = self.reschedule_tx(old, moved, unchanged, now, false, audit, &events)?;
             sent = self.send(tx).await?;
         }
         Ok(match sent {

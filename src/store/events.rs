@@ -26,6 +26,23 @@ pub struct EventFeed {
     pub types: Vec<EventType>,
 }
 
+/// `events` stamped now, with fresh ids: for a transaction sent again after its first send was refused, so
+/// the time an event carries is never older than the send that commits it by more than that one call.
+pub(crate) fn restamped(events: &[DomainEvent]) -> Vec<DomainEvent> {
+    let now = timefmt::now();
+    events
+        .iter()
+        .map(|e| DomainEvent {
+            id: uuid::Uuid::now_v7(),
+            occurred_at: now.clone(),
+            ..e.clone()
+        })
+        .collect()
+}
+
+/// The entry of a tail page key that holds its lower bound (an `SK` value; never sent as a key attribute).
+const AFTER: &str = "after";
+
 impl Store {
     /// Adds a Put of each of `events` (new items) to `tx`, under `label`.
     ///
@@ -44,12 +61,15 @@ impl Store {
     }
 
     /// One page of the feed: one strongly consistent Query of one day's partition, in `occurredAt` order, and
-    /// whether it read to the end of today (caught up). The next page key is always there: after the last event
-    /// read, or (a day read to its end) the next day, or (today read to its end) where this page stopped, to
-    /// poll from later.
+    /// whether it reached the end (caught up). The next page key is always there:
+    /// - after the last event read, when the Query stopped at its limit;
+    /// - the next day, when this day is read to its end and `feed.settled` has passed the day's end;
+    /// - else (caught up) a tail key at `feed.settled`: nothing can commit below it any more, so the next poll
+    ///   reads from there (`SK BETWEEN <tail> AND <its settled>`), never the same events again.
     ///
     /// # Errors
-    /// [`StoreError::ForeignKey`] for a page key outside the days; engine failures.
+    /// [`StoreError::ForeignKey`] for a page key outside the days (before `feed.from`, after tomorrow);
+    /// engine failures.
     pub async fn events_page(
         &self,
         feed: &EventFeed,
@@ -59,19 +79,44 @@ impl Store {
         let day = match start.and_then(|k| k.bucket.as_deref()) {
             None if start.is_none() => feed.from,
             None => return Err(StoreError::ForeignKey),
+            // Up to tomorrow: a replica whose clock is ahead may have handed out its today.
             Some(text) => timefmt::parse_date(text)
-                .filter(|d| *d >= feed.from && *d <= feed.today)
+                .filter(|d| *d >= feed.from && Some(*d) <= feed.today.next_day())
                 .ok_or(StoreError::ForeignKey)?,
         };
         let day_text = timefmt::date(day);
+        let tail = |at: &str| PageKey {
+            key: BTreeMap::from([(AFTER.to_owned(), at.to_owned())]),
+            bucket: Some(day_text.clone()),
+        };
+        let after = start.and_then(|k| k.key.get(AFTER)).cloned();
+        if after.as_deref().is_some_and(|a| a >= feed.settled.as_str()) {
+            // A tail handed out by a replica whose clock is ahead of this one's: nothing new below it yet.
+            let next = start.cloned().unwrap_or_else(|| tail(&feed.settled));
+            return Ok((
+                Page {
+                    items: Vec::new(),
+                    next: Some(next),
+                },
+                true,
+            ));
+        }
+        let condition = if after.is_some() {
+            "#pk = :pk AND #sk BETWEEN :after AND :settled"
+        } else {
+            "#pk = :pk AND #sk < :settled"
+        };
         let mut query = self
             .query_builder()
-            .key_condition_expression("#pk = :pk AND #sk < :settled")
+            .key_condition_expression(condition)
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_names("#sk", keys::SK)
             .expression_attribute_values(":pk", s(keys::events_pk(&day_text)))
             .expression_attribute_values(":settled", s(&feed.settled))
             .consistent_read(true);
+        if let Some(after) = &after {
+            query = query.expression_attribute_values(":after", s(after));
+        }
         if !feed.types.is_empty() {
             let names: Vec<String> = (0..feed.types.len()).map(|i| format!(":t{i}")).collect();
             query = query
@@ -81,35 +126,32 @@ impl Store {
                 query = query.expression_attribute_values(name, s(kind.name()));
             }
         }
-        let resume = start.filter(|k| !k.key.is_empty());
+        // A tail key carries no key attributes: the Query starts at its bound instead.
+        let resume = start.filter(|k| k.key.contains_key(keys::SK));
         let page = self
             .query_page(query, limit, resume, &[keys::PK, keys::SK], EventItem::into_event)
             .await?;
-        let caught_up = page.next.is_none() && day >= feed.today;
-        let next = match page.next {
+        // The instant the next day starts: once `settled` has passed it, nothing more can land in this day.
+        let day_over = day
+            .next_day()
+            .is_some_and(|next| feed.settled.as_str() >= format!("{}T00:00:00.000Z", timefmt::date(next)).as_str());
+        let (next, caught_up) = match page.next {
             Some(mut key) => {
-                key.bucket = Some(day_text);
-                key
+                if let Some(after) = &after {
+                    // Keep the bound: the next Query of this poll starts at the key, within the same window.
+                    key.key.insert(AFTER.to_owned(), after.clone());
+                }
+                key.bucket = Some(day_text.clone());
+                (key, false)
             }
-            None if day < feed.today => PageKey {
-                key: BTreeMap::new(),
-                bucket: day.next_day().map(timefmt::date),
-            },
-            None => match page.items.last() {
-                // Poll from after the last event seen today.
-                Some(last) => PageKey {
-                    key: BTreeMap::from([
-                        (keys::PK.to_owned(), keys::events_pk(&day_text)),
-                        (keys::SK.to_owned(), keys::event_sk(&last.occurred_at, last.id)),
-                    ]),
-                    bucket: Some(day_text),
-                },
-                // Nothing new: from where this page started.
-                None => start.cloned().unwrap_or(PageKey {
+            None if day_over => (
+                PageKey {
                     key: BTreeMap::new(),
-                    bucket: Some(day_text),
-                }),
-            },
+                    bucket: day.next_day().map(timefmt::date),
+                },
+                false,
+            ),
+            None => (tail(&feed.settled), true),
         };
         Ok((
             Page {

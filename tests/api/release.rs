@@ -32,7 +32,7 @@ async fn record(app: &TestApp, base: &str, body: &Value) -> Response {
         .unwrap()
 }
 
-async fn hold(app: &TestApp, base: &str) -> Response {
+pub async fn hold(app: &TestApp, base: &str) -> Response {
     app.request(
         Method::POST,
         &format!("{base}/release-hold"),
@@ -44,7 +44,7 @@ async fn hold(app: &TestApp, base: &str) -> Response {
     .unwrap()
 }
 
-async fn lift(app: &TestApp, base: &str) -> Response {
+pub async fn lift(app: &TestApp, base: &str) -> Response {
     app.request(
         Method::DELETE,
         &format!("{base}/release-hold"),

@@ -180,7 +180,7 @@ fn res_status(res: reqwest::Response) -> u16 {
 }
 
 /// A site whose local time is around noon now, open all day: a slot an hour ahead is on today's local date.
-async fn noon_site(app: &TestApp) -> (String, String) {
+pub async fn noon_site(app: &TestApp) -> (String, String) {
     let hour = OffsetDateTime::now_utc().hour() as i32;
     let shift = 12 - hour;
     let zone = match shift {
@@ -209,7 +209,7 @@ async fn noon_site(app: &TestApp) -> (String, String) {
     (start, zone)
 }
 
-async fn book_noon(app: &TestApp, start: &str) -> Value {
+pub async fn book_noon(app: &TestApp, start: &str) -> Value {
     let patient = app.create_patient().await;
     let res = app
         .request(
@@ -226,7 +226,7 @@ async fn book_noon(app: &TestApp, start: &str) -> Value {
     res.json().await.unwrap()
 }
 
-async fn act(app: &TestApp, booking: &Value, action: &str, token: &str) -> reqwest::Response {
+pub async fn act(app: &TestApp, booking: &Value, action: &str, token: &str) -> reqwest::Response {
     app.request(
         Method::POST,
         &format!(
