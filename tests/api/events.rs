@@ -154,7 +154,10 @@ async fn every_change_writes_its_events_in_its_transaction_and_the_feed_replays_
 
     // Filters, bound to the cursor like any list's.
     let (released, _) = drain(&app, 2, "&types=result.released,result.critical").await;
-    assert_eq!(types(&released), ["result.critical", "result.released", "result.released"]);
+    assert_eq!(
+        types(&released),
+        ["result.critical", "result.released", "result.released"]
+    );
     let res = app
         .get(
             &format!("/v1/events?types=result.released&cursor={poll}"),
