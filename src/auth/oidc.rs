@@ -224,11 +224,6 @@ impl OidcVerifier {
         }
     }
 
-    /// The issuer this verifier trusts.
-    pub fn issuer(&self) -> &str {
-        &self.settings.issuer
-    }
-
     /// Verifies `token` and returns whose it is.
     ///
     /// # Errors

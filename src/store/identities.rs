@@ -95,15 +95,7 @@ impl Store {
         events: &[DomainEvent],
     ) -> Result<RegisterOutcome, StoreError> {
         let mut tx = self
-            .patient_tx(
-                patient,
-                Expr::new().not_exists(keys::PK),
-                None,
-                false,
-                &[],
-                audit,
-                events,
-            )?
+            .new_patient_tx(patient, audit, events)?
             .wrap_labels(LinkAction::Registration);
         let link = IdentityLinkItem::new(
             &LinkedIdentity {

@@ -166,26 +166,30 @@ pub(crate) struct PatientItem {
     pub(crate) search_given: Option<String>,
 }
 
-/// The guard of one e-mail address: `EMAIL#<normalised>` / `EMAIL`, naming the patient who has it. Written in
-/// the transaction of every create and e-mail change (`attribute_not_exists`), so two patients never share one.
+/// A uniqueness guard naming the patient who holds a value, since DynamoDB has no unique constraint on an
+/// attribute. Written (`attribute_not_exists`, or this patient's already) and released in the transaction of
+/// every patient write that takes or gives up the value, so two patients never share one; its key is also the
+/// lookup by that value.
+/// - an e-mail address: `EMAIL#<normalised address>` / `EMAIL`;
+/// - an external identifier: `IDENTIFIER#<system>#<value>` / `IDENTIFIER`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct EmailGuardItem {
-    /// `EMAIL#<normalised address>`.
+pub(crate) struct GuardItem {
+    /// The guarded value's partition.
     #[serde(rename = "PK")]
     pub(crate) pk: String,
-    /// `EMAIL`.
+    /// `EMAIL` or `IDENTIFIER`.
     #[serde(rename = "SK")]
     pub(crate) sk: String,
-    /// [`entity::EMAIL_GUARD`].
+    /// [`entity::EMAIL_GUARD`] or [`entity::IDENTIFIER_GUARD`].
     pub(crate) entity: String,
-    /// The patient with this address.
+    /// The patient who holds the value.
     pub(crate) patient_id: Uuid,
 }
 
-impl EmailGuardItem {
-    /// The guard of `normalised` for `patient_id`.
-    pub(crate) fn new(normalised: &str, patient_id: Uuid) -> Self {
+impl GuardItem {
+    /// The guard of the e-mail address `normalised` for `patient_id`.
+    pub(crate) fn email(normalised: &str, patient_id: Uuid) -> Self {
         Self {
             pk: keys::email_guard_pk(normalised),
             sk: keys::EMAIL_GUARD_SK.to_owned(),
@@ -193,28 +197,9 @@ impl EmailGuardItem {
             patient_id,
         }
     }
-}
 
-/// The guard of one external identifier: `IDENTIFIER#<system>#<value>` / `IDENTIFIER`, naming the patient who
-/// has it; written and released in the transaction of every patient write that adds or drops it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct IdentifierGuardItem {
-    /// `IDENTIFIER#<system>#<value>`.
-    #[serde(rename = "PK")]
-    pub(crate) pk: String,
-    /// `IDENTIFIER`.
-    #[serde(rename = "SK")]
-    pub(crate) sk: String,
-    /// [`entity::IDENTIFIER_GUARD`].
-    pub(crate) entity: String,
-    /// The patient with this identifier.
-    pub(crate) patient_id: Uuid,
-}
-
-impl IdentifierGuardItem {
     /// The guard of `identifier` for `patient_id`.
-    pub(crate) fn new(identifier: &Identifier, patient_id: Uuid) -> Self {
+    pub(crate) fn identifier(identifier: &Identifier, patient_id: Uuid) -> Self {
         Self {
             pk: keys::identifier_guard_pk(&identifier.system, &identifier.value),
             sk: keys::IDENTIFIER_GUARD_SK.to_owned(),

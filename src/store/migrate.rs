@@ -23,8 +23,7 @@ use super::{
     expr::Expr,
     from_item,
     items::{
-        BookingItem, EmailGuardItem, MigrationItem, MigrationLeaseItem, PatientItem, PlaceItem, ResultItem, attr,
-        entity,
+        BookingItem, GuardItem, MigrationItem, MigrationLeaseItem, PatientItem, PlaceItem, ResultItem, attr, entity,
     },
     key, keys, s, to_item,
     tx::{Sent, Tx},
@@ -554,7 +553,7 @@ impl Store {
             if let (true, Some(email)) = (with_guard, &email) {
                 tx.put(
                     IndexAction::Guard,
-                    to_item(&EmailGuardItem::new(email, domain.id))?,
+                    to_item(&GuardItem::email(email, domain.id))?,
                     Expr::new().absent_or_eq(attr::PATIENT_ID, domain.id),
                 )?;
             }

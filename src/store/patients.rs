@@ -6,7 +6,7 @@ use super::{
     Page, PageKey, Store, StoreError,
     expr::Expr,
     from_item,
-    items::{EmailGuardItem, IdentifierGuardItem, PatientItem, attr},
+    items::{GuardItem, PatientItem, attr},
     key, keys, s, to_item,
     tx::{Sent, Tx},
 };
@@ -100,7 +100,7 @@ impl Store {
         {
             tx.put(
                 PatientAction::EmailGuard,
-                to_item(&EmailGuardItem::new(email, patient.id))?,
+                to_item(&GuardItem::email(email, patient.id))?,
                 Expr::new().absent_or_eq(attr::PATIENT_ID, patient.id),
             )?;
         }
@@ -118,7 +118,7 @@ impl Store {
             if !old_identifiers.contains(identifier) {
                 tx.put(
                     PatientAction::IdentifierGuard(i),
-                    to_item(&IdentifierGuardItem::new(identifier, patient.id))?,
+                    to_item(&GuardItem::identifier(identifier, patient.id))?,
                     Expr::new().absent_or_eq(attr::PATIENT_ID, patient.id),
                 )?;
             }
@@ -140,6 +140,24 @@ impl Store {
         Ok(tx)
     }
 
+    /// The transaction of a new patient: its id must be free, and it gives up no address or identifier.
+    pub(super) fn new_patient_tx(
+        &self,
+        patient: &Patient,
+        audit: &AuditEvent,
+        events: &[DomainEvent],
+    ) -> Result<Tx<PatientAction>, StoreError> {
+        self.patient_tx(
+            patient,
+            Expr::new().not_exists(keys::PK),
+            None,
+            false,
+            &[],
+            audit,
+            events,
+        )
+    }
+
     /// The identifier whose guard refused `rejection`, if one did.
     pub(super) fn taken_identifier(patient: &Patient, has: impl Fn(PatientAction) -> bool) -> Option<Identifier> {
         (0..patient.identifiers.len())
@@ -157,15 +175,7 @@ impl Store {
         audit: &AuditEvent,
         events: &[DomainEvent],
     ) -> Result<CreatePatientOutcome, StoreError> {
-        let tx = self.patient_tx(
-            patient,
-            Expr::new().not_exists(keys::PK),
-            None,
-            false,
-            &[],
-            audit,
-            events,
-        )?;
+        let tx = self.new_patient_tx(patient, audit, events)?;
         match self.send(tx).await? {
             Sent::Committed => Ok(CreatePatientOutcome::Created),
             Sent::Rejected(r) if r.has(PatientAction::Profile) => Ok(CreatePatientOutcome::IdTaken),
@@ -243,7 +253,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let guard: EmailGuardItem = from_item(guard)?;
+        let guard: GuardItem = from_item(guard)?;
         // The guard and the profile change in one transaction; a profile read between that lags it is
         // checked, so a stale read never returns a patient under an address they no longer have.
         Ok(self
@@ -266,7 +276,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let guard: IdentifierGuardItem = from_item(guard)?;
+        let guard: GuardItem = from_item(guard)?;
         Ok(self
             .get_patient(guard.patient_id)
             .await?
@@ -330,7 +340,7 @@ mod tests {
         };
         let audit = crate::store::tests::audit_event(patient.id);
         let store = crate::store::tests::offline_store();
-        let old = EmailGuardItem::new("old@example.org", patient.id);
+        let old = GuardItem::email("old@example.org", patient.id);
         let stored = std::collections::HashMap::from([((old.pk.clone(), old.sk.clone()), to_item(&old).unwrap())]);
         for profile in [Expr::new().not_exists(keys::PK), Expr::new().eq(attr::VERSION, 1)] {
             let tx = store
@@ -350,7 +360,7 @@ mod tests {
             system: "urn:oid:1.2.3".into(),
             value: v.into(),
         };
-        let given_up = IdentifierGuardItem::new(&mrn("old"), moved.id);
+        let given_up = GuardItem::identifier(&mrn("old"), moved.id);
         let mut stored = stored;
         stored.insert((given_up.pk.clone(), given_up.sk.clone()), to_item(&given_up).unwrap());
         let renumbered = Patient {
