@@ -103,6 +103,37 @@ pub struct Settings {
     pub result_release: ReleasePolicy,
     /// The laboratory's name, printed on reports (`MEDBOOK_LAB_NAME`, 1 to 100 characters).
     pub lab_name: String,
+    /// The relay that delivers events to webhooks.
+    pub relay: RelaySettings,
+}
+
+/// The relay: reads the table's stream and delivers events to webhooks.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// Whether this replica runs it (`MEDBOOK_RELAY`, `on` or `off`; default `on`). With it on, startup
+    /// fails when the table's stream cannot be read.
+    pub enabled: bool,
+    /// Pause between reads of an idle stream shard or outbox (`MEDBOOK_RELAY_POLL_MS`, default 250).
+    pub poll: std::time::Duration,
+    /// How long a lease holds without renewal (`MEDBOOK_RELAY_LEASE_MS`, default 5 000): a replica that dies
+    /// loses its shards and outboxes within it.
+    pub lease: std::time::Duration,
+    /// Which endpoints may be called (`MEDBOOK_WEBHOOK_TARGETS`: `public`, the default with `aws`;
+    /// `loopback`, the default with `embedded`; `any`, the override that allows private networks).
+    pub targets: crate::domain::webhook::TargetPolicy,
+    /// Time an endpoint has to answer (`MEDBOOK_WEBHOOK_TIMEOUT_MS`, default 10 000).
+    pub timeout: std::time::Duration,
+    /// First retry wait, doubled per attempt (`MEDBOOK_WEBHOOK_RETRY_BASE_MS`, default 5 000).
+    pub retry_base: std::time::Duration,
+    /// Longest retry wait (`MEDBOOK_WEBHOOK_RETRY_MAX_MS`, default 3 600 000: an hour).
+    pub retry_max: std::time::Duration,
+    /// How long an event is retried after its first attempt (`MEDBOOK_WEBHOOK_RETRY_HOURS`, default 24).
+    pub retry_for: std::time::Duration,
+    /// How long an endpoint may fail every attempt before it is disabled
+    /// (`MEDBOOK_WEBHOOK_DISABLE_AFTER_HOURS`, default 72).
+    pub disable_after: std::time::Duration,
+    /// Deliveries in flight per endpoint, one per patient at most (`MEDBOOK_WEBHOOK_CONCURRENCY`, default 8).
+    pub concurrency: usize,
 }
 
 /// The HTTP server and its process.
@@ -287,6 +318,7 @@ impl Settings {
                     ));
                 }
             },
+            relay: relay(&vars)?,
             result_release: match vars.get("MEDBOOK_RESULT_RELEASE") {
                 None => ReleasePolicy::default(),
                 Some(v) => v
@@ -408,6 +440,48 @@ fn oidc(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<Option<crate::au
             };
             ConfigError::new(var, e.0)
         })
+}
+
+fn relay(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<RelaySettings, ConfigError> {
+    use crate::domain::webhook::TargetPolicy;
+    let ms = |var, default, range| vars.ranged(var, default, range).map(std::time::Duration::from_millis);
+    let hours = |var: &'static str, default: f64| -> Result<std::time::Duration, ConfigError> {
+        match vars.get(var) {
+            None => Ok(std::time::Duration::from_secs_f64(default * 3600.0)),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|h| (0.0001..=8760.0).contains(h))
+                .map(|h| std::time::Duration::from_secs_f64(h * 3600.0))
+                .ok_or_else(|| ConfigError::new(var, "must be a number of hours from 0.0001 to 8760")),
+        }
+    };
+    let production = vars.choice("MEDBOOK_STORE", &[("embedded", false), ("aws", true)])?;
+    let targets = match vars.get("MEDBOOK_WEBHOOK_TARGETS").as_deref() {
+        None if production => TargetPolicy::Public,
+        None => TargetPolicy::Loopback,
+        Some("public") => TargetPolicy::Public,
+        Some("loopback") => TargetPolicy::Loopback,
+        Some("any") => TargetPolicy::Any,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "MEDBOOK_WEBHOOK_TARGETS",
+                format!("`{other}` is none of: public, loopback, any"),
+            ));
+        }
+    };
+    Ok(RelaySettings {
+        enabled: vars.choice("MEDBOOK_RELAY", &[("on", true), ("off", false)])?,
+        poll: ms("MEDBOOK_RELAY_POLL_MS", 250, 10..=60_000)?,
+        lease: ms("MEDBOOK_RELAY_LEASE_MS", 5_000, 500..=600_000)?,
+        targets,
+        timeout: ms("MEDBOOK_WEBHOOK_TIMEOUT_MS", 10_000, 100..=120_000)?,
+        retry_base: ms("MEDBOOK_WEBHOOK_RETRY_BASE_MS", 5_000, 10..=3_600_000)?,
+        retry_max: ms("MEDBOOK_WEBHOOK_RETRY_MAX_MS", 3_600_000, 10..=86_400_000)?,
+        retry_for: hours("MEDBOOK_WEBHOOK_RETRY_HOURS", 24.0)?,
+        disable_after: hours("MEDBOOK_WEBHOOK_DISABLE_AFTER_HOURS", 72.0)?,
+        concurrency: vars.ranged("MEDBOOK_WEBHOOK_CONCURRENCY", 8, 1..=64)?,
+    })
 }
 
 fn jwt_secret(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<Option<Secret>, ConfigError> {

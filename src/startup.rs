@@ -6,6 +6,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use aws_sdk_dynamodb::Client;
 use tokio::{net::TcpListener, sync::watch};
 
+use crate::service::relay::Relay;
 use crate::{
     api::{self, AppState, Services, cursor::CursorKey},
     auth::{Authenticator, TokenKeys, oidc::OidcVerifier},
@@ -43,6 +44,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     health: Health,
+    relay: Option<Arc<Relay>>,
     grace: Duration,
     connections: ConnectionLimits,
     #[cfg(feature = "embedded")]
@@ -68,7 +70,8 @@ pub async fn open_store(settings: &Settings) -> Result<(Store, Option<EngineHand
             Store::new(
                 client::aws_client(&(&settings.store).into()).await,
                 settings.store.table.clone(),
-            ),
+            )
+            .with_streams(client::aws_streams_client(&(&settings.store).into()).await),
             None,
         )),
         #[cfg(feature = "embedded")]
@@ -82,10 +85,16 @@ pub async fn open_store(settings: &Settings) -> Result<(Store, Option<EngineHand
                 endpoint = engine.endpoint(),
                 "using the embedded local DynamoDB engine (dynoxide on SQLite): for development only; set MEDBOOK_STORE=aws for Amazon DynamoDB"
             );
+            let options = (&settings.store).into();
             let store = Store::new(
-                client::local_client(engine.endpoint(), engine.credentials(), &(&settings.store).into()),
+                client::local_client(engine.endpoint(), engine.credentials(), &options),
                 settings.store.table.clone(),
-            );
+            )
+            .with_streams(client::local_streams_client(
+                engine.endpoint(),
+                engine.credentials(),
+                &options,
+            ));
             Ok((store, Some(engine)))
         }
         #[cfg(not(feature = "embedded"))]
@@ -142,12 +151,26 @@ impl Application {
         Ok(app)
     }
 
-    /// Builds the application on a client made elsewhere (tests use one shared engine).
+    /// Builds the application on a client made elsewhere (tests use one shared engine), without a streams
+    /// client: `MEDBOOK_RELAY` must be `off`.
     ///
     /// # Errors
     /// [`StartupError`] for any step that fails.
     pub async fn build_with_client(settings: Settings, client: Client) -> Result<Self, StartupError> {
         let store = Store::new(client, settings.store.table.clone());
+        Self::build_with_store(settings, store).await
+    }
+
+    /// Builds the application on clients made elsewhere, the relay reading the stream through `streams`.
+    ///
+    /// # Errors
+    /// [`StartupError`] for any step that fails.
+    pub async fn build_with_clients(
+        settings: Settings,
+        client: Client,
+        streams: aws_sdk_dynamodbstreams::Client,
+    ) -> Result<Self, StartupError> {
+        let store = Store::new(client, settings.store.table.clone()).with_streams(streams);
         Self::build_with_store(settings, store).await
     }
 
@@ -206,6 +229,7 @@ impl Application {
                 settings.store.event_retention_days,
                 settings.store.event_settle,
             ),
+            webhooks: crate::service::webhooks::Webhooks::new(store.clone(), settings.relay.targets),
             cursors: Arc::new(CursorKey::new(&secret)),
             lab_name: settings.lab_name.clone(),
         });
@@ -215,6 +239,18 @@ impl Application {
             // MEDBOOK_OIDC_REFRESH_S (60 s) tries again.
             tokio::spawn(async move { oidc.refresh_if_due().await });
         }
+        let relay = if settings.relay.enabled {
+            let relay = Relay::new(store.clone(), settings.relay.clone()).map_err(StartupError::Engine)?;
+            relay.check_stream().await.map_err(|e| {
+                StartupError::Engine(format!(
+                    "MEDBOOK_RELAY=on delivers webhooks from the table's DynamoDB Stream, which cannot be read ({e}); \
+                     set MEDBOOK_RELAY=off to run without deliveries (the event feed, GET /v1/events, still works)"
+                ))
+            })?;
+            Some(relay)
+        } else {
+            None
+        };
         let listener = TcpListener::bind(settings.server.addr)
             .await
             .map_err(|e| StartupError::Bind(settings.server.addr, e))?;
@@ -222,6 +258,7 @@ impl Application {
             listener,
             router: api::router(state, &(&settings).into()),
             health,
+            relay,
             grace: settings.server.shutdown_grace,
             connections: ConnectionLimits {
                 header_read_timeout: settings.server.header_read_timeout,
@@ -257,8 +294,12 @@ impl Application {
         tracing::info!(addr = %addr, "medbook listening");
         let (stop, mut stopped) = watch::channel(false);
         let (health, grace) = (self.health.clone(), self.grace);
+        let (stop_relay, relay_stopped) = watch::channel(false);
+        let relay = self.relay.map(|relay| tokio::spawn(relay.run(relay_stopped)));
         tokio::spawn(async move {
             shutdown.await;
+            // The relay stops first and gives up its leases, so another replica takes over at once.
+            let _ = stop_relay.send(true);
             // Readiness fails first, so load balancers stop sending, then the listener closes.
             health.start_draining();
             tracing::info!(
@@ -279,6 +320,9 @@ impl Application {
                 Ok(())
             }
         };
+        if let Some(relay) = relay {
+            let _ = tokio::time::timeout(RELAY_STOP, relay).await;
+        }
         #[cfg(feature = "embedded")]
         if let Some(engine) = self.engine {
             engine.shutdown().await;
@@ -364,6 +408,9 @@ async fn until_true(flag: &mut watch::Receiver<bool>) {
 
 /// How long readiness reports 503 before the listener closes.
 const DRAIN_DELAY: Duration = Duration::from_millis(500);
+
+/// Longest wait for the relay to finish its round and give up its leases on shutdown.
+const RELAY_STOP: Duration = Duration::from_secs(5);
 
 async fn shutdown_signal() {
     let ctrl_c = async {

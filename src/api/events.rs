@@ -38,8 +38,9 @@ pub struct EventView {
     pub kind: EventType,
     /// When.
     pub occurred_at: String,
-    /// Whose.
-    pub patient_id: Uuid,
+    /// Whose (absent for an event about medbook itself: `webhook.disabled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient_id: Option<Uuid>,
     /// The booking, for booking and result events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub booking_id: Option<Uuid>,

@@ -19,6 +19,7 @@ pub mod results;
 pub mod sites;
 pub mod test_types;
 mod usage;
+pub mod webhooks;
 
 use std::{sync::Arc, time::Duration};
 
@@ -100,6 +101,8 @@ pub struct Services {
     pub identities: crate::service::identities::Identities,
     /// The domain-event feed.
     pub events: crate::service::events::Events,
+    /// Webhook endpoints and their deliveries.
+    pub webhooks: crate::service::webhooks::Webhooks,
     /// Page cursor signing.
     pub cursors: Arc<cursor::CursorKey>,
     /// The laboratory's name on reports.
@@ -121,6 +124,7 @@ pub struct Services {
         (name = "lab", description = "Slots, the day's schedule, tests by type"),
         (name = "sites", description = "Sites in their time zones: opening hours, day rules, slots, holds"),
         (name = "events", description = "The feed of domain events, written in each change's own transaction"),
+        (name = "webhooks", description = "Endpoints that receive the events, signed (Standard Webhooks), retried for 24 h, with a deliveries log"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -218,6 +222,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(sites::router())
         .merge(audit::router())
         .merge(events::router())
+        .merge(webhooks::router())
         .merge(health::router())
 }
 

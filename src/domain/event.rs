@@ -54,11 +54,15 @@ pub enum EventType {
     /// lifted hold. A release that comes with time alone (`on-final-after:<h>`, nobody writing) has none yet.
     #[serde(rename = "result.released")]
     ResultReleased,
+    /// A webhook endpoint was disabled by medbook: it answered 410 Gone, or failed for longer than
+    /// `MEDBOOK_WEBHOOK_DISABLE_AFTER_HOURS`. The event has no patient; its data names the webhook.
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled,
 }
 
 impl EventType {
     /// Every type, in the order of the list above.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::PatientCreated,
         Self::BookingCreated,
         Self::BookingCancelled,
@@ -71,6 +75,7 @@ impl EventType {
         Self::ResultCritical,
         Self::ResultReviewed,
         Self::ResultReleased,
+        Self::WebhookDisabled,
     ];
 
     /// The type's name, as events and filters spell it (`booking.created`).
@@ -88,6 +93,7 @@ impl EventType {
             Self::ResultCritical => "result.critical",
             Self::ResultReviewed => "result.reviewed",
             Self::ResultReleased => "result.released",
+            Self::WebhookDisabled => "webhook.disabled",
         }
     }
 
@@ -106,8 +112,8 @@ pub struct DomainEvent {
     pub kind: EventType,
     /// When, as the writer's clock read it just before its transaction.
     pub occurred_at: String,
-    /// Whose.
-    pub patient_id: Uuid,
+    /// Whose (none for an event about medbook itself, `webhook.disabled`).
+    pub patient_id: Option<Uuid>,
     /// The booking, for booking and result events.
     pub booking_id: Option<Uuid>,
     /// The booked test, for result events.
@@ -123,10 +129,18 @@ impl DomainEvent {
             id: Uuid::now_v7(),
             kind,
             occurred_at: now.to_owned(),
-            patient_id,
+            patient_id: Some(patient_id),
             booking_id: None,
             test_id: None,
             data: BTreeMap::new(),
+        }
+    }
+
+    /// An event about medbook itself (no patient).
+    pub fn system(kind: EventType, now: &str) -> Self {
+        Self {
+            patient_id: None,
+            ..Self::new(kind, Uuid::nil(), now)
         }
     }
 

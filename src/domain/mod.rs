@@ -10,3 +10,4 @@ pub mod site;
 pub mod test_type;
 pub mod text;
 pub mod timefmt;
+pub mod webhook;

@@ -8,8 +8,10 @@ pub mod events;
 pub mod health;
 pub mod identities;
 pub mod patients;
+pub mod relay;
 pub mod results;
 pub mod sites;
+pub mod webhooks;
 
 use time::Date;
 

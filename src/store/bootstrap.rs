@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement,
     KeyType, LocalSecondaryIndex, Projection, ProjectionType, ProvisionedThroughput, ScalarAttributeType,
-    TableDescription, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+    StreamSpecification, StreamViewType, TableDescription, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
 use tracing::Instrument;
@@ -24,6 +24,16 @@ const ACTIVE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Why the table cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
+    /// The table's stream is on without new images, which the webhook relay needs.
+    #[error(
+        "table {table} has a stream without new images ({found}); the webhook relay needs NEW_IMAGE or NEW_AND_OLD_IMAGES"
+    )]
+    StreamView {
+        /// Table name.
+        table: String,
+        /// Its view type.
+        found: String,
+    },
     /// The existing table's primary key is not `PK` (hash) + `SK` (range), both strings.
     #[error("table {table} exists with another key schema ({found}); expected PK (HASH, S) + SK (RANGE, S)")]
     KeySchema {
@@ -123,6 +133,7 @@ impl Store {
                 }
             }
         }
+        self.enable_stream(&table).await?;
         self.enable_ttl().await?;
         Ok(())
     }
@@ -185,6 +196,7 @@ impl Store {
             ))
             .key_schema(key(keys::PK, KeyType::Hash))
             .key_schema(key(keys::SK, KeyType::Range))
+            .stream_specification(new_images())
             .local_secondary_indexes(
                 LocalSecondaryIndex::builder()
                     .index_name(keys::LSI_BOOKINGS_BY_SLOT)
@@ -313,6 +325,40 @@ impl Store {
         Ok(())
     }
 
+    /// Turns the table's stream on (new images: what the webhook relay reads) where it is off. A stream that
+    /// is on with another view keeps it if it has new images (`NEW_AND_OLD_IMAGES`); one without them
+    /// (`KEYS_ONLY`, `OLD_IMAGE`) is an error, since changing it would cut off whatever else reads it.
+    async fn enable_stream(&self, table: &TableDescription) -> Result<(), BootstrapError> {
+        match table.stream_specification() {
+            Some(spec) if spec.stream_enabled() => match spec.stream_view_type() {
+                Some(StreamViewType::NewImage | StreamViewType::NewAndOldImages) => Ok(()),
+                other => Err(BootstrapError::StreamView {
+                    table: self.table.to_string(),
+                    found: other.map_or("none".to_owned(), |v| v.as_str().to_owned()),
+                }),
+            },
+            _ => {
+                tracing::info!(table = %self.table, "enabling the table's stream (NEW_IMAGE)");
+                let result = self
+                    .client
+                    .update_table()
+                    .table_name(self.table.as_ref())
+                    .stream_specification(new_images())
+                    .send()
+                    .await
+                    .map_err(StoreError::from_sdk);
+                match result {
+                    Ok(_) => {}
+                    // A concurrent starter enabled it first.
+                    Err(e) if e.to_string().contains("already") => {}
+                    Err(e) => return Err(e.into()),
+                }
+                self.wait_active().await?;
+                Ok(())
+            }
+        }
+    }
+
     async fn enable_ttl(&self) -> Result<(), StoreError> {
         let current = self
             .client
@@ -345,6 +391,14 @@ impl Store {
             Err(e) => Err(e),
         }
     }
+}
+
+fn new_images() -> StreamSpecification {
+    StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::NewImage)
+        .build()
+        .expect("stream spec is complete")
 }
 
 fn is_active(table: &TableDescription) -> bool {

@@ -185,3 +185,43 @@ pub fn local_client(endpoint: &str, credentials: &LocalCredentials, options: &Cl
         .build();
     Client::from_conf(config)
 }
+
+/// A DynamoDB Streams client by the standard AWS chain. Where only `AWS_ENDPOINT_URL_DYNAMODB` is set (an
+/// engine on this machine, which serves both APIs on one port), streams go there too, never to AWS.
+pub async fn aws_streams_client(options: &ClientOptions) -> aws_sdk_dynamodbstreams::Client {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(options.timeout_config())
+        .retry_config(options.retry_config())
+        .load()
+        .await;
+    let mut builder = aws_sdk_dynamodbstreams::config::Builder::from(&config);
+    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB_STREAMS").is_none()
+        && let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+    {
+        builder = builder.endpoint_url(endpoint);
+    }
+    aws_sdk_dynamodbstreams::Client::from_conf(builder.build())
+}
+
+/// A DynamoDB Streams client for an engine at `endpoint` on this machine (as [`local_client`]).
+pub fn local_streams_client(
+    endpoint: &str,
+    credentials: &LocalCredentials,
+    options: &ClientOptions,
+) -> aws_sdk_dynamodbstreams::Client {
+    let config = aws_sdk_dynamodbstreams::Config::builder()
+        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
+            credentials.access_key_id(),
+            credentials.secret(),
+            None,
+            None,
+            "medbook-local",
+        ))
+        .endpoint_url(endpoint)
+        .timeout_config(options.timeout_config())
+        .retry_config(options.retry_config())
+        .build();
+    aws_sdk_dynamodbstreams::Client::from_conf(config)
+}

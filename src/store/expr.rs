@@ -145,6 +145,31 @@ impl Expr {
         self
     }
 
+    /// Update: `SET attribute = attribute - 1` (a counter that exists).
+    pub(crate) fn decrement(mut self, attribute: &str) -> Self {
+        let (name, one) = (self.name(attribute), self.value(1));
+        self.set.push(format!("{name} = {name} - {one}"));
+        self
+    }
+
+    /// Update: `SET attribute = if_not_exists(attribute, value)` (set once, kept after).
+    pub(crate) fn set_once(mut self, attribute: &str, value: impl Serialize) -> Self {
+        let (name, value) = (self.name(attribute), self.value(value));
+        self.set.push(format!("{name} = if_not_exists({name}, {value})"));
+        self
+    }
+
+    /// Condition: the item is absent, or its number `attribute` is below `value`, or `owner_attribute` is
+    /// `owner` (a lease that is free, ran out, or is this owner's).
+    pub(crate) fn lease_free(mut self, attribute: &str, value: i64, owner_attribute: &str, owner: &str) -> Self {
+        let (name, value) = (self.name(attribute), self.value(value));
+        let (owner_name, owner) = (self.name(owner_attribute), self.value(owner));
+        self.conditions.push(format!(
+            "(attribute_not_exists({name}) OR {name} < {value} OR {owner_name} = {owner})"
+        ));
+        self
+    }
+
     /// Update: `SET attribute = value`.
     pub(crate) fn set(mut self, attribute: &str, value: impl Serialize) -> Self {
         let (name, value) = (self.name(attribute), self.value(value));

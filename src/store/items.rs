@@ -62,6 +62,26 @@ pub(crate) mod attr {
     pub(crate) const PATIENT_ID: &str = "patientId";
     /// A patient's folded given name (the search's narrowing filter).
     pub(crate) const SEARCH_GIVEN: &str = "searchGiven";
+    /// Whether a webhook is enabled ([`super::WebhookItem`]).
+    pub(crate) const ENABLED: &str = "enabled";
+    /// Why medbook disabled a webhook.
+    pub(crate) const DISABLED_REASON: &str = "disabledReason";
+    /// Since when a webhook has failed.
+    pub(crate) const FAILING_SINCE: &str = "failingSince";
+    /// The number of webhooks ([`super::CountItem`]).
+    pub(crate) const COUNT: &str = "count";
+    /// Failed attempts at an outbox entry ([`super::OutboxItem`]).
+    pub(crate) const ATTEMPTS: &str = "attempts";
+    /// When an outbox entry is due, epoch milliseconds.
+    pub(crate) const NEXT_AT: &str = "nextAt";
+    /// When an outbox entry was first tried.
+    pub(crate) const FIRST_ATTEMPT_AT: &str = "firstAttemptAt";
+    /// Until when a worker lease holds, epoch milliseconds ([`super::LeaseItem`]).
+    pub(crate) const LEASE_UNTIL: &str = "leaseUntil";
+    /// A stream shard's last relayed sequence number.
+    pub(crate) const CHECKPOINT: &str = "checkpoint";
+    /// Whether a closed stream shard is relayed to its end.
+    pub(crate) const FINISHED: &str = "finished";
 }
 
 /// Entity discriminators stored in the `entity` attribute.
@@ -116,6 +136,16 @@ pub(crate) mod entity {
     pub(crate) const ACCESSION: &str = "Accession";
     /// An audit event.
     pub(crate) const AUDIT: &str = "AuditEvent";
+    /// A webhook endpoint.
+    pub(crate) const WEBHOOK: &str = "Webhook";
+    /// The number of webhooks.
+    pub(crate) const WEBHOOK_COUNT: &str = "WebhookCount";
+    /// An event still to deliver to one webhook.
+    pub(crate) const OUTBOX: &str = "OutboxEntry";
+    /// One delivery attempt.
+    pub(crate) const ATTEMPT: &str = "DeliveryAttempt";
+    /// A background worker's lease.
+    pub(crate) const LEASE: &str = "Lease";
 }
 
 /// A patient's profile: `PATIENT#<id>` / `PROFILE`.
@@ -1392,8 +1422,9 @@ pub(crate) struct EventItem {
     pub(crate) kind: EventType,
     /// When.
     pub(crate) occurred_at: String,
-    /// Whose.
-    pub(crate) patient_id: Uuid,
+    /// Whose (none for a system event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) patient_id: Option<Uuid>,
     /// The booking.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) booking_id: Option<Uuid>,
@@ -1489,4 +1520,304 @@ impl AuditItem {
             ..self.event
         }
     }
+}
+
+/// A webhook endpoint: `WEBHOOKS` / `WEBHOOK#<id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WebhookItem {
+    /// [`keys::WEBHOOKS_PK`].
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// `WEBHOOK#<id>`.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::WEBHOOK`].
+    pub(crate) entity: String,
+    /// Id.
+    pub(crate) webhook_id: Uuid,
+    /// Endpoint URL.
+    pub(crate) url: String,
+    /// Subscribed types; empty: all.
+    pub(crate) types: Vec<EventType>,
+    /// What it is for.
+    pub(crate) description: String,
+    /// Whether events go to it.
+    pub(crate) enabled: bool,
+    /// Why medbook disabled it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) disabled_reason: Option<String>,
+    /// Creation time.
+    pub(crate) created_at: String,
+    /// Since when every attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) failing_since: Option<String>,
+    /// The signing secret (`whsec_…`). DynamoDB encrypts it at rest; the API shows it once, at creation.
+    pub(crate) secret: String,
+    /// Version.
+    pub(crate) version: u64,
+}
+
+impl WebhookItem {
+    /// The item of `webhook`.
+    pub(crate) fn new(webhook: &crate::domain::webhook::Webhook) -> Self {
+        Self {
+            pk: keys::WEBHOOKS_PK.to_owned(),
+            sk: keys::webhook_sk(webhook.id),
+            entity: entity::WEBHOOK.to_owned(),
+            webhook_id: webhook.id,
+            url: webhook.url.clone(),
+            types: webhook.types.clone(),
+            description: webhook.description.clone(),
+            enabled: webhook.enabled,
+            disabled_reason: webhook.disabled_reason.clone(),
+            created_at: webhook.created_at.clone(),
+            failing_since: webhook.failing_since.clone(),
+            secret: webhook.secret.clone(),
+            version: webhook.version,
+        }
+    }
+
+    /// The webhook.
+    pub(crate) fn into_webhook(self) -> crate::domain::webhook::Webhook {
+        crate::domain::webhook::Webhook {
+            id: self.webhook_id,
+            url: self.url,
+            types: self.types,
+            description: self.description,
+            enabled: self.enabled,
+            disabled_reason: self.disabled_reason,
+            created_at: self.created_at,
+            failing_since: self.failing_since,
+            secret: self.secret,
+            version: self.version,
+        }
+    }
+}
+
+/// The number of webhooks: `WEBHOOKS` / `COUNT`, kept in the transactions that create and delete them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CountItem {
+    /// [`keys::WEBHOOKS_PK`].
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// [`keys::WEBHOOK_COUNT_SK`].
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::WEBHOOK_COUNT`].
+    pub(crate) entity: String,
+    /// How many.
+    pub(crate) count: u32,
+}
+
+/// An event as an outbox entry holds it: what a delivery sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoredEvent {
+    /// Event id.
+    pub(crate) event_id: Uuid,
+    /// Type.
+    #[serde(rename = "type")]
+    pub(crate) kind: EventType,
+    /// When.
+    pub(crate) occurred_at: String,
+    /// Whose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) patient_id: Option<Uuid>,
+    /// The booking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) booking_id: Option<Uuid>,
+    /// The test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) test_id: Option<Uuid>,
+    /// Ids and statuses.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub(crate) data: std::collections::BTreeMap<String, String>,
+}
+
+impl From<&DomainEvent> for StoredEvent {
+    fn from(e: &DomainEvent) -> Self {
+        Self {
+            event_id: e.id,
+            kind: e.kind,
+            occurred_at: e.occurred_at.clone(),
+            patient_id: e.patient_id,
+            booking_id: e.booking_id,
+            test_id: e.test_id,
+            data: e.data.clone(),
+        }
+    }
+}
+
+impl From<StoredEvent> for DomainEvent {
+    fn from(e: StoredEvent) -> Self {
+        Self {
+            id: e.event_id,
+            kind: e.kind,
+            occurred_at: e.occurred_at,
+            patient_id: e.patient_id,
+            booking_id: e.booking_id,
+            test_id: e.test_id,
+            data: e.data,
+        }
+    }
+}
+
+/// An event still to deliver to one webhook: `OUTBOX#<webhookId>` / `<occurredAt>#<eventId>`. The relay
+/// writes it in the transaction that moves its stream checkpoint past the event; the delivery that gets a 2xx
+/// deletes it in the transaction that logs the attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OutboxItem {
+    /// `OUTBOX#<webhookId>`.
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// `<occurredAt>#<eventId>`.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::OUTBOX`].
+    pub(crate) entity: String,
+    /// The webhook.
+    pub(crate) webhook_id: Uuid,
+    /// The event.
+    pub(crate) event: StoredEvent,
+    /// Failed attempts so far.
+    pub(crate) attempts: u32,
+    /// Due time, epoch milliseconds.
+    pub(crate) next_at: i64,
+    /// The first attempt's time, once there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) first_attempt_at: Option<String>,
+    /// Epoch seconds; TTL (the event's retention: an entry is never kept longer than its event).
+    pub(crate) expires_at: i64,
+}
+
+impl OutboxItem {
+    /// A new entry of `event` for `webhook_id`, due now, kept `retention_days`.
+    pub(crate) fn new(webhook_id: Uuid, event: &DomainEvent, retention_days: u32) -> Self {
+        let now = time::OffsetDateTime::now_utc();
+        Self {
+            pk: keys::outbox_pk(webhook_id),
+            sk: keys::event_sk(&event.occurred_at, event.id),
+            entity: entity::OUTBOX.to_owned(),
+            webhook_id,
+            event: event.into(),
+            attempts: 0,
+            next_at: 0,
+            first_attempt_at: None,
+            expires_at: now.unix_timestamp() + i64::from(retention_days) * 86_400,
+        }
+    }
+}
+
+/// One delivery attempt: `DELIVERIES#<webhookId>` / `ATTEMPT#<attemptId>`, deleted by TTL with the events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AttemptItem {
+    /// `DELIVERIES#<webhookId>`.
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// `ATTEMPT#<attemptId>`.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::ATTEMPT`].
+    pub(crate) entity: String,
+    /// Attempt id.
+    pub(crate) attempt_id: Uuid,
+    /// The event.
+    pub(crate) event_id: Uuid,
+    /// Its type.
+    pub(crate) event_type: EventType,
+    /// Its patient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) patient_id: Option<Uuid>,
+    /// When it occurred.
+    pub(crate) occurred_at: String,
+    /// When the attempt was sent.
+    pub(crate) attempted_at: String,
+    /// HTTP status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) status: Option<u16>,
+    /// Latency.
+    pub(crate) latency_ms: u64,
+    /// What went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
+    /// How it ended.
+    pub(crate) outcome: crate::domain::webhook::AttemptOutcome,
+    /// Which attempt.
+    pub(crate) attempt: u32,
+    /// Epoch seconds; TTL.
+    pub(crate) expires_at: i64,
+}
+
+impl AttemptItem {
+    /// The item of `attempt` for `webhook_id`, kept `retention_days`.
+    pub(crate) fn new(webhook_id: Uuid, attempt: &crate::domain::webhook::Attempt, retention_days: u32) -> Self {
+        Self {
+            pk: keys::deliveries_pk(webhook_id),
+            sk: keys::attempt_sk(attempt.id),
+            entity: entity::ATTEMPT.to_owned(),
+            attempt_id: attempt.id,
+            event_id: attempt.event_id,
+            event_type: attempt.event_type,
+            patient_id: attempt.patient_id,
+            occurred_at: attempt.occurred_at.clone(),
+            attempted_at: attempt.attempted_at.clone(),
+            status: attempt.status,
+            latency_ms: attempt.latency_ms,
+            error: attempt.error.clone(),
+            outcome: attempt.outcome,
+            attempt: attempt.attempt,
+            expires_at: time::OffsetDateTime::now_utc().unix_timestamp() + i64::from(retention_days) * 86_400,
+        }
+    }
+
+    /// The attempt.
+    pub(crate) fn into_attempt(self) -> crate::domain::webhook::Attempt {
+        crate::domain::webhook::Attempt {
+            id: self.attempt_id,
+            event_id: self.event_id,
+            event_type: self.event_type,
+            patient_id: self.patient_id,
+            occurred_at: self.occurred_at,
+            attempted_at: self.attempted_at,
+            status: self.status,
+            latency_ms: self.latency_ms,
+            error: self.error,
+            outcome: self.outcome,
+            attempt: self.attempt,
+        }
+    }
+}
+
+/// A background worker's lease: `LEASES` / `STREAM#<shardId>` (with the shard's checkpoint) or
+/// `OUTBOX#<webhookId>`. Its expiry is `leaseUntil` (milliseconds), not the TTL attribute: TTL deletes late,
+/// and would take the checkpoint with it. `expiresAt` (two days on, moved by every renewal) only clears away
+/// the leases of shards long gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LeaseItem {
+    /// [`keys::LEASES_PK`].
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// The lease's name.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::LEASE`].
+    #[serde(default)]
+    pub(crate) entity: String,
+    /// The holder.
+    #[serde(default)]
+    pub(crate) owner: String,
+    /// Held until, epoch milliseconds.
+    #[serde(default)]
+    pub(crate) lease_until: i64,
+    /// The last stream sequence number relayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) checkpoint: Option<String>,
+    /// Whether the (closed) shard is relayed to its end.
+    #[serde(default)]
+    pub(crate) finished: bool,
 }

@@ -411,6 +411,50 @@ pub fn test_type_version_sk(version: u32) -> String {
     format!("VERSION#{version:06}")
 }
 
+/// Partition of every webhook endpoint: `WEBHOOKS` (at most [`MAX_WEBHOOKS`](crate::domain::webhook::MAX_WEBHOOKS)
+/// items and their counter, so one Query lists them all).
+pub const WEBHOOKS_PK: &str = "WEBHOOKS";
+
+/// Sort key of the webhook counter in [`WEBHOOKS_PK`].
+pub const WEBHOOK_COUNT_SK: &str = "COUNT";
+
+/// Sort key of a webhook: `WEBHOOK#<id>`.
+pub fn webhook_sk(webhook_id: Uuid) -> String {
+    format!("WEBHOOK#{webhook_id}")
+}
+
+/// Sort-key prefix of the webhooks in [`WEBHOOKS_PK`].
+pub const WEBHOOK_PREFIX: &str = "WEBHOOK#";
+
+/// Partition of a webhook's outbox, the events still to deliver to it: `OUTBOX#<webhookId>`, sorted by
+/// [`event_sk`] (occurrence order).
+pub fn outbox_pk(webhook_id: Uuid) -> String {
+    format!("OUTBOX#{webhook_id}")
+}
+
+/// Partition of a webhook's deliveries log: `DELIVERIES#<webhookId>`, sorted by [`attempt_sk`].
+pub fn deliveries_pk(webhook_id: Uuid) -> String {
+    format!("DELIVERIES#{webhook_id}")
+}
+
+/// Sort key of one delivery attempt: `ATTEMPT#<attemptId>` (a UUID v7, so the log sorts by time).
+pub fn attempt_sk(attempt_id: Uuid) -> String {
+    format!("ATTEMPT#{attempt_id}")
+}
+
+/// Partition of the background workers' leases: `LEASES`.
+pub const LEASES_PK: &str = "LEASES";
+
+/// Lease (and checkpoint) of one shard of the table's stream: `STREAM#<shardId>`.
+pub fn stream_lease_sk(shard_id: &str) -> String {
+    format!("STREAM#{shard_id}")
+}
+
+/// Lease of one webhook's outbox (the replica that delivers to it): `OUTBOX#<webhookId>`.
+pub fn outbox_lease_sk(webhook_id: Uuid) -> String {
+    format!("OUTBOX#{webhook_id}")
+}
+
 /// Partition of an idempotency record, scoped to the caller that sent the key: a SHA-256 of the
 /// length-prefixed caller and key, so no caller's key can name another caller's record (with `#` allowed in
 /// both, `a` + `b#c` and `a#b` + `c` were one key once) and the key's text is not stored in a key.

@@ -18,10 +18,12 @@ mod items;
 pub mod keys;
 pub mod migrate;
 pub mod patients;
+pub mod relay;
 pub mod seed;
 pub mod sites;
 mod tx;
 pub mod usage;
+pub mod webhooks;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -51,6 +53,7 @@ pub type Item = HashMap<String, AttributeValue>;
 #[derive(Clone)]
 pub struct Store {
     client: Client,
+    streams: Option<aws_sdk_dynamodbstreams::Client>,
     table: Arc<str>,
     audit_retention_days: u32,
     event_retention_days: u32,
@@ -125,6 +128,7 @@ impl Store {
     pub fn new(client: Client, table: impl Into<Arc<str>>) -> Self {
         Self {
             client,
+            streams: None,
             table: table.into(),
             audit_retention_days: 2555,
             event_retention_days: 30,

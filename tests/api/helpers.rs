@@ -96,6 +96,9 @@ pub fn settings(table: &str, extra: &[(&str, &str)]) -> Settings {
         // The test apps use the production store kind against the local engine; the metrics tests read
         // /metrics (its default there, off, has a test of its own).
         ("MEDBOOK_METRICS_PUBLIC".into(), "true".into()),
+        // The relay reads the table's stream; the webhook tests turn it on, the rest leave it idle.
+        ("MEDBOOK_RELAY".into(), "off".into()),
+        ("MEDBOOK_WEBHOOK_TARGETS".into(), "loopback".into()),
     ]);
     for (k, v) in extra {
         vars.insert((*k).into(), (*v).into());
@@ -129,8 +132,10 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 pub async fn spawn_app_on(endpoint: &str, extra: &[(&str, &str)]) -> TestApp {
     let table = table_name();
     let settings = settings(&table, extra);
-    let client = local_client(endpoint, engine_credentials(), &ClientOptions::from(&settings.store));
-    let app = Application::build_with_client(settings, client)
+    let options = ClientOptions::from(&settings.store);
+    let client = local_client(endpoint, engine_credentials(), &options);
+    let streams = medbook::store::client::local_streams_client(endpoint, engine_credentials(), &options);
+    let app = Application::build_with_clients(settings, client, streams)
         .await
         .expect("app builds");
     let addr: SocketAddr = app.local_addr().expect("bound");
@@ -143,6 +148,19 @@ pub async fn spawn_app_on(endpoint: &str, extra: &[(&str, &str)]) -> TestApp {
             .expect("client"),
         tokens: TokenKeys::new(&Secret::new(TEST_SECRET.as_bytes().to_vec())),
         store: Store::new(engine_client(), table),
+    }
+}
+
+/// A [`TestApp`] for an app already running at `base` on `table`.
+pub fn test_app_at(base: &str, table: &str) -> TestApp {
+    TestApp {
+        base: base.to_owned(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        tokens: TokenKeys::new(&Secret::new(TEST_SECRET.as_bytes().to_vec())),
+        store: Store::new(engine_client(), table.to_owned()),
     }
 }
 

@@ -29,6 +29,7 @@ mod scheduling;
 mod sites;
 mod test_types;
 mod usage;
+mod webhooks;
 
 /// A valid definition of a test type whose code (CBC) exists already.
 pub fn test_types_definition() -> serde_json::Value {
