@@ -104,36 +104,7 @@ pub struct Settings {
     /// The laboratory's name, printed on reports (`MEDBOOK_LAB_NAME`, 1 to 100 characters).
     pub lab_name: String,
     /// The relay that delivers events to webhooks.
-    pub relay: RelaySettings,
-}
-
-/// The relay: reads the table's stream and delivers events to webhooks.
-#[derive(Debug, Clone)]
-pub struct RelaySettings {
-    /// Whether this replica runs it (`MEDBOOK_RELAY`, `on` or `off`; default `on`). With it on, startup
-    /// fails when the table's stream cannot be read.
-    pub enabled: bool,
-    /// Pause between reads of an idle stream shard or outbox (`MEDBOOK_RELAY_POLL_MS`, default 250).
-    pub poll: std::time::Duration,
-    /// How long a lease holds without renewal (`MEDBOOK_RELAY_LEASE_MS`, default 5 000): a replica that dies
-    /// loses its shards and outboxes within it.
-    pub lease: std::time::Duration,
-    /// Which endpoints may be called (`MEDBOOK_WEBHOOK_TARGETS`: `public`, the default with `aws`;
-    /// `loopback`, the default with `embedded`; `any`, the override that allows private networks).
-    pub targets: crate::domain::webhook::TargetPolicy,
-    /// Time an endpoint has to answer (`MEDBOOK_WEBHOOK_TIMEOUT_MS`, default 10 000).
-    pub timeout: std::time::Duration,
-    /// First retry wait, doubled per attempt (`MEDBOOK_WEBHOOK_RETRY_BASE_MS`, default 5 000).
-    pub retry_base: std::time::Duration,
-    /// Longest retry wait (`MEDBOOK_WEBHOOK_RETRY_MAX_MS`, default 3 600 000: an hour).
-    pub retry_max: std::time::Duration,
-    /// How long an event is retried after its first attempt (`MEDBOOK_WEBHOOK_RETRY_HOURS`, default 24).
-    pub retry_for: std::time::Duration,
-    /// How long an endpoint may fail every attempt before it is disabled
-    /// (`MEDBOOK_WEBHOOK_DISABLE_AFTER_HOURS`, default 72).
-    pub disable_after: std::time::Duration,
-    /// Deliveries in flight per endpoint, one per patient at most (`MEDBOOK_WEBHOOK_CONCURRENCY`, default 8).
-    pub concurrency: usize,
+    pub relay: crate::service::relay::RelaySettings,
 }
 
 /// The HTTP server and its process.
@@ -442,8 +413,8 @@ fn oidc(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<Option<crate::au
         })
 }
 
-fn relay(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<RelaySettings, ConfigError> {
-    use crate::domain::webhook::TargetPolicy;
+fn relay(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<crate::service::relay::RelaySettings, ConfigError> {
+    use crate::{domain::webhook::TargetPolicy, service::relay::RelaySettings};
     let ms = |var, default, range| vars.ranged(var, default, range).map(std::time::Duration::from_millis);
     let hours = |var: &'static str, default: f64| -> Result<std::time::Duration, ConfigError> {
         match vars.get(var) {

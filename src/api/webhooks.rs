@@ -47,6 +47,7 @@ pub struct CreateWebhook {
     pub url: String,
     /// Event types to receive; empty or absent: all.
     #[serde(default)]
+    #[schema(max_items = 13)]
     pub types: Vec<EventType>,
     /// What it is for (at most 500 characters).
     #[serde(default)]
@@ -66,6 +67,7 @@ pub struct ReplaceWebhook {
     pub url: String,
     /// Types; empty: all.
     #[serde(default)]
+    #[schema(max_items = 13)]
     pub types: Vec<EventType>,
     /// What it is for.
     #[serde(default)]

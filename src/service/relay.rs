@@ -28,7 +28,6 @@ use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use crate::{
-    config::RelaySettings,
     domain::{
         event::{DomainEvent, EventType},
         timefmt,
@@ -40,6 +39,35 @@ use crate::{
         webhooks::Queued,
     },
 };
+
+/// The relay: reads the table's stream and delivers events to webhooks.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// Whether this replica runs it (`MEDBOOK_RELAY`, `on` or `off`; default `on`). With it on, startup
+    /// fails when the table's stream cannot be read.
+    pub enabled: bool,
+    /// Pause between reads of an idle stream shard or outbox (`MEDBOOK_RELAY_POLL_MS`, default 250).
+    pub poll: Duration,
+    /// How long a lease holds without renewal (`MEDBOOK_RELAY_LEASE_MS`, default 5 000): a replica that dies
+    /// loses its shards and outboxes within it.
+    pub lease: Duration,
+    /// Which endpoints may be called (`MEDBOOK_WEBHOOK_TARGETS`: `public`, the default with `aws`;
+    /// `loopback`, the default with `embedded`; `any`, the override that allows private networks).
+    pub targets: crate::domain::webhook::TargetPolicy,
+    /// Time an endpoint has to answer (`MEDBOOK_WEBHOOK_TIMEOUT_MS`, default 10 000).
+    pub timeout: Duration,
+    /// First retry wait, doubled per attempt (`MEDBOOK_WEBHOOK_RETRY_BASE_MS`, default 5 000).
+    pub retry_base: Duration,
+    /// Longest retry wait (`MEDBOOK_WEBHOOK_RETRY_MAX_MS`, default 3 600 000: an hour).
+    pub retry_max: Duration,
+    /// How long an event is retried after its first attempt (`MEDBOOK_WEBHOOK_RETRY_HOURS`, default 24).
+    pub retry_for: Duration,
+    /// How long an endpoint may fail every attempt before it is disabled
+    /// (`MEDBOOK_WEBHOOK_DISABLE_AFTER_HOURS`, default 72).
+    pub disable_after: Duration,
+    /// Deliveries in flight per endpoint, one per patient at most (`MEDBOOK_WEBHOOK_CONCURRENCY`, default 8).
+    pub concurrency: usize,
+}
 
 /// Outbox entries read per round.
 const OUTBOX_PAGE: i32 = 100;

@@ -54,6 +54,12 @@ impl Webhooks {
                 String::new()
             }
         };
+        if input.types.len() > EventType::ALL.len() {
+            errors.push(FieldError::new(
+                "types",
+                format!("at most {} types (each once)", EventType::ALL.len()),
+            ));
+        }
         if input.description.chars().count() > MAX_DESCRIPTION_CHARS || input.description.chars().any(char::is_control)
         {
             errors.push(FieldError::new(

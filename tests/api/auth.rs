@@ -415,6 +415,41 @@ async fn the_role_matrix_of_every_endpoint_holds() {
             allowed: &[Admin],
         },
         Row {
+            method: Method::POST,
+            path: "/v1/webhooks",
+            allowed: &[Admin],
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/webhooks",
+            allowed: &[Admin],
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/webhooks/0194f3a2-7c1e-7d2a-9b1f-3c4d5e6f7a8b",
+            allowed: &[Admin],
+        },
+        Row {
+            method: Method::PUT,
+            path: "/v1/webhooks/0194f3a2-7c1e-7d2a-9b1f-3c4d5e6f7a8b",
+            allowed: &[Admin],
+        },
+        Row {
+            method: Method::DELETE,
+            path: "/v1/webhooks/0194f3a2-7c1e-7d2a-9b1f-3c4d5e6f7a8b",
+            allowed: &[Admin],
+        },
+        Row {
+            method: Method::GET,
+            path: "/v1/webhooks/0194f3a2-7c1e-7d2a-9b1f-3c4d5e6f7a8b/deliveries",
+            allowed: &[Admin],
+        },
+        Row {
+            method: Method::POST,
+            path: "/v1/webhooks/0194f3a2-7c1e-7d2a-9b1f-3c4d5e6f7a8b/deliveries/0194f3a2-7c1e-7d2a-9b1f-3c4d5e6f0000/resend",
+            allowed: &[Admin],
+        },
+        Row {
             method: Method::GET,
             path: "/v1/me",
             allowed: ALL,

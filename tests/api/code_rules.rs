@@ -215,6 +215,7 @@ fn layers_import_only_what_the_map_allows() {
         "domain",
         &[
             "aws_sdk_dynamodb",
+            "aws_sdk_dynamodbstreams",
             "aws_smithy_types",
             "serde_dynamo",
             "axum",
@@ -236,6 +237,7 @@ fn layers_import_only_what_the_map_allows() {
         "service",
         &[
             "aws_sdk_dynamodb",
+            "aws_sdk_dynamodbstreams",
             "aws_smithy_types",
             "serde_dynamo",
             "axum",
@@ -250,6 +252,7 @@ fn layers_import_only_what_the_map_allows() {
         "auth",
         &[
             "aws_sdk_dynamodb",
+            "aws_sdk_dynamodbstreams",
             "aws_smithy_types",
             "serde_dynamo",
             "axum",
@@ -261,7 +264,13 @@ fn layers_import_only_what_the_map_allows() {
     // The one exception: the middleware that reads the per-request Dynamodb-Usage meter the store fills.
     offences.extend(layer_offences(
         "api",
-        &["aws_sdk_dynamodb", "aws_smithy_types", "serde_dynamo", "dynoxide"],
+        &[
+            "aws_sdk_dynamodb",
+            "aws_sdk_dynamodbstreams",
+            "aws_smithy_types",
+            "serde_dynamo",
+            "dynoxide",
+        ],
         &["store", "startup", "engine"],
         &["api/usage.rs"],
     ));

@@ -339,6 +339,40 @@ async fn every_endpoint_makes_no_more_dynamodb_calls_than_its_floor() {
         2,
         app.request(Method::DELETE, &format!("/v1/sites/BER/days/{date}"), Some(&admin))
     );
+    let webhook = measure!(
+        "POST /v1/webhooks",
+        1,
+        app.request(Method::POST, "/v1/webhooks", Some(&admin))
+            .json(&json!({"url": "http://127.0.0.1:9/hook", "types": ["result.released"]}))
+    );
+    let w = webhook["id"].as_str().unwrap().to_owned();
+    measure!(
+        "GET /v1/webhooks",
+        1,
+        app.request(Method::GET, "/v1/webhooks", Some(&admin))
+    );
+    measure!(
+        "GET /v1/webhooks/{id}",
+        1,
+        app.request(Method::GET, &format!("/v1/webhooks/{w}"), Some(&admin))
+    );
+    measure!(
+        "PUT /v1/webhooks/{id}",
+        2,
+        app.request(Method::PUT, &format!("/v1/webhooks/{w}"), Some(&admin))
+            .header("if-match", "\"1\"")
+            .json(&json!({"url": "http://127.0.0.1:9/hook", "types": [], "enabled": true}))
+    );
+    measure!(
+        "GET /v1/webhooks/{id}/deliveries (page)",
+        2,
+        app.request(Method::GET, &format!("/v1/webhooks/{w}/deliveries"), Some(&admin))
+    );
+    measure!(
+        "DELETE /v1/webhooks/{id}",
+        1,
+        app.request(Method::DELETE, &format!("/v1/webhooks/{w}"), Some(&admin))
+    );
     measure!("GET /health/live", 0, app.request(Method::GET, "/health/live", None));
     measure!("GET /health/ready", 1, app.request(Method::GET, "/health/ready", None));
 

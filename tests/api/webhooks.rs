@@ -527,6 +527,8 @@ async fn a_resend_delivers_the_event_again_under_the_same_webhook_id() {
         .await
         .unwrap();
     assert_eq!(res.status(), 202);
+    // The webhook, the attempt and the event (GetItem each), and the outbox entry's Put.
+    assert_eq!(crate::helpers::usage(&res).0, 4);
     assert_eq!(res.json::<Value>().await.unwrap()["queued"], true);
     let got = wait_received(&name, Duration::from_secs(30), |r| r.len() == 2).await;
     assert_eq!(got[1]["webhookId"], first[0]["webhookId"]);
@@ -637,7 +639,9 @@ fn start_relaying_child(dir: &std::path::Path) -> (Child, String) {
             }
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("medbook logs its address");
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("medbook logs its address");
     (child, format!("http://{addr}"))
 }
 
@@ -674,11 +678,17 @@ async fn a_sigkill_mid_delivery_loses_no_event_resends_nothing_recorded_as_deliv
             }
         }
     });
-    futures_util::stream::iter(work).buffer_unordered(8).collect::<Vec<()>>().await;
+    futures_util::stream::iter(work)
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
     configure(&name, &secret, json!({"mode": "ok", "delayMs": 20})).await;
     let delivered = |r: &[Value]| r.iter().filter(|x| x["status"] == 200).count();
     let before = wait_received(&name, Duration::from_secs(60), |r| delivered(r) >= 150).await;
-    Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
     child.wait().unwrap();
     let at_kill = delivered(&before);
     let (mut child, base) = start_relaying_child(&dir);
@@ -693,28 +703,43 @@ async fn a_sigkill_mid_delivery_loses_no_event_resends_nothing_recorded_as_deliv
             Some(c) => format!("/v1/events?limit=100&from={}&cursor={c}", day(0)),
         };
         let page: Value = app.get(&url, &admin).await.json().await.unwrap();
-        events.extend(page["items"].as_array().unwrap_or_else(|| panic!("{url}: {page}")).iter().cloned());
+        events.extend(
+            page["items"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{url}: {page}"))
+                .iter()
+                .cloned(),
+        );
         cursor = page["nextCursor"].as_str().map(str::to_owned);
         if page["caughtUp"] == true {
             break;
         }
     }
     assert_eq!(events.len(), 500, "100 patients, 200 bookings, 200 cancellations");
-    let ids: std::collections::HashSet<String> =
-        events.iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
+    let ids: std::collections::HashSet<String> = events.iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
     let got = wait_received(&name, Duration::from_secs(120), |r| {
-        let ok: std::collections::HashSet<&str> =
-            r.iter().filter(|x| x["status"] == 200).map(|x| x["webhookId"].as_str().unwrap()).collect();
+        let ok: std::collections::HashSet<&str> = r
+            .iter()
+            .filter(|x| x["status"] == 200)
+            .map(|x| x["webhookId"].as_str().unwrap())
+            .collect();
         ids.iter().all(|id| ok.contains(id.as_str()))
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let got = received(&name).await.into_iter().chain(got.into_iter().take(0)).collect::<Vec<_>>();
+    let got = received(&name)
+        .await
+        .into_iter()
+        .chain(got.into_iter().take(0))
+        .collect::<Vec<_>>();
     // Duplicates only as the same event under its own webhook-id, each verified.
     for r in &got {
         assert_eq!(r["verified"], true, "{r}");
         assert_eq!(r["webhookId"], r["eventId"], "{r}");
-        assert!(ids.contains(r["webhookId"].as_str().unwrap()), "no event outside the feed: {r}");
+        assert!(
+            ids.contains(r["webhookId"].as_str().unwrap()),
+            "no event outside the feed: {r}"
+        );
     }
     let ok: Vec<&Value> = got.iter().filter(|x| x["status"] == 200).collect();
     let duplicates = ok.len() - ids.len();
@@ -725,7 +750,10 @@ async fn a_sigkill_mid_delivery_loses_no_event_resends_nothing_recorded_as_deliv
         *delivered_per_event.entry(d["eventId"].as_str().unwrap()).or_default() += 1;
     }
     assert_eq!(delivered_per_event.len(), 500);
-    assert!(delivered_per_event.values().all(|n| *n == 1), "an event recorded as delivered was resent");
+    assert!(
+        delivered_per_event.values().all(|n| *n == 1),
+        "an event recorded as delivered was resent"
+    );
     // Per patient, the events arrived (first 2xx of each) in the order they occurred.
     let mut first: Vec<&Value> = Vec::new();
     let mut seen = std::collections::HashSet::new();
