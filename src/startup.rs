@@ -229,6 +229,7 @@ impl Application {
                 settings.store.event_retention_days,
                 settings.store.event_settle,
             ),
+            alerts: crate::service::alerts::Alerts::new(store.clone()),
             webhooks: crate::service::webhooks::Webhooks::new(store.clone(), settings.relay.targets),
             cursors: Arc::new(CursorKey::new(&secret)),
             lab_name: settings.lab_name.clone(),

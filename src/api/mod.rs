@@ -1,6 +1,7 @@
 //! HTTP API: one module per resource, each with its own `router()`; request and response types carry
 //! utoipa schemas, so the OpenAPI document is generated from the handlers themselves.
 
+pub mod alerts;
 pub mod audit;
 pub mod bookings;
 pub mod cursor;
@@ -101,6 +102,8 @@ pub struct Services {
     pub identities: crate::service::identities::Identities,
     /// The domain-event feed.
     pub events: crate::service::events::Events,
+    /// Critical-value alerts.
+    pub alerts: crate::service::alerts::Alerts,
     /// Webhook endpoints and their deliveries.
     pub webhooks: crate::service::webhooks::Webhooks,
     /// Page cursor signing.
@@ -124,6 +127,7 @@ pub struct Services {
         (name = "lab", description = "Slots, the day's schedule, tests by type"),
         (name = "sites", description = "Sites in their time zones: opening hours, day rules, slots, holds"),
         (name = "events", description = "The feed of domain events, written in each change's own transaction"),
+        (name = "alerts", description = "Critical values a clinician must hear of now, until a doctor acknowledges them"),
         (name = "webhooks", description = "Endpoints that receive the events, signed (Standard Webhooks), retried for 24 h, with a deliveries log"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -223,6 +227,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(events::router())
         .merge(webhooks::router())
+        .merge(alerts::router())
         .merge(health::router())
 }
 

@@ -58,11 +58,14 @@ pub enum EventType {
     /// `MEDBOOK_WEBHOOK_DISABLE_AFTER_HOURS`. The event has no patient; its data names the webhook.
     #[serde(rename = "webhook.disabled")]
     WebhookDisabled,
+    /// A clinician acknowledged a critical-value alert (`result.critical`): the value reached them.
+    #[serde(rename = "alert.acknowledged")]
+    AlertAcknowledged,
 }
 
 impl EventType {
     /// Every type, in the order of the list above.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::PatientCreated,
         Self::BookingCreated,
         Self::BookingCancelled,
@@ -76,6 +79,7 @@ impl EventType {
         Self::ResultReviewed,
         Self::ResultReleased,
         Self::WebhookDisabled,
+        Self::AlertAcknowledged,
     ];
 
     /// The type's name, as events and filters spell it (`booking.created`).
@@ -94,6 +98,7 @@ impl EventType {
             Self::ResultReviewed => "result.reviewed",
             Self::ResultReleased => "result.released",
             Self::WebhookDisabled => "webhook.disabled",
+            Self::AlertAcknowledged => "alert.acknowledged",
         }
     }
 
@@ -167,6 +172,25 @@ impl DomainEvent {
         self.data.insert(key.to_owned(), value.to_string());
         self
     }
+}
+
+/// A critical-value alert: raised with `result.critical`, listed for doctors until one acknowledges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    /// Id (the `result.critical` event's).
+    pub id: Uuid,
+    /// Whose result.
+    pub patient_id: Uuid,
+    /// The booking.
+    pub booking_id: Uuid,
+    /// The test.
+    pub test_id: Uuid,
+    /// When the critical value was verified.
+    pub raised_at: String,
+    /// Who acknowledged it, once someone did.
+    pub acknowledged_by: Option<String>,
+    /// When.
+    pub acknowledged_at: Option<String>,
 }
 
 /// The name of a result status in event data.

@@ -1,6 +1,7 @@
 //! Use cases and rules. Services take domain types, call the store, and return [`ServiceError`]s that the
 //! API maps to HTTP; they know neither HTTP nor the SDK.
 
+pub mod alerts;
 pub mod audit;
 pub mod bookings;
 pub mod catalog;

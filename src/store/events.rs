@@ -5,7 +5,12 @@ use std::collections::BTreeMap;
 
 use time::Date;
 
-use super::{Page, PageKey, Store, StoreError, items::EventItem, keys, s, to_item, tx::Tx};
+use super::{
+    Page, PageKey, Store, StoreError,
+    items::{AlertItem, EventItem},
+    keys, s, to_item,
+    tx::Tx,
+};
 use crate::domain::{
     event::{DomainEvent, EventType},
     timefmt,
@@ -44,7 +49,8 @@ pub(crate) fn restamped(events: &[DomainEvent]) -> Vec<DomainEvent> {
 const AFTER: &str = "after";
 
 impl Store {
-    /// Adds a Put of each of `events` (new items) to `tx`, under `label`.
+    /// Adds a Put of each of `events` (new items) to `tx`, under `label`, and of the alert each
+    /// `result.critical` raises.
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] when an event does not serialise.
@@ -56,6 +62,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         for event in events {
             tx.put_new(label, to_item(&EventItem::new(event, self.event_retention_days))?)?;
+            // A critical value raises its alert in the same transaction: it is listed until acknowledged.
+            if event.kind == EventType::ResultCritical
+                && let Some(alert) = AlertItem::open(event)
+            {
+                tx.put_new(label, to_item(&alert)?)?;
+            }
         }
         Ok(())
     }

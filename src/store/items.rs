@@ -146,6 +146,10 @@ pub(crate) mod entity {
     pub(crate) const ATTEMPT: &str = "DeliveryAttempt";
     /// A background worker's lease.
     pub(crate) const LEASE: &str = "Lease";
+    /// An open critical-value alert.
+    pub(crate) const ALERT: &str = "Alert";
+    /// An acknowledged alert, in its patient's partition.
+    pub(crate) const ALERT_ACK: &str = "AlertAcknowledgement";
 }
 
 /// A patient's profile: `PATIENT#<id>` / `PROFILE`.
@@ -1820,4 +1824,78 @@ pub(crate) struct LeaseItem {
     /// Whether the (closed) shard is relayed to its end.
     #[serde(default)]
     pub(crate) finished: bool,
+}
+
+/// A critical-value alert: `ALERTS` / `ALERT#<alertId>` while open; once acknowledged, the same facts with who
+/// and when at `PATIENT#<patientId>` / `ALERTACK#<alertId>`, kept with the patient's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AlertItem {
+    /// [`keys::ALERTS_PK`] or `PATIENT#<patientId>`.
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// `ALERT#<id>` or `ALERTACK#<id>`.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::ALERT`] or [`entity::ALERT_ACK`].
+    pub(crate) entity: String,
+    /// Alert id: the `result.critical` event's.
+    pub(crate) alert_id: Uuid,
+    /// Whose result.
+    pub(crate) patient_id: Uuid,
+    /// The booking.
+    pub(crate) booking_id: Uuid,
+    /// The test.
+    pub(crate) test_id: Uuid,
+    /// When the critical value was verified.
+    pub(crate) raised_at: String,
+    /// Who acknowledged it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) acknowledged_by: Option<String>,
+    /// When.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) acknowledged_at: Option<String>,
+}
+
+impl AlertItem {
+    /// The open alert of a `result.critical` event (`None` for an event without its test).
+    pub(crate) fn open(event: &DomainEvent) -> Option<Self> {
+        Some(Self {
+            pk: keys::ALERTS_PK.to_owned(),
+            sk: keys::alert_sk(event.id),
+            entity: entity::ALERT.to_owned(),
+            alert_id: event.id,
+            patient_id: event.patient_id?,
+            booking_id: event.booking_id?,
+            test_id: event.test_id?,
+            raised_at: event.occurred_at.clone(),
+            acknowledged_by: None,
+            acknowledged_at: None,
+        })
+    }
+
+    /// Its acknowledged record by `by` at `at`.
+    pub(crate) fn acknowledged(&self, by: &str, at: &str) -> Self {
+        Self {
+            pk: keys::patient_pk(self.patient_id),
+            sk: keys::alert_ack_sk(self.alert_id),
+            entity: entity::ALERT_ACK.to_owned(),
+            acknowledged_by: Some(by.to_owned()),
+            acknowledged_at: Some(at.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    /// The alert.
+    pub(crate) fn into_alert(self) -> crate::domain::event::Alert {
+        crate::domain::event::Alert {
+            id: self.alert_id,
+            patient_id: self.patient_id,
+            booking_id: self.booking_id,
+            test_id: self.test_id,
+            raised_at: self.raised_at,
+            acknowledged_by: self.acknowledged_by,
+            acknowledged_at: self.acknowledged_at,
+        }
+    }
 }

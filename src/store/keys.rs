@@ -442,6 +442,20 @@ pub fn attempt_sk(attempt_id: Uuid) -> String {
     format!("ATTEMPT#{attempt_id}")
 }
 
+/// Partition of the open critical-value alerts: `ALERTS`, sorted by [`alert_sk`] (oldest first). Critical
+/// results are a few in a hundred, so one partition holds every open one.
+pub const ALERTS_PK: &str = "ALERTS";
+
+/// Sort key of an open alert: `ALERT#<alertId>` (the `result.critical` event's id, a UUID v7: time order).
+pub fn alert_sk(alert_id: Uuid) -> String {
+    format!("ALERT#{alert_id}")
+}
+
+/// Sort key of an acknowledged alert, kept in its patient's partition: `ALERTACK#<alertId>`.
+pub fn alert_ack_sk(alert_id: Uuid) -> String {
+    format!("ALERTACK#{alert_id}")
+}
+
 /// Partition of the background workers' leases: `LEASES`.
 pub const LEASES_PK: &str = "LEASES";
 

@@ -6,6 +6,7 @@
 //! actions (`tx`). Every call asks for consumed capacity and records it with [`usage`], so a request can
 //! report what it cost.
 
+pub mod alerts;
 pub mod audit;
 pub mod bookings;
 pub mod bootstrap;

@@ -415,6 +415,16 @@ async fn the_role_matrix_of_every_endpoint_holds() {
             allowed: &[Admin],
         },
         Row {
+            method: Method::GET,
+            path: "/v1/alerts",
+            allowed: &[Doctor, Admin],
+        },
+        Row {
+            method: Method::POST,
+            path: "/v1/alerts/0194f3a2-7c1e-7d2a-9b1f-3c4d5e6f7a8b/ack",
+            allowed: &[Doctor],
+        },
+        Row {
             method: Method::POST,
             path: "/v1/webhooks",
             allowed: &[Admin],

@@ -1,6 +1,7 @@
 //! Black-box tests: the real application over HTTP on 127.0.0.1:0, against the real embedded engine through
 //! aws-sdk-dynamodb, one fresh table per test, run in parallel.
 
+mod alerts;
 mod audit;
 mod auth;
 mod bookings;
