@@ -150,6 +150,8 @@ pub struct StoreSettings {
     pub event_retention_days: u32,
     /// How far behind now the event feed stays (`MEDBOOK_EVENT_SETTLE_MS`).
     pub event_settle: Duration,
+    /// How long before its slot a booking reminder is due (`MEDBOOK_REMINDER_HOURS`, default 24; `0`: none).
+    pub reminder_before: Option<Duration>,
     /// Refused requests (4xx) audited per caller and minute (`MEDBOOK_AUDIT_REFUSALS_PER_MINUTE`).
     pub audit_refusals_per_minute: u32,
 }
@@ -367,6 +369,19 @@ impl StoreSettings {
             audit_retention_days: vars.ranged("MEDBOOK_AUDIT_RETENTION_DAYS", 2555, 1..=36_500)?,
             event_retention_days: vars.ranged("MEDBOOK_EVENT_RETENTION_DAYS", 30, 1..=365)?,
             event_settle: Duration::from_millis(vars.ranged("MEDBOOK_EVENT_SETTLE_MS", 10_000, 0..=60_000)?),
+            reminder_before: match vars.get("MEDBOOK_REMINDER_HOURS") {
+                None => Some(Duration::from_secs(24 * 3600)),
+                Some(v) => match v.parse::<f64>() {
+                    Ok(h) if h == 0.0 => None,
+                    Ok(h) if (0.0001..=720.0).contains(&h) => Some(Duration::from_secs_f64(h * 3600.0)),
+                    _ => {
+                        return Err(ConfigError::new(
+                            "MEDBOOK_REMINDER_HOURS",
+                            "must be 0 (no reminders) or a number of hours from 0.0001 to 720",
+                        ));
+                    }
+                },
+            },
             audit_refusals_per_minute: vars.ranged("MEDBOOK_AUDIT_REFUSALS_PER_MINUTE", 60, 1..=100_000)?,
         })
     }

@@ -179,7 +179,8 @@ impl Application {
         let _ = crate::telemetry::metrics();
         let store = store
             .with_audit_retention(settings.store.audit_retention_days)
-            .with_event_retention(settings.store.event_retention_days);
+            .with_event_retention(settings.store.event_retention_days)
+            .with_reminders(settings.store.reminder_before);
         let secret = settings.resolve_jwt_secret()?;
         bootstrap_when_reachable(&store, &settings).await?;
         let applied = store.migrate(&migrate::embedded()).await?;

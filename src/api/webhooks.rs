@@ -47,7 +47,7 @@ pub struct CreateWebhook {
     pub url: String,
     /// Event types to receive; empty or absent: all.
     #[serde(default)]
-    #[schema(max_items = 14)]
+    #[schema(max_items = 15)]
     pub types: Vec<EventType>,
     /// What it is for (at most 500 characters).
     #[serde(default)]
@@ -67,7 +67,7 @@ pub struct ReplaceWebhook {
     pub url: String,
     /// Types; empty: all.
     #[serde(default)]
-    #[schema(max_items = 14)]
+    #[schema(max_items = 15)]
     pub types: Vec<EventType>,
     /// What it is for.
     #[serde(default)]

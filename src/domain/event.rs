@@ -29,6 +29,10 @@ pub enum EventType {
     /// A booking moved to another slot.
     #[serde(rename = "booking.rescheduled")]
     BookingRescheduled,
+    /// A booked slot is `MEDBOOK_REMINDER_HOURS` (24) away: time to remind the patient. Fired once per
+    /// booking and slot; a cancellation takes it back, a reschedule moves it.
+    #[serde(rename = "booking.reminder")]
+    BookingReminder,
     /// The lab checked the patient in.
     #[serde(rename = "booking.checked-in")]
     BookingCheckedIn,
@@ -65,11 +69,12 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, in the order of the list above.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::PatientCreated,
         Self::BookingCreated,
         Self::BookingCancelled,
         Self::BookingRescheduled,
+        Self::BookingReminder,
         Self::BookingCheckedIn,
         Self::BookingNoShow,
         Self::ResultRecorded,
@@ -89,6 +94,7 @@ impl EventType {
             Self::BookingCreated => "booking.created",
             Self::BookingCancelled => "booking.cancelled",
             Self::BookingRescheduled => "booking.rescheduled",
+            Self::BookingReminder => "booking.reminder",
             Self::BookingCheckedIn => "booking.checked-in",
             Self::BookingNoShow => "booking.no-show",
             Self::ResultRecorded => "result.recorded",

@@ -138,8 +138,9 @@ impl Relay {
     pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
         tracing::info!(owner = %self.owner, "relay started");
         let streams = tokio::spawn(self.clone().stream_loop(stop.clone()));
-        let outboxes = tokio::spawn(self.clone().outbox_loop(stop));
-        let _ = tokio::join!(streams, outboxes);
+        let outboxes = tokio::spawn(self.clone().outbox_loop(stop.clone()));
+        let reminders = tokio::spawn(self.clone().reminder_loop(stop));
+        let _ = tokio::join!(streams, outboxes, reminders);
         tracing::info!(owner = %self.owner, "relay stopped");
     }
 
@@ -347,6 +348,95 @@ impl Relay {
             shard.iterator = records.next;
         }
         Ok(records.last_sequence.is_some())
+    }
+
+    /// Fires due booking reminders, holding the one `REMINDERS` lease: each hour's partition from the oldest
+    /// that may still hold one (48 h back at start) to the current hour, one Query each.
+    async fn reminder_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        if self.store.reminder_before().is_none() {
+            return;
+        }
+        let every = self.settings.poll.max(Duration::from_secs(1));
+        let hour_of = |at: OffsetDateTime| {
+            at.replace_minute(0)
+                .and_then(|a| a.replace_second(0))
+                .and_then(|a| a.replace_nanosecond(0))
+        };
+        let mut from = hour_of(OffsetDateTime::now_utc() - time::Duration::hours(48)).ok();
+        let mut held: Option<Instant> = None;
+        let mut tried: Option<Instant> = None;
+        while !*stop.borrow() {
+            let renew = held.is_some_and(|t| t.elapsed() >= self.settings.lease / 3);
+            let ask = held.is_none() && tried.is_none_or(|t| t.elapsed() >= self.settings.lease / 2);
+            if renew || ask {
+                tried = Some(Instant::now());
+                let (now, until) = self.lease_until();
+                held = match self
+                    .store
+                    .take_lease(keys::REMINDERS_LEASE_SK, &self.owner, now, until)
+                    .await
+                {
+                    Ok(Some(_)) => Some(Instant::now()),
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "relay: taking the reminders lease failed");
+                        None
+                    }
+                };
+            }
+            if held.is_some()
+                && let Some(start) = from
+                && let Err(e) = self.fire_due(start, hour_of, &mut from).await
+            {
+                tracing::warn!(error = %e, "relay: firing reminders failed");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        if held.is_some() {
+            let _ = self.store.give_up_lease(keys::REMINDERS_LEASE_SK, &self.owner).await;
+        }
+    }
+
+    async fn fire_due(
+        &self,
+        start: OffsetDateTime,
+        hour_of: impl Fn(OffsetDateTime) -> Result<OffsetDateTime, time::error::ComponentRange>,
+        from: &mut Option<OffsetDateTime>,
+    ) -> Result<(), crate::store::StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let now_text = timefmt::instant(now);
+        let current = hour_of(now).unwrap_or(now);
+        let mut hour = start;
+        while hour <= current {
+            let text = timefmt::instant(hour);
+            let due = self.store.due_reminders(&text[..13], &now_text).await?;
+            for reminder in &due {
+                let event = DomainEvent::booking(
+                    EventType::BookingReminder,
+                    reminder.patient_id,
+                    reminder.booking_id,
+                    &timefmt::now(),
+                )
+                .with("site", &reminder.site)
+                .with("slotStart", &reminder.slot_start);
+                if self.store.fire_reminder(reminder, &event).await? {
+                    metrics::counter!("medbook_reminders_fired_total").increment(1);
+                }
+            }
+            if due.len() >= 100 {
+                // More in this hour: the next pass goes on from here.
+                return Ok(());
+            }
+            if hour < current {
+                // A past hour read to its end: nothing more can become due in it.
+                *from = Some(hour + time::Duration::hours(1));
+            }
+            hour += time::Duration::hours(1);
+        }
+        Ok(())
     }
 
     async fn outbox_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {

@@ -7,7 +7,7 @@ use time::Date;
 
 use super::{
     Page, PageKey, Store, StoreError,
-    items::{AlertItem, EventItem},
+    items::{AlertItem, EventItem, ReminderItem},
     keys, s, to_item,
     tx::Tx,
 };
@@ -68,6 +68,60 @@ impl Store {
             {
                 tx.put_new(label, to_item(&alert)?)?;
             }
+            self.keep_reminder(tx, label, event)?;
+        }
+        Ok(())
+    }
+
+    /// The reminder of a booking event, in the event's transaction: a booking puts its reminder (when it is
+    /// still ahead), a cancellation deletes it, a reschedule moves it.
+    fn keep_reminder<L: Copy + PartialEq + std::fmt::Debug>(
+        &self,
+        tx: &mut Tx<L>,
+        label: L,
+        event: &DomainEvent,
+    ) -> Result<(), StoreError> {
+        let Some(before) = self.reminder_before else {
+            return Ok(());
+        };
+        let (Some(patient), Some(booking)) = (event.patient_id, event.booking_id) else {
+            return Ok(());
+        };
+        let due = |slot: &str| {
+            timefmt::parse_instant(slot)
+                .map(|at| (timefmt::instant(at - before), at))
+                .filter(|(_, at)| *at - before > time::OffsetDateTime::now_utc())
+        };
+        let slot = event.data.get("slotStart").map(String::as_str);
+        let (put, delete) = match event.kind {
+            EventType::BookingCreated => (slot, None),
+            EventType::BookingCancelled => (None, slot),
+            EventType::BookingRescheduled => (slot, event.data.get("from").map(String::as_str)),
+            _ => (None, None),
+        };
+        if let Some((due_at, _)) =
+            delete.and_then(|s| timefmt::parse_instant(s).map(|at| (timefmt::instant(at - before), at)))
+        {
+            tx.delete(
+                label,
+                super::key(keys::reminders_pk(&due_at), keys::reminder_sk(&due_at, booking)),
+                super::expr::Expr::new(),
+            )?;
+        }
+        if let (Some(slot), Some((due_at, at))) = (put, put.and_then(due)) {
+            let reminder = ReminderItem {
+                pk: keys::reminders_pk(&due_at),
+                sk: keys::reminder_sk(&due_at, booking),
+                entity: super::items::entity::REMINDER.to_owned(),
+                due_at,
+                patient_id: patient,
+                booking_id: booking,
+                site: event.data.get("site").cloned().unwrap_or_default(),
+                slot_start: slot.to_owned(),
+                expires_at: at.unix_timestamp() + 7 * 86_400,
+            };
+            // A plain Put: a booking moved back to a slot it had keeps one reminder.
+            tx.put(label, to_item(&reminder)?, super::expr::Expr::new())?;
         }
         Ok(())
     }

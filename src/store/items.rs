@@ -148,6 +148,8 @@ pub(crate) mod entity {
     pub(crate) const LEASE: &str = "Lease";
     /// An open critical-value alert.
     pub(crate) const ALERT: &str = "Alert";
+    /// A booking reminder, due.
+    pub(crate) const REMINDER: &str = "Reminder";
     /// An acknowledged alert, in its patient's partition.
     pub(crate) const ALERT_ACK: &str = "AlertAcknowledgement";
 }
@@ -1898,4 +1900,32 @@ impl AlertItem {
             acknowledged_at: self.acknowledged_at,
         }
     }
+}
+
+/// A booking reminder: `REMINDERS#<YYYY-MM-DDTHH>` / `<dueAt>#<bookingId>` (the UTC hour it is due in). Put
+/// with the booking, moved with a reschedule, deleted with a cancellation (all in the booking's own
+/// transaction), and deleted by the worker in the transaction that writes `booking.reminder`: fired once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ReminderItem {
+    /// `REMINDERS#<YYYY-MM-DDTHH>`.
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// `<dueAt>#<bookingId>`.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::REMINDER`].
+    pub(crate) entity: String,
+    /// When it is due.
+    pub(crate) due_at: String,
+    /// Whose booking.
+    pub(crate) patient_id: Uuid,
+    /// The booking.
+    pub(crate) booking_id: Uuid,
+    /// Its site.
+    pub(crate) site: String,
+    /// Its slot.
+    pub(crate) slot_start: String,
+    /// Epoch seconds; TTL a week after the slot (a reminder the worker never reached is cleared away).
+    pub(crate) expires_at: i64,
 }

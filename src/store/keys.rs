@@ -456,6 +456,18 @@ pub fn alert_ack_sk(alert_id: Uuid) -> String {
     format!("ALERTACK#{alert_id}")
 }
 
+/// Partition of the reminders due in one UTC hour: `REMINDERS#<YYYY-MM-DDTHH>`, sorted by [`reminder_sk`]. The
+/// due-time index: a reminder is written, moved and deleted in its booking's transactions, and the reminder
+/// worker reads one hour's partition with one Query.
+pub fn reminders_pk(due_at: &str) -> String {
+    format!("REMINDERS#{}", due_at.get(..13).unwrap_or(due_at))
+}
+
+/// Sort key of a reminder: `<dueAt>#<bookingId>`.
+pub fn reminder_sk(due_at: &str, booking_id: Uuid) -> String {
+    format!("{due_at}#{booking_id}")
+}
+
 /// Partition of the background workers' leases: `LEASES`.
 pub const LEASES_PK: &str = "LEASES";
 
@@ -463,6 +475,9 @@ pub const LEASES_PK: &str = "LEASES";
 pub fn stream_lease_sk(shard_id: &str) -> String {
     format!("STREAM#{shard_id}")
 }
+
+/// Lease of the reminder worker: `REMINDERS`.
+pub const REMINDERS_LEASE_SK: &str = "REMINDERS";
 
 /// Lease of one webhook's outbox (the replica that delivers to it): `OUTBOX#<webhookId>`.
 pub fn outbox_lease_sk(webhook_id: Uuid) -> String {

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod migrate;
 pub mod patients;
 pub mod relay;
+pub mod reminders;
 pub mod seed;
 pub mod sites;
 mod tx;
@@ -58,6 +59,7 @@ pub struct Store {
     table: Arc<str>,
     audit_retention_days: u32,
     event_retention_days: u32,
+    reminder_before: Option<time::Duration>,
 }
 
 impl fmt::Debug for Store {
@@ -133,6 +135,7 @@ impl Store {
             table: table.into(),
             audit_retention_days: 2555,
             event_retention_days: 30,
+            reminder_before: None,
         }
     }
 
@@ -146,6 +149,17 @@ impl Store {
     pub fn with_event_retention(mut self, days: u32) -> Self {
         self.event_retention_days = days;
         self
+    }
+
+    /// This store, keeping a reminder `before` each booked slot (none: no reminders).
+    pub fn with_reminders(mut self, before: Option<std::time::Duration>) -> Self {
+        self.reminder_before = before.and_then(|d| time::Duration::try_from(d).ok());
+        self
+    }
+
+    /// How long before its slot a booking's reminder is due, if reminders are on.
+    pub fn reminder_before(&self) -> Option<std::time::Duration> {
+        self.reminder_before.and_then(|d| std::time::Duration::try_from(d).ok())
     }
 
     /// The table name.

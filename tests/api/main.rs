@@ -25,6 +25,7 @@ mod patients;
 mod process;
 mod proxy;
 mod release;
+mod reminders;
 mod results;
 mod scheduling;
 mod sites;
