@@ -28,6 +28,7 @@ RUN mkdir -p src bench \
 
 COPY src src
 COPY migrations migrations
+COPY templates templates
 # COPY keeps the files' own times, which may be older than the placeholder build: make cargo see them.
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked --no-default-features --bin medbook \

@@ -259,6 +259,16 @@ impl Settings {
     /// A [`ConfigError`] naming the first variable with a bad value.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let vars = Vars(lookup);
+        let lab_name = match vars.get("MEDBOOK_LAB_NAME") {
+                None => "medbook laboratory".to_owned(),
+                Some(name) if (1..=100).contains(&name.chars().count()) && !name.chars().any(char::is_control) => name,
+                Some(_) => {
+                    return Err(ConfigError::new(
+                        "MEDBOOK_LAB_NAME",
+                        "must be 1 to 100 characters without control characters",
+                    ));
+                }
+            };
         Ok(Self {
             server: ServerSettings::read(&vars)?,
             store: StoreSettings::read(&vars)?,
@@ -281,17 +291,8 @@ impl Settings {
             identity_cache: Duration::from_secs(vars.ranged("MEDBOOK_IDENTITY_CACHE_S", 300, 0..=86_400)?),
             limits: Limits::read(&vars)?,
             slots: slot_grid(&vars)?,
-            lab_name: match vars.get("MEDBOOK_LAB_NAME") {
-                None => "medbook laboratory".to_owned(),
-                Some(name) if (1..=100).contains(&name.chars().count()) && !name.chars().any(char::is_control) => name,
-                Some(_) => {
-                    return Err(ConfigError::new(
-                        "MEDBOOK_LAB_NAME",
-                        "must be 1 to 100 characters without control characters",
-                    ));
-                }
-            },
-            relay: relay(&vars)?,
+            lab_name: lab_name.clone(),
+            relay: relay(&vars, &lab_name)?,
             result_release: match vars.get("MEDBOOK_RESULT_RELEASE") {
                 None => ReleasePolicy::default(),
                 Some(v) => v
@@ -428,7 +429,10 @@ fn oidc(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<Option<crate::au
         })
 }
 
-fn relay(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<crate::service::relay::RelaySettings, ConfigError> {
+fn relay(
+    vars: &Vars<impl Fn(&str) -> Option<String>>,
+    lab_name: &str,
+) -> Result<crate::service::relay::RelaySettings, ConfigError> {
     use crate::{domain::webhook::TargetPolicy, service::relay::RelaySettings};
     let ms = |var, default, range| vars.ranged(var, default, range).map(std::time::Duration::from_millis);
     let hours = |var: &'static str, default: f64| -> Result<std::time::Duration, ConfigError> {
@@ -467,7 +471,57 @@ fn relay(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<crate::service:
         retry_for: hours("MEDBOOK_WEBHOOK_RETRY_HOURS", 24.0)?,
         disable_after: hours("MEDBOOK_WEBHOOK_DISABLE_AFTER_HOURS", 72.0)?,
         concurrency: vars.ranged("MEDBOOK_WEBHOOK_CONCURRENCY", 8, 1..=64)?,
+        email: email(vars, lab_name, production)?,
     })
+}
+
+/// E-mail to patients: on when `MEDBOOK_SMTP_URL` is set, which then needs `MEDBOOK_EMAIL_FROM`. With the
+/// `aws` store (production) the connection must be encrypted (`smtps://`, or `smtp://…?tls=required`) unless
+/// the server is on this machine.
+fn email(
+    vars: &Vars<impl Fn(&str) -> Option<String>>,
+    lab_name: &str,
+    production: bool,
+) -> Result<Option<crate::service::email::EmailSettings>, ConfigError> {
+    let Some(smtp_url) = vars.get("MEDBOOK_SMTP_URL") else {
+        return Ok(None);
+    };
+    let url = url::Url::parse(&smtp_url)
+        .map_err(|e| ConfigError::new("MEDBOOK_SMTP_URL", format!("is not a URL ({e})")))?;
+    let tls_required = url.query_pairs().any(|(k, v)| k == "tls" && v == "required");
+    // `smtp:` is not a special scheme to the URL parser: its host comes back as text, addresses included.
+    let loopback = url.host_str().is_some_and(|host| {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost")
+            || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    });
+    match url.scheme() {
+        "smtps" => {}
+        "smtp" if tls_required || loopback || !production => {}
+        "smtp" => {
+            return Err(ConfigError::new(
+                "MEDBOOK_SMTP_URL",
+                "must be encrypted in production: smtps://host:465, or smtp://host:587?tls=required",
+            ));
+        }
+        other => {
+            return Err(ConfigError::new(
+                "MEDBOOK_SMTP_URL",
+                format!("has scheme `{other}`; use smtps:// or smtp://"),
+            ));
+        }
+    }
+    let from = vars.get("MEDBOOK_EMAIL_FROM").ok_or_else(|| {
+        ConfigError::new("MEDBOOK_EMAIL_FROM", "must be set with MEDBOOK_SMTP_URL: `Lab <lab@example.org>`")
+    })?;
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(ConfigError::new("MEDBOOK_EMAIL_FROM", "is not an address: `Lab <lab@example.org>`"));
+    }
+    Ok(Some(crate::service::email::EmailSettings {
+        smtp_url,
+        from,
+        lab_name: lab_name.to_owned(),
+    }))
 }
 
 fn jwt_secret(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<Option<Secret>, ConfigError> {
@@ -594,6 +648,38 @@ mod tests {
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn e_mail_needs_a_sender_and_encryption_in_production() {
+        assert!(settings(&[]).unwrap().relay.email.is_none(), "off by default");
+        let err = settings(&[("MEDBOOK_SMTP_URL", "smtp://127.0.0.1:2525")]).unwrap_err();
+        assert_eq!(err.var, "MEDBOOK_EMAIL_FROM");
+        let from = ("MEDBOOK_EMAIL_FROM", "Lab <lab@example.org>");
+        let email = settings(&[("MEDBOOK_SMTP_URL", "smtp://127.0.0.1:2525"), from])
+            .unwrap()
+            .relay
+            .email
+            .expect("on");
+        assert_eq!((email.from.as_str(), email.lab_name.as_str()), ("Lab <lab@example.org>", "medbook laboratory"));
+        assert!(!format!("{email:?}").contains("2525"), "the URL (and its password) stays out of logs");
+        let aws = ("MEDBOOK_STORE", "aws");
+        let err = settings(&[aws, ("MEDBOOK_SMTP_URL", "smtp://mail.example.org:25"), from]).unwrap_err();
+        assert_eq!(err.var, "MEDBOOK_SMTP_URL");
+        for fine in [
+            "smtps://u:p@mail.example.org:465",
+            "smtp://mail.example.org:587?tls=required",
+            "smtp://localhost:25",
+            "smtp://127.0.0.1:2525",
+            "smtp://[::1]:2525",
+        ] {
+            assert!(settings(&[aws, ("MEDBOOK_SMTP_URL", fine), from]).is_ok(), "{fine}");
+        }
+        let err = settings(&[("MEDBOOK_SMTP_URL", "smtp://127.0.0.1:25"), ("MEDBOOK_EMAIL_FROM", "not an address")])
+            .unwrap_err();
+        assert_eq!(err.var, "MEDBOOK_EMAIL_FROM");
+        let err = settings(&[("MEDBOOK_SMTP_URL", "http://127.0.0.1:25"), from]).unwrap_err();
+        assert_eq!(err.var, "MEDBOOK_SMTP_URL");
     }
 
     #[test]

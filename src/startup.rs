@@ -251,6 +251,9 @@ impl Application {
             })?;
             Some(relay)
         } else {
+            if settings.relay.email.is_some() {
+                tracing::warn!("MEDBOOK_SMTP_URL is set but MEDBOOK_RELAY=off: this replica sends no e-mail");
+            }
             None
         };
         let listener = TcpListener::bind(settings.server.addr)

@@ -17,6 +17,10 @@ use super::event::{DomainEvent, EventType};
 /// (100 actions at most), so the number is bounded.
 pub const MAX_WEBHOOKS: usize = 20;
 
+/// The e-mail channel's id: e-mails to patients are queued, retried and logged as deliveries to a webhook
+/// with this id (its outbox is `OUTBOX#00000000-0000-0000-0000-000000000000`), so one relay serves both.
+pub const EMAIL_CHANNEL: Uuid = Uuid::nil();
+
 /// Longest endpoint URL.
 pub const MAX_URL_CHARS: usize = 2000;
 
@@ -206,6 +210,9 @@ pub enum AttemptOutcome {
     GaveUp,
     /// The endpoint answered 410 Gone: it is disabled.
     Gone,
+    /// Nothing to send (an e-mail to a patient without an address, or a "results ready" mail that went out
+    /// for the same booking within the quiet period).
+    Skipped,
 }
 
 /// One recorded delivery attempt.

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod audit;
 pub mod bookings;
 pub mod catalog;
+pub mod email;
 pub mod events;
 pub mod health;
 pub mod identities;

@@ -1,6 +1,6 @@
 //! The relay: reads the table's DynamoDB Stream and delivers domain events to webhooks.
 //!
-//! Two loops run on every replica that has `MEDBOOK_RELAY=on`:
+//! Three loops run on every replica that has `MEDBOOK_RELAY=on`:
 //! - **stream → outboxes.** For each shard of the stream, the replica holding the shard's lease reads its
 //!   records and, for each new event item, writes one outbox entry per subscribed webhook, in the same
 //!   transaction that moves the shard's checkpoint (conditional on still holding the lease). A record is
@@ -11,6 +11,12 @@
 //!   failure logs it and schedules a retry with exponential backoff and jitter, for `retry_for` (24 h); a
 //!   410 disables the webhook. A crash between the receiver's 2xx and the commit sends that event again, with
 //!   the same `webhook-id`: receivers dedupe on it.
+//!
+//! - **reminders.** The replica holding the `REMINDERS` lease reads the due-time index one hour's partition
+//!   at a time and fires each due reminder once, as a `booking.reminder` event.
+//!
+//! E-mail to patients is one more outbox (the e-mail channel, [`EMAIL_CHANNEL`]), fanned out and sent like a
+//! webhook's, by [`Mailer`] instead of an HTTP POST.
 //!
 //! Leases run out `lease` (5 s) after their last renewal, so a replica that dies loses its shards and
 //! outboxes within seconds and another takes them over.
@@ -31,8 +37,9 @@ use crate::{
     domain::{
         event::{DomainEvent, EventType},
         timefmt,
-        webhook::{Attempt, AttemptOutcome, TargetPolicy, Webhook, backoff, signature},
+        webhook::{Attempt, AttemptOutcome, EMAIL_CHANNEL, TargetPolicy, Webhook, backoff, signature},
     },
+    service::email::{EmailSettings, Mailed, Mailer},
     store::{
         Store, keys,
         relay::{CheckpointOutcome, Shard, StreamError},
@@ -67,6 +74,8 @@ pub struct RelaySettings {
     pub disable_after: Duration,
     /// Deliveries in flight per endpoint, one per patient at most (`MEDBOOK_WEBHOOK_CONCURRENCY`, default 8).
     pub concurrency: usize,
+    /// E-mail to patients, when `MEDBOOK_SMTP_URL` is set.
+    pub email: Option<EmailSettings>,
 }
 
 /// Outbox entries read per round.
@@ -82,6 +91,7 @@ pub struct Relay {
     settings: RelaySettings,
     owner: String,
     http: reqwest::Client,
+    mailer: Option<Mailer>,
     wake: Notify,
 }
 
@@ -99,13 +109,17 @@ struct Answer {
     status: Option<u16>,
     error: Option<String>,
     latency: Duration,
+    /// Nothing was sent, and nothing needs to be (an e-mail channel's answer).
+    skipped: bool,
+    /// Trying again cannot help (an SMTP 5xx).
+    permanent: bool,
 }
 
 impl Relay {
     /// The relay over `store` (which must have a streams client), as `settings` say.
     ///
     /// # Errors
-    /// When the HTTP client cannot be built.
+    /// When the HTTP client or the mailer cannot be built.
     pub fn new(store: Store, settings: RelaySettings) -> Result<Arc<Self>, String> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -115,11 +129,17 @@ impl Relay {
             .dns_resolver(Arc::new(GuardedResolver(settings.targets)))
             .build()
             .map_err(|e| e.to_string())?;
+        let mailer = settings
+            .email
+            .as_ref()
+            .map(|email| Mailer::new(email, settings.timeout))
+            .transpose()?;
         Ok(Arc::new(Self {
             store,
             settings,
             owner: format!("relay-{}", Uuid::now_v7()),
             http,
+            mailer,
             wake: Notify::new(),
         }))
     }
@@ -289,7 +309,7 @@ impl Relay {
         let webhooks = if records.events.is_empty() {
             Vec::new()
         } else {
-            self.store.webhooks().await?
+            self.channels().await?
         };
         // Chunks of at most 99 entries, each ending at an event's sequence number; the last chunk ends at the
         // page's last record.
@@ -297,7 +317,7 @@ impl Relay {
         for (sequence, event) in &records.events {
             let targets: Vec<(Uuid, &DomainEvent)> = webhooks
                 .iter()
-                .filter(|w| w.wants(event))
+                .filter(|w| if w.id == EMAIL_CHANNEL { Mailer::wants(event) } else { w.wants(event) })
                 .map(|w| (w.id, event))
                 .collect();
             let current = chunks.last_mut().expect("one chunk at least");
@@ -443,7 +463,7 @@ impl Relay {
         let mut held: HashMap<Uuid, Instant> = HashMap::new();
         let mut tried: HashMap<Uuid, Instant> = HashMap::new();
         while !*stop.borrow() {
-            let webhooks = match self.store.webhooks().await {
+            let webhooks = match self.channels().await {
                 Ok(w) => w,
                 Err(e) => {
                     tracing::warn!(error = %e, "relay: cannot read the webhooks");
@@ -509,6 +529,15 @@ impl Relay {
         }
     }
 
+    /// The webhooks, and the e-mail channel when e-mail is on.
+    async fn channels(&self) -> Result<Vec<Webhook>, crate::store::StoreError> {
+        let mut channels = self.store.webhooks().await?;
+        if self.mailer.is_some() {
+            channels.push(Mailer::channel());
+        }
+        Ok(channels)
+    }
+
     /// Sends the due head entry of each patient in `webhook`'s outbox; whether it sent any.
     async fn deliver_round(&self, webhook: &Webhook) -> Result<bool, crate::store::StoreError> {
         let entries = self.store.outbox(webhook.id, OUTBOX_PAGE).await?;
@@ -533,7 +562,10 @@ impl Relay {
 
     async fn deliver(&self, webhook: &Webhook, entry: Queued, cleared: &std::sync::atomic::AtomicBool) {
         let attempted_at = timefmt::now();
-        let answer = self.send(webhook, &entry.event).await;
+        let answer = match &self.mailer {
+            Some(mailer) if webhook.id == EMAIL_CHANNEL => self.mail(mailer, &entry.event).await,
+            _ => self.send(webhook, &entry.event).await,
+        };
         let status = answer.status;
         let retry_over = entry
             .first_attempt_at
@@ -541,9 +573,10 @@ impl Relay {
             .and_then(timefmt::parse_instant)
             .is_some_and(|first| OffsetDateTime::now_utc() - first >= self.settings.retry_for);
         let outcome = match status {
-            Some(200..=299) => AttemptOutcome::Delivered,
-            Some(410) => AttemptOutcome::Gone,
-            _ if retry_over => AttemptOutcome::GaveUp,
+            _ if answer.skipped => AttemptOutcome::Skipped,
+            Some(200..=299) if answer.error.is_none() => AttemptOutcome::Delivered,
+            Some(410) if webhook.id != EMAIL_CHANNEL => AttemptOutcome::Gone,
+            _ if retry_over || answer.permanent => AttemptOutcome::GaveUp,
             _ => AttemptOutcome::Retrying,
         };
         metrics::counter!("medbook_webhook_attempts_total", "outcome" => outcome_name(outcome)).increment(1);
@@ -566,12 +599,19 @@ impl Relay {
                     let lag = (OffsetDateTime::now_utc() - at).as_seconds_f64().max(0.0);
                     metrics::histogram!("medbook_webhook_delivery_lag_seconds").record(lag);
                 }
+                if let Some(mailer) = &self.mailer
+                    && webhook.id == EMAIL_CHANNEL
+                    && let Err(e) = mailer.sent(&self.store, &entry.event).await
+                {
+                    tracing::warn!(event = %entry.event.id, error = %e, "relay: could not note a results-ready mail");
+                }
                 let r = self.store.record_delivered(&entry, &attempt).await;
                 if webhook.failing_since.is_some() && !cleared.swap(true, std::sync::atomic::Ordering::Relaxed) {
                     let _ = self.store.clear_webhook_failing(webhook.id).await;
                 }
                 r
             }
+            AttemptOutcome::Skipped => self.store.record_delivered(&entry, &attempt).await,
             AttemptOutcome::Gone => {
                 let r = self.store.record_given_up(&entry, &attempt).await;
                 self.disable(webhook, "the endpoint answered 410 Gone").await;
@@ -604,6 +644,10 @@ impl Relay {
 
     /// Marks the webhook failing, or disables it when it has failed for longer than `disable_after`.
     async fn note_failure(&self, webhook: &Webhook, at: &str) {
+        if webhook.id == EMAIL_CHANNEL {
+            // The e-mail channel is not an item: it is never disabled, only its mails give up.
+            return;
+        }
         match webhook.failing_since.as_deref().and_then(timefmt::parse_instant) {
             None => {
                 let _ = self.store.mark_webhook_failing(webhook.id, at).await;
@@ -635,6 +679,8 @@ impl Relay {
             status: None,
             error: Some(error),
             latency: started.elapsed(),
+            skipped: false,
+            permanent: false,
         };
         if let Err(e) = self.settings.targets.check_url(&webhook.url) {
             return failed(format!("url {e}"));
@@ -663,6 +709,8 @@ impl Relay {
                     status: Some(status),
                     error,
                     latency: started.elapsed(),
+                    skipped: false,
+                    permanent: false,
                 }
             }
             Err(e) => {
@@ -676,6 +724,25 @@ impl Relay {
                 }
                 failed(text.chars().take(500).collect())
             }
+        }
+    }
+}
+
+impl Relay {
+    /// Sends the e-mail of `event`; the SMTP reply code stands where a webhook's HTTP status does.
+    async fn mail(&self, mailer: &Mailer, event: &DomainEvent) -> Answer {
+        let started = Instant::now();
+        let (status, error, skipped, permanent) = match mailer.send(&self.store, event).await {
+            Mailed::Sent(code) => (Some(code), None, false, false),
+            Mailed::Skipped(why) => (None, Some(why), true, false),
+            Mailed::Failed { code, error, permanent } => (code, Some(error), false, permanent),
+        };
+        Answer {
+            status,
+            error,
+            latency: started.elapsed(),
+            skipped,
+            permanent,
         }
     }
 }
@@ -713,6 +780,7 @@ fn outcome_name(outcome: AttemptOutcome) -> &'static str {
         AttemptOutcome::Retrying => "retrying",
         AttemptOutcome::GaveUp => "gave-up",
         AttemptOutcome::Gone => "gone",
+        AttemptOutcome::Skipped => "skipped",
     }
 }
 

@@ -99,8 +99,12 @@ impl Store {
             EventType::BookingRescheduled => (slot, event.data.get("from").map(String::as_str)),
             _ => (None, None),
         };
+        let put_due = put.and_then(due);
         if let Some((due_at, _)) =
             delete.and_then(|s| timefmt::parse_instant(s).map(|at| (timefmt::instant(at - before), at)))
+            // Moved to the same time (at another site): the Put below replaces it; a transaction may not
+            // name one item twice.
+            && put_due.as_ref().is_none_or(|(put_at, _)| *put_at != due_at)
         {
             tx.delete(
                 label,
@@ -108,7 +112,7 @@ impl Store {
                 super::expr::Expr::new(),
             )?;
         }
-        if let (Some(slot), Some((due_at, at))) = (put, put.and_then(due)) {
+        if let (Some(slot), Some((due_at, at))) = (put, put_due) {
             let reminder = ReminderItem {
                 pk: keys::reminders_pk(&due_at),
                 sk: keys::reminder_sk(&due_at, booking),

@@ -152,6 +152,8 @@ pub(crate) mod entity {
     pub(crate) const REMINDER: &str = "Reminder";
     /// An acknowledged alert, in its patient's partition.
     pub(crate) const ALERT_ACK: &str = "AlertAcknowledgement";
+    /// When a booking's last "results ready" e-mail went out.
+    pub(crate) const MAILED: &str = "Mailed";
 }
 
 /// A patient's profile: `PATIENT#<id>` / `PROFILE`.
@@ -1927,5 +1929,24 @@ pub(crate) struct ReminderItem {
     /// Its slot.
     pub(crate) slot_start: String,
     /// Epoch seconds; TTL a week after the slot (a reminder the worker never reached is cleared away).
+    pub(crate) expires_at: i64,
+}
+
+/// When a booking's last "results ready" e-mail went out: `MAILED#<patientId>` / `RESULTS#<bookingId>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MailedItem {
+    /// `MAILED#<patientId>`.
+    #[serde(rename = "PK")]
+    pub(crate) pk: String,
+    /// `RESULTS#<bookingId>`.
+    #[serde(rename = "SK")]
+    pub(crate) sk: String,
+    /// [`entity::MAILED`].
+    pub(crate) entity: String,
+    /// When the mail was sent.
+    pub(crate) sent_at: String,
+    /// Epoch seconds; TTL a day after it was sent (the quiet period is read from `sentAt`, not from the
+    /// item's absence: TTL deletes late).
     pub(crate) expires_at: i64,
 }

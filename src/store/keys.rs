@@ -468,6 +468,17 @@ pub fn reminder_sk(due_at: &str, booking_id: Uuid) -> String {
     format!("{due_at}#{booking_id}")
 }
 
+/// Partition of the e-mails sent to one patient that must not repeat soon: `MAILED#<patientId>`.
+pub fn mailed_pk(patient_id: Uuid) -> String {
+    format!("MAILED#{patient_id}")
+}
+
+/// Sort key of the last "results ready" e-mail of a booking: `RESULTS#<bookingId>` (one mail per booking
+/// per quiet period, however many of its tests are released together).
+pub fn results_mailed_sk(booking_id: Uuid) -> String {
+    format!("RESULTS#{booking_id}")
+}
+
 /// Partition of the background workers' leases: `LEASES`.
 pub const LEASES_PK: &str = "LEASES";
 

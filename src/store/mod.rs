@@ -12,6 +12,7 @@ pub mod bookings;
 pub mod bootstrap;
 pub mod catalog;
 pub mod client;
+pub mod email;
 pub mod events;
 mod expr;
 pub mod identities;

@@ -8,6 +8,7 @@ mod bookings;
 mod bootstrap;
 mod cli;
 mod code_rules;
+mod email;
 mod events;
 mod faults;
 mod fhir;

@@ -779,3 +779,68 @@ async fn a_sigkill_mid_delivery_loses_no_event_resends_nothing_recorded_as_deliv
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Commit → receiver latency (p50/p99) and throughput of the relay at its default poll interval (250 ms),
+/// one webhook, on the test's engine and build: `cargo test --test api webhooks::delivery_latency --
+/// --ignored --nocapture`. 100 events one at a time (latency), then 1 000 from 16 concurrent writers
+/// (throughput). Ignored: it measures, and takes half a minute; it fails only if an event goes missing.
+#[tokio::test]
+#[ignore = "a measurement: run it by name"]
+async fn delivery_latency_and_throughput() {
+    use futures_util::StreamExt as _;
+    let app = spawn_app_with(&[("MEDBOOK_RELAY", "on"), ("MEDBOOK_EVENT_SETTLE_MS", "0")]).await;
+    let name = format!("latency-{}", Uuid::now_v7());
+    webhook_to(&app, &name, &["patient.created"], json!({"mode": "ok"})).await;
+    let percentile = |sorted: &[f64], p: f64| sorted[((sorted.len() as f64 - 1.0) * p).round() as usize];
+    let lags = |got: &[Value]| {
+        let mut lags: Vec<f64> = got
+            .iter()
+            .map(|d| {
+                let at = time::OffsetDateTime::parse(
+                    d["occurredAt"].as_str().unwrap(),
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .unwrap();
+                d["receivedAt"].as_f64().unwrap() - (at.unix_timestamp_nanos() / 1_000_000) as f64
+            })
+            .collect();
+        lags.sort_by(f64::total_cmp);
+        lags
+    };
+
+    for _ in 0..100 {
+        app.create_patient().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got = wait_received(&name, Duration::from_secs(60), |got| got.len() >= 100).await;
+    let one = lags(&got);
+    println!(
+        "one at a time: 100 events, commit → receiver p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        percentile(&one, 0.5),
+        percentile(&one, 0.99),
+        one.last().unwrap()
+    );
+
+    let started = Instant::now();
+    futures_util::stream::iter(0..1000)
+        .map(|_| app.create_patient())
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let written = started.elapsed();
+    let got = wait_received(&name, Duration::from_secs(300), |got| got.len() >= 1100).await;
+    let all = started.elapsed();
+    let burst = lags(&got[100..]);
+    let ids: std::collections::HashSet<&str> = got.iter().map(|d| d["webhookId"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 1100, "every event once");
+    println!(
+        "burst: 1000 events written in {:.1} s ({:.0}/s), all delivered after {:.1} s ({:.0} deliveries/s); \
+         commit → receiver p50 {:.0} ms, p99 {:.0} ms",
+        written.as_secs_f64(),
+        1000.0 / written.as_secs_f64(),
+        all.as_secs_f64(),
+        1000.0 / all.as_secs_f64(),
+        percentile(&burst, 0.5),
+        percentile(&burst, 0.99)
+    );
+}

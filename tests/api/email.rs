@@ -1,0 +1,258 @@
+//! E-mail to patients through a real SMTP server (aiosmtpd from PyPI, installed into target/smtp-server and
+//! started by the test): booking confirmed, reminder, results ready, never a clinical value; one "results
+//! ready" mail for tests released together; a permanent refusal (550) is not retried.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, ChildStdin, Command, Stdio},
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+use medbook::auth::Role;
+use reqwest::Method;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    helpers::{TestApp, day, performed_now, slot, spawn_app_with},
+    results::{put, values},
+};
+
+static INSTALLED: OnceLock<String> = OnceLock::new();
+
+/// Installs the pinned server (once per checkout) and returns the directory it runs from.
+fn installed() -> &'static str {
+    INSTALLED.get_or_init(|| {
+        let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/target/smtp-server");
+        if !std::path::Path::new(dir).join("aiosmtpd").exists() {
+            let status = Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", dir, "-r"])
+                .arg(format!("{source}/requirements.txt"))
+                .status()
+                .expect("python3 runs (Python and pip are needed for the SMTP server)");
+            assert!(status.success(), "pip install of the SMTP server");
+        }
+        dir.to_owned()
+    })
+}
+
+/// A running SMTP server and what it has seen.
+struct Smtp {
+    port: u16,
+    seen: Arc<Mutex<Vec<Value>>>,
+    child: Child,
+    _stdin: ChildStdin,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Smtp {
+    fn start() -> Self {
+        let dir = installed();
+        let mut child = Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp/server.py"))
+            .env("PYTHONPATH", dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 starts");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let first: Value = serde_json::from_str(&lines.next().expect("a line").expect("the port")).expect("json");
+        let port = u16::try_from(first["port"].as_u64().expect("port")).expect("a port");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                    sink.lock().unwrap().push(value);
+                }
+            }
+        });
+        Self {
+            port,
+            seen,
+            child,
+            _stdin: stdin,
+        }
+    }
+
+    /// The messages accepted for `address`, as (headers, body).
+    fn mails_to(&self, address: &str) -> Vec<(String, String)> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.get("accepted"))
+            .filter(|m| m["rcptTos"].as_array().unwrap().iter().any(|r| r == address))
+            .map(|m| {
+                let data = m["data"].as_str().unwrap().replace("\r\n", "\n");
+                let (head, body) = data.split_once("\n\n").unwrap_or((&data, ""));
+                (head.to_owned(), body.to_owned())
+            })
+            .collect()
+    }
+
+    /// How many times `address` was refused.
+    fn refusals(&self, address: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| v["rejected"] == address)
+            .count()
+    }
+
+    fn accepted(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| v.get("accepted").is_some())
+            .count()
+    }
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+async fn patient(app: &TestApp, given: &str, email: Option<&str>) -> Uuid {
+    let mut body = json!({"givenName": given, "familyName": "Hopper", "birthDate": "1986-12-09", "sex": "female"});
+    if let Some(e) = email {
+        body["email"] = json!(e);
+    }
+    let res = app
+        .request(Method::POST, "/v1/patients", Some(&app.staff(Role::Admin)))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    res.json::<Value>().await.unwrap()["id"].as_str().unwrap().parse().unwrap()
+}
+
+async fn event_ids(app: &TestApp, kind: &str) -> Vec<String> {
+    let feed: Value = app
+        .get(&format!("/v1/events?types={kind}&limit=100"), &app.staff(Role::Admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn patients_get_confirmation_reminder_and_one_results_ready_mail_without_values() {
+    let smtp = Smtp::start();
+    // Tomorrow 12:00 UTC; the reminder set to fall due 5 s from now.
+    let at = slot(&day(1), "12:00");
+    let start = OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339).unwrap();
+    let hours = format!("{:.6}", ((start - OffsetDateTime::now_utc()).as_seconds_f64() - 5.0) / 3600.0);
+    let url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let app = spawn_app_with(&[
+        ("MEDBOOK_RELAY", "on"),
+        ("MEDBOOK_RELAY_POLL_MS", "50"),
+        ("MEDBOOK_EVENT_SETTLE_MS", "0"),
+        ("MEDBOOK_WEBHOOK_RETRY_BASE_MS", "100"),
+        ("MEDBOOK_REMINDER_HOURS", &hours),
+        ("MEDBOOK_SMTP_URL", &url),
+        ("MEDBOOK_EMAIL_FROM", "Test Lab <lab@example.org>"),
+        ("MEDBOOK_LAB_NAME", "Test Lab"),
+    ])
+    .await;
+    let grace = patient(&app, "Grace", Some("grace@example.org")).await;
+    let silent = patient(&app, "Silent", None).await;
+    let bounced = patient(&app, "Bounce", Some("bounce@example.org")).await;
+    let booking = app.booked(grace, &at, &["CBC", "TSH"]).await;
+    app.booked(silent, &at, &["CBC"]).await;
+    app.booked(bounced, &at, &["CBC"]).await;
+
+    // Both of Grace's tests recorded, verified and so released (on-final): two result.released events.
+    let booking_id = booking["id"].as_str().unwrap();
+    app.check_in(grace, booking_id).await;
+    for (i, body) in [
+        values(13.7),
+        json!({"values": [{"analyte": "TSH", "value": 2.75, "unit": "m[IU]/L"}], "performedAt": performed_now()}),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let test = booking["tests"][i]["id"].as_str().unwrap();
+        let base = format!("/v1/patients/{grace}/bookings/{booking_id}/tests/{test}");
+        assert_eq!(put(&app, &base, body, None).await.status(), 201);
+        assert_eq!(app.verify(&base, 1).await.status(), 200);
+    }
+
+    let started = Instant::now();
+    while smtp.mails_to("grace@example.org").len() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "three mails for Grace: {:#?}",
+            smtp.seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Time for a second results mail, a retry of a refused one, or a mail to the patient without an address.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mails = smtp.mails_to("grace@example.org");
+    assert_eq!(mails.len(), 3, "confirmed, reminder, one results-ready for two released tests: {mails:#?}");
+    assert_eq!(smtp.accepted(), 3, "nothing for the patient without an address, nothing more for Grace");
+    assert_eq!(
+        smtp.refusals("bounce@example.org"),
+        2,
+        "the 550s (confirmation and reminder) are permanent: each tried once"
+    );
+
+    // In the order they happened: the results may be released before the reminder falls due.
+    let expected = [
+        ("booking.created", "Your booking at Test Lab is confirmed"),
+        ("booking.reminder", "Reminder: your appointment at Test Lab"),
+        ("result.released", "New results from Test Lab"),
+    ];
+    for (kind, subject) in expected {
+        let Some((head, body)) = mails.iter().find(|(h, _)| header(h, "Subject") == Some(subject)) else {
+            panic!("a mail \"{subject}\" in {mails:#?}");
+        };
+        assert!(header(head, "From").unwrap().contains("lab@example.org"), "{head}");
+        let id = header(head, "Message-ID").unwrap();
+        let id = id.trim_start_matches('<').split('@').next().unwrap();
+        assert!(
+            event_ids(&app, kind).await.contains(&id.to_owned()),
+            "the Message-ID is the {kind} event's id"
+        );
+        assert!(body.contains("Hello Grace,") && body.contains("Test Lab"), "{body}");
+        assert!(!body.contains('{') && !body.contains('}'), "a placeholder left in:\n{body}");
+        for value in ["13.7", "30.1", "2.75", "HGB", "WBC", "TSH", "m[IU]/L", "g/dL"] {
+            assert!(!body.contains(value) && !head.contains(value), "no clinical value ({value}) in:\n{head}\n{body}");
+        }
+    }
+    // The slot in the site's local time (the default site's zone).
+    let site: Value = app
+        .get(&format!("/v1/sites/{}", booking["site"].as_str().unwrap()), &app.staff(Role::Admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let zone = site["timeZone"].as_str().unwrap();
+    let confirmed = &mails.iter().find(|(h, _)| header(h, "Subject") == Some(expected[0].1)).unwrap().1;
+    assert!(confirmed.contains(&format!("({zone})")), "{confirmed}");
+    assert!(confirmed.contains("2 test(s)"), "{confirmed}");
+}
