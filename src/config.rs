@@ -260,15 +260,15 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let vars = Vars(lookup);
         let lab_name = match vars.get("MEDBOOK_LAB_NAME") {
-                None => "medbook laboratory".to_owned(),
-                Some(name) if (1..=100).contains(&name.chars().count()) && !name.chars().any(char::is_control) => name,
-                Some(_) => {
-                    return Err(ConfigError::new(
-                        "MEDBOOK_LAB_NAME",
-                        "must be 1 to 100 characters without control characters",
-                    ));
-                }
-            };
+            None => "medbook laboratory".to_owned(),
+            Some(name) if (1..=100).contains(&name.chars().count()) && !name.chars().any(char::is_control) => name,
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "MEDBOOK_LAB_NAME",
+                    "must be 1 to 100 characters without control characters",
+                ));
+            }
+        };
         Ok(Self {
             server: ServerSettings::read(&vars)?,
             store: StoreSettings::read(&vars)?,
@@ -373,7 +373,7 @@ impl StoreSettings {
             reminder_before: match vars.get("MEDBOOK_REMINDER_HOURS") {
                 None => Some(Duration::from_secs(24 * 3600)),
                 Some(v) => match v.parse::<f64>() {
-                    Ok(h) if h == 0.0 => None,
+                    Ok(0.0) => None,
                     Ok(h) if (0.0001..=720.0).contains(&h) => Some(Duration::from_secs_f64(h * 3600.0)),
                     _ => {
                         return Err(ConfigError::new(
@@ -460,14 +460,22 @@ fn relay(
             ));
         }
     };
+    let retry_base = ms("MEDBOOK_WEBHOOK_RETRY_BASE_MS", 5_000, 10..=3_600_000)?;
+    let retry_max = ms("MEDBOOK_WEBHOOK_RETRY_MAX_MS", 3_600_000, 10..=86_400_000)?;
+    if retry_max < retry_base {
+        return Err(ConfigError::new(
+            "MEDBOOK_WEBHOOK_RETRY_MAX_MS",
+            "must be at least MEDBOOK_WEBHOOK_RETRY_BASE_MS",
+        ));
+    }
     Ok(RelaySettings {
         enabled: vars.choice("MEDBOOK_RELAY", &[("on", true), ("off", false)])?,
         poll: ms("MEDBOOK_RELAY_POLL_MS", 250, 10..=60_000)?,
         lease: ms("MEDBOOK_RELAY_LEASE_MS", 5_000, 500..=600_000)?,
         targets,
         timeout: ms("MEDBOOK_WEBHOOK_TIMEOUT_MS", 10_000, 100..=120_000)?,
-        retry_base: ms("MEDBOOK_WEBHOOK_RETRY_BASE_MS", 5_000, 10..=3_600_000)?,
-        retry_max: ms("MEDBOOK_WEBHOOK_RETRY_MAX_MS", 3_600_000, 10..=86_400_000)?,
+        retry_base,
+        retry_max,
         retry_for: hours("MEDBOOK_WEBHOOK_RETRY_HOURS", 24.0)?,
         disable_after: hours("MEDBOOK_WEBHOOK_DISABLE_AFTER_HOURS", 72.0)?,
         concurrency: vars.ranged("MEDBOOK_WEBHOOK_CONCURRENCY", 8, 1..=64)?,
@@ -486,14 +494,13 @@ fn email(
     let Some(smtp_url) = vars.get("MEDBOOK_SMTP_URL") else {
         return Ok(None);
     };
-    let url = url::Url::parse(&smtp_url)
-        .map_err(|e| ConfigError::new("MEDBOOK_SMTP_URL", format!("is not a URL ({e})")))?;
+    let url =
+        url::Url::parse(&smtp_url).map_err(|e| ConfigError::new("MEDBOOK_SMTP_URL", format!("is not a URL ({e})")))?;
     let tls_required = url.query_pairs().any(|(k, v)| k == "tls" && v == "required");
     // `smtp:` is not a special scheme to the URL parser: its host comes back as text, addresses included.
     let loopback = url.host_str().is_some_and(|host| {
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        host.eq_ignore_ascii_case("localhost")
-            || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
     });
     match url.scheme() {
         "smtps" => {}
@@ -512,10 +519,16 @@ fn email(
         }
     }
     let from = vars.get("MEDBOOK_EMAIL_FROM").ok_or_else(|| {
-        ConfigError::new("MEDBOOK_EMAIL_FROM", "must be set with MEDBOOK_SMTP_URL: `Lab <lab@example.org>`")
+        ConfigError::new(
+            "MEDBOOK_EMAIL_FROM",
+            "must be set with MEDBOOK_SMTP_URL: `Lab <lab@example.org>`",
+        )
     })?;
     if from.parse::<lettre::message::Mailbox>().is_err() {
-        return Err(ConfigError::new("MEDBOOK_EMAIL_FROM", "is not an address: `Lab <lab@example.org>`"));
+        return Err(ConfigError::new(
+            "MEDBOOK_EMAIL_FROM",
+            "is not an address: `Lab <lab@example.org>`",
+        ));
     }
     Ok(Some(crate::service::email::EmailSettings {
         smtp_url,
@@ -661,8 +674,14 @@ mod tests {
             .relay
             .email
             .expect("on");
-        assert_eq!((email.from.as_str(), email.lab_name.as_str()), ("Lab <lab@example.org>", "medbook laboratory"));
-        assert!(!format!("{email:?}").contains("2525"), "the URL (and its password) stays out of logs");
+        assert_eq!(
+            (email.from.as_str(), email.lab_name.as_str()),
+            ("Lab <lab@example.org>", "medbook laboratory")
+        );
+        assert!(
+            !format!("{email:?}").contains("2525"),
+            "the URL (and its password) stays out of logs"
+        );
         let aws = ("MEDBOOK_STORE", "aws");
         let err = settings(&[aws, ("MEDBOOK_SMTP_URL", "smtp://mail.example.org:25"), from]).unwrap_err();
         assert_eq!(err.var, "MEDBOOK_SMTP_URL");
@@ -675,11 +694,24 @@ mod tests {
         ] {
             assert!(settings(&[aws, ("MEDBOOK_SMTP_URL", fine), from]).is_ok(), "{fine}");
         }
-        let err = settings(&[("MEDBOOK_SMTP_URL", "smtp://127.0.0.1:25"), ("MEDBOOK_EMAIL_FROM", "not an address")])
-            .unwrap_err();
+        let err = settings(&[
+            ("MEDBOOK_SMTP_URL", "smtp://127.0.0.1:25"),
+            ("MEDBOOK_EMAIL_FROM", "not an address"),
+        ])
+        .unwrap_err();
         assert_eq!(err.var, "MEDBOOK_EMAIL_FROM");
         let err = settings(&[("MEDBOOK_SMTP_URL", "http://127.0.0.1:25"), from]).unwrap_err();
         assert_eq!(err.var, "MEDBOOK_SMTP_URL");
+    }
+
+    #[test]
+    fn the_longest_retry_wait_is_not_shorter_than_the_first() {
+        let err = settings(&[
+            ("MEDBOOK_WEBHOOK_RETRY_BASE_MS", "5000"),
+            ("MEDBOOK_WEBHOOK_RETRY_MAX_MS", "1000"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "MEDBOOK_WEBHOOK_RETRY_MAX_MS");
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl Alerts {
         .with("alertId", id);
         match self
             .store
-            .acknowledge_alert(id, actor, &now, &audit.event(open.patient_id), &[event])
+            .acknowledge_alert(&open, actor, &now, &audit.event(open.patient_id), &[event])
             .await?
         {
             AckOutcome::Acknowledged(alert) => Ok(alert),

@@ -11,11 +11,6 @@
 
 use std::{fmt, time::Duration};
 
-use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-    message::{Mailbox, header::ContentType},
-};
-use time::{OffsetDateTime, macros::format_description};
 use crate::{
     domain::{
         event::{DomainEvent, EventType},
@@ -24,6 +19,11 @@ use crate::{
     },
     store::{Store, StoreError},
 };
+use lettre::{
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    message::{Mailbox, header::ContentType},
+};
+use time::{OffsetDateTime, macros::format_description};
 
 /// The templates: first line the subject, the rest the body.
 const BOOKING_CONFIRMED: &str = include_str!("../../templates/email/booking-confirmed.txt");
@@ -82,7 +82,9 @@ pub struct Mailer {
 
 impl fmt::Debug for Mailer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Mailer").field("from", &self.from).finish_non_exhaustive()
+        f.debug_struct("Mailer")
+            .field("from", &self.from)
+            .finish_non_exhaustive()
     }
 }
 
@@ -113,7 +115,11 @@ impl Mailer {
         Webhook {
             id: EMAIL_CHANNEL,
             url: "smtp:".into(),
-            types: vec![EventType::BookingCreated, EventType::BookingReminder, EventType::ResultReleased],
+            types: vec![
+                EventType::BookingCreated,
+                EventType::BookingReminder,
+                EventType::ResultReleased,
+            ],
             description: "e-mail to patients".into(),
             enabled: true,
             disabled_reason: None,
@@ -147,7 +153,8 @@ impl Mailer {
     /// # Errors
     /// Engine failures.
     pub async fn sent(&self, store: &Store, event: &DomainEvent) -> Result<(), StoreError> {
-        if let (EventType::ResultReleased, Some(patient), Some(booking)) = (event.kind, event.patient_id, event.booking_id)
+        if let (EventType::ResultReleased, Some(patient), Some(booking)) =
+            (event.kind, event.patient_id, event.booking_id)
         {
             let now = OffsetDateTime::now_utc();
             store
@@ -204,7 +211,10 @@ impl Mailer {
                     && let Some(last) = timefmt::parse_instant(&last)
                     && OffsetDateTime::now_utc() - last < RESULTS_QUIET
                 {
-                    return Ok(Err(format!("a results-ready mail for this booking went out at {}", timefmt::instant(last))));
+                    return Ok(Err(format!(
+                        "a results-ready mail for this booking went out at {}",
+                        timefmt::instant(last)
+                    )));
                 }
                 RESULTS_READY
             }
@@ -286,7 +296,10 @@ mod tests {
         for template in [BOOKING_CONFIRMED, BOOKING_REMINDER, RESULTS_READY] {
             let (subject, body) = render(template, &fields);
             assert!(!subject.is_empty() && !subject.contains('{'), "{subject}");
-            assert!(!body.contains('{') && !body.contains('}'), "an unknown placeholder in:\n{body}");
+            assert!(
+                !body.contains('{') && !body.contains('}'),
+                "an unknown placeholder in:\n{body}"
+            );
             assert!(body.contains("<given_name>"), "{body}");
         }
     }

@@ -78,6 +78,9 @@ pub struct RelaySettings {
     pub email: Option<EmailSettings>,
 }
 
+/// A part of a page's fan-out: the sequence number it ends at, and its outbox entries (channel, event).
+type Chunk<'a> = (Option<String>, Vec<(Uuid, &'a DomainEvent)>);
+
 /// Outbox entries read per round.
 const OUTBOX_PAGE: i32 = 100;
 
@@ -313,11 +316,17 @@ impl Relay {
         };
         // Chunks of at most 99 entries, each ending at an event's sequence number; the last chunk ends at the
         // page's last record.
-        let mut chunks: Vec<(Option<String>, Vec<(Uuid, &DomainEvent)>)> = vec![(None, Vec::new())];
+        let mut chunks: Vec<Chunk<'_>> = vec![(None, Vec::new())];
         for (sequence, event) in &records.events {
             let targets: Vec<(Uuid, &DomainEvent)> = webhooks
                 .iter()
-                .filter(|w| if w.id == EMAIL_CHANNEL { Mailer::wants(event) } else { w.wants(event) })
+                .filter(|w| {
+                    if w.id == EMAIL_CHANNEL {
+                        Mailer::wants(event)
+                    } else {
+                        w.wants(event)
+                    }
+                })
                 .map(|w| (w.id, event))
                 .collect();
             let current = chunks.last_mut().expect("one chunk at least");
@@ -514,7 +523,7 @@ impl Relay {
                     }
                 }
                 if held.contains_key(&webhook.id) {
-                    match self.deliver_round(webhook).await {
+                    match self.held_round(webhook).await {
                         Ok(sent) => busy |= sent,
                         Err(e) => tracing::warn!(webhook = %webhook.id, error = %e, "relay: an outbox round failed"),
                     }
@@ -536,6 +545,31 @@ impl Relay {
             channels.push(Mailer::channel());
         }
         Ok(channels)
+    }
+
+    /// One round of `webhook`'s outbox, renewing its lease every `lease / 3` while the round lasts (slow
+    /// endpoints can keep a round busy for longer than the lease): another replica never takes the outbox
+    /// over from a replica that is alive and sending.
+    async fn held_round(&self, webhook: &Webhook) -> Result<bool, crate::store::StoreError> {
+        let round = self.deliver_round(webhook);
+        tokio::pin!(round);
+        let mut renew = tokio::time::interval(self.settings.lease / 3);
+        renew.tick().await;
+        loop {
+            tokio::select! {
+                done = &mut round => return done,
+                _ = renew.tick() => {
+                    let (now, until) = self.lease_until();
+                    if let Err(e) = self
+                        .store
+                        .take_lease(&keys::outbox_lease_sk(webhook.id), &self.owner, now, until)
+                        .await
+                    {
+                        tracing::warn!(webhook = %webhook.id, error = %e, "relay: renewing an outbox lease failed");
+                    }
+                }
+            }
+        }
     }
 
     /// Sends the due head entry of each patient in `webhook`'s outbox; whether it sent any.

@@ -63,17 +63,13 @@ impl Store {
     /// # Errors
     /// Engine failures, a malformed item.
     pub async fn open_alert(&self, id: Uuid) -> Result<Option<Alert>, StoreError> {
-        Ok(self.open_alert_item(id).await?.map(AlertItem::into_alert))
-    }
-
-    async fn open_alert_item(&self, id: Uuid) -> Result<Option<AlertItem>, StoreError> {
         self.get_consistent(keys::ALERTS_PK.to_owned(), keys::alert_sk(id))
             .await?
-            .map(from_item::<AlertItem>)
+            .map(|item| from_item::<AlertItem>(item).map(AlertItem::into_alert))
             .transpose()
     }
 
-    /// Acknowledges open alert `id` by `by` at `at`: deletes it from the open list (where it is still there)
+    /// Acknowledges `open` (as read) by `by` at `at`: deletes it from the open list (where it is still there)
     /// and writes its acknowledged record, the audit event and `events`, in one transaction; two doctors
     /// acknowledging at once make one acknowledgement.
     ///
@@ -81,16 +77,14 @@ impl Store {
     /// Engine failures.
     pub async fn acknowledge_alert(
         &self,
-        id: Uuid,
+        open: &Alert,
         by: &str,
         at: &str,
         audit: &AuditEvent,
         events: &[DomainEvent],
     ) -> Result<AckOutcome, StoreError> {
-        let Some(open) = self.open_alert_item(id).await? else {
-            return Ok(AckOutcome::NotOpen);
-        };
-        let acknowledged = open.acknowledged(by, at);
+        let id = open.id;
+        let acknowledged = AlertItem::acknowledged(open, by, at);
         let mut tx = Tx::new(self);
         tx.delete(
             AckAction::Open,

@@ -1878,15 +1878,19 @@ impl AlertItem {
         })
     }
 
-    /// Its acknowledged record by `by` at `at`.
-    pub(crate) fn acknowledged(&self, by: &str, at: &str) -> Self {
+    /// The acknowledged record of open alert `open` by `by` at `at`.
+    pub(crate) fn acknowledged(open: &crate::domain::event::Alert, by: &str, at: &str) -> Self {
         Self {
-            pk: keys::patient_pk(self.patient_id),
-            sk: keys::alert_ack_sk(self.alert_id),
+            pk: keys::patient_pk(open.patient_id),
+            sk: keys::alert_ack_sk(open.id),
             entity: entity::ALERT_ACK.to_owned(),
+            alert_id: open.id,
+            patient_id: open.patient_id,
+            booking_id: open.booking_id,
+            test_id: open.test_id,
+            raised_at: open.raised_at.clone(),
             acknowledged_by: Some(by.to_owned()),
             acknowledged_at: Some(at.to_owned()),
-            ..self.clone()
         }
     }
 

@@ -551,6 +551,31 @@ mod tests {
     }
 
     #[test]
+    fn event_delivery_keys_have_their_exact_formats() {
+        let (w, a, p, b) = (id(1), id(2), id(3), id(4));
+        let one = "00000000-0000-0000-0000-000000000001";
+        assert_eq!((WEBHOOKS_PK, WEBHOOK_COUNT_SK), ("WEBHOOKS", "COUNT"));
+        assert_eq!(webhook_sk(w), format!("WEBHOOK#{one}"));
+        assert!(webhook_sk(w).starts_with(WEBHOOK_PREFIX) && !WEBHOOK_COUNT_SK.starts_with(WEBHOOK_PREFIX));
+        assert_eq!(outbox_pk(w), format!("OUTBOX#{one}"));
+        assert_eq!(deliveries_pk(w), format!("DELIVERIES#{one}"));
+        assert_eq!(attempt_sk(a), "ATTEMPT#00000000-0000-0000-0000-000000000002");
+        assert_eq!(ALERTS_PK, "ALERTS");
+        assert_eq!(alert_sk(a), "ALERT#00000000-0000-0000-0000-000000000002");
+        assert_eq!(alert_ack_sk(a), "ALERTACK#00000000-0000-0000-0000-000000000002");
+        assert_eq!(reminders_pk("2026-12-01T07:15:00.000Z"), "REMINDERS#2026-12-01T07");
+        assert_eq!(
+            reminder_sk("2026-12-01T07:15:00.000Z", b),
+            "2026-12-01T07:15:00.000Z#00000000-0000-0000-0000-000000000004"
+        );
+        assert_eq!(mailed_pk(p), "MAILED#00000000-0000-0000-0000-000000000003");
+        assert_eq!(results_mailed_sk(b), "RESULTS#00000000-0000-0000-0000-000000000004");
+        assert_eq!((LEASES_PK, REMINDERS_LEASE_SK), ("LEASES", "REMINDERS"));
+        assert_eq!(stream_lease_sk("shardId-0001"), "STREAM#shardId-0001");
+        assert_eq!(outbox_lease_sk(w), format!("OUTBOX#{one}"));
+    }
+
+    #[test]
     fn patient_and_booking_tree_keys_have_their_exact_formats() {
         let (p, b, t, n) = (id(1), id(2), id(3), id(4));
         assert_eq!(patient_pk(p), "PATIENT#00000000-0000-0000-0000-000000000001");

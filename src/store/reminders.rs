@@ -7,11 +7,11 @@ use super::{
     Store, StoreError,
     expr::Expr,
     from_item,
-    items::ReminderItem,
+    items::{ReminderItem, attr},
     key, keys, s,
     tx::{Sent, Tx},
 };
-use crate::domain::event::DomainEvent;
+use crate::domain::{booking::BookingStatus, event::DomainEvent};
 
 /// A reminder that is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub struct Reminder {
 enum FireAction {
     /// The reminder, deleted.
     Reminder,
+    /// The booking, checked: still booked for the reminder's slot.
+    Booking,
     /// The `booking.reminder` event.
     Event,
 }
@@ -71,25 +73,42 @@ impl Store {
             .collect()
     }
 
-    /// Fires `reminder`: deletes it where it is still there and writes `event`, in one transaction. `false`
-    /// when it is gone (fired by another replica, or its booking was cancelled or moved meanwhile).
+    /// Fires `reminder`: deletes it where it is still there and writes `event`, in one transaction that also
+    /// checks its booking is still booked for that slot. `false` when it is gone (fired by another replica,
+    /// or its booking was cancelled or moved meanwhile), or its booking is no longer booked for that slot
+    /// (then the reminder is deleted without an event).
     ///
     /// # Errors
     /// Engine failures.
     pub async fn fire_reminder(&self, reminder: &Reminder, event: &DomainEvent) -> Result<bool, StoreError> {
+        let reminder_key = key(
+            keys::reminders_pk(&reminder.due_at),
+            keys::reminder_sk(&reminder.due_at, reminder.booking_id),
+        );
         let mut tx = Tx::new(self);
-        tx.delete(
-            FireAction::Reminder,
+        tx.delete(FireAction::Reminder, reminder_key.clone(), Expr::new().exists(keys::PK))?;
+        // The booking's own transactions keep its reminder; this check also catches one they could not find
+        // (made under another MEDBOOK_REMINDER_HOURS) and a booking checked in or marked no-show early.
+        tx.check(
+            FireAction::Booking,
             key(
-                keys::reminders_pk(&reminder.due_at),
-                keys::reminder_sk(&reminder.due_at, reminder.booking_id),
+                keys::patient_pk(reminder.patient_id),
+                keys::booking_sk(reminder.booking_id),
             ),
-            Expr::new().exists(keys::PK),
+            Expr::new()
+                .eq(attr::STATUS, BookingStatus::Booked)
+                .eq(attr::SLOT_START, &reminder.slot_start),
         )?;
         self.put_events(&mut tx, FireAction::Event, std::slice::from_ref(event))?;
         match self.send(tx).await? {
             Sent::Committed => Ok(true),
             Sent::Rejected(r) if r.has(FireAction::Reminder) => Ok(false),
+            Sent::Rejected(r) if r.has(FireAction::Booking) => {
+                // Nothing to remind of: the reminder goes, without an event.
+                self.delete(self.client.delete_item().set_key(Some(reminder_key)))
+                    .await?;
+                Ok(false)
+            }
             Sent::Rejected(r) => Err(r.unexpected()),
         }
     }

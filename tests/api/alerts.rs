@@ -90,6 +90,8 @@ async fn a_critical_value_is_an_alert_until_a_doctor_acknowledges_it_and_the_ack
     let mut statuses = [a.status().as_u16(), b.status().as_u16()];
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 404]);
+    let won = if a.status() == 200 { &a } else { &b };
+    assert_eq!(usage(won).0, 2, "GetItem the open alert, then one transaction");
     let list: Value = app.get("/v1/alerts", &doctor).await.json().await.unwrap();
     assert_eq!(list["items"], json!([]), "acknowledged: off the list");
     // The acknowledgement stays with the patient's record, and in the audit trail.

@@ -44,6 +44,10 @@ async fn a_reminder_fires_once_before_the_slot_and_a_cancellation_or_reschedule_
     let kept_booking = app.booked(kept, &at, &["CBC"]).await;
     let cancelled_booking = app.booked(cancelled, &at, &["CBC"]).await;
     let moved_booking = app.booked(moved, &at, &["CBC"]).await;
+    // Checked in early (its reminder item stays: only the firing's check on the booking stops it).
+    let early = app.create_patient().await;
+    let early_booking = app.booked(early, &at, &["CBC"]).await;
+    app.check_in(early, early_booking["id"].as_str().unwrap()).await;
     let id = |b: &Value| b["id"].as_str().unwrap().to_owned();
     let res = app
         .request(
@@ -81,7 +85,7 @@ async fn a_reminder_fires_once_before_the_slot_and_a_cancellation_or_reschedule_
     assert_eq!(
         fired.len(),
         1,
-        "once, and only for the booking still in that slot: {fired:#?}"
+        "once, and only for the booking still booked in that slot: {fired:#?}"
     );
     assert_eq!(fired[0]["bookingId"].as_str(), Some(id(&kept_booking).as_str()));
     assert_eq!(fired[0]["data"]["slotStart"], at.as_str());

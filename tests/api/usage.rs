@@ -373,6 +373,11 @@ async fn every_endpoint_makes_no_more_dynamodb_calls_than_its_floor() {
         1,
         app.request(Method::DELETE, &format!("/v1/webhooks/{w}"), Some(&admin))
     );
+    measure!(
+        "GET /v1/alerts (page)",
+        1,
+        app.request(Method::GET, "/v1/alerts", Some(&doctor))
+    );
     measure!("GET /health/live", 0, app.request(Method::GET, "/health/live", None));
     measure!("GET /health/ready", 1, app.request(Method::GET, "/health/ready", None));
 

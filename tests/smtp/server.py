@@ -1,12 +1,14 @@
 """A real SMTP server for medbook's tests, on aiosmtpd (PyPI, pinned in requirements.txt).
 
 Listens on 127.0.0.1 on a free port and prints {"port": N} as its first line; then one JSON line per
-event: {"accepted": {...}} for each message taken (envelope and the raw message), {"rejected": rcpt} for
+event: {"accepted": {...}} for each message taken (envelope, headers, decoded body), {"rejected": rcpt} for
 each recipient refused. A recipient whose local part starts with "bounce" is refused with 550 (a
 permanent failure); one starting with "later" with 451 (a transient one). Exits when standard input closes.
 """
 
 import asyncio
+import email
+import email.policy
 import json
 import sys
 import threading
@@ -33,12 +35,15 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         emit(
             {
                 "accepted": {
                     "mailFrom": envelope.mail_from,
                     "rcptTos": envelope.rcpt_tos,
-                    "data": envelope.content.decode("utf-8", "replace"),
+                    "headers": {k.lower(): str(v) for k, v in message.items()},
+                    # The body as the reader sees it (quoted-printable and soft line breaks decoded).
+                    "body": message.get_content(),
                     "receivedAt": time.time(),
                 }
             }
