@@ -764,7 +764,7 @@ async fn main() {
     for size in plan.sizes {
         let table = format!("bench-{size}");
         let store = Store::new(raw.clone(), table.clone());
-        store.bootstrap(CapacityMode::OnDemand).await.unwrap();
+        store.bootstrap(CapacityMode::OnDemand, false).await.unwrap();
         store.migrate(&migrate::embedded()).await.unwrap();
         let seeded = seed(&raw, &store, size).await;
         let mut service = start_service(engine.endpoint(), &table).await;

@@ -160,7 +160,7 @@ fn healthcheck(addr: std::net::SocketAddr, path: &str, timeout: Duration) -> Res
 
 async fn migrate_command(settings: Settings, status_only: bool) -> Result<(), StartupError> {
     let (store, engine) = open_store(&settings).await?;
-    store.bootstrap(settings.store.capacity).await?;
+    store.bootstrap(settings.store.capacity, settings.relay.enabled).await?;
     let migrations = migrate::embedded();
     if !status_only {
         let applied = store.migrate(&migrations).await?;

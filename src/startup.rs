@@ -117,7 +117,7 @@ async fn bootstrap_when_reachable(store: &Store, settings: &Settings) -> Result<
     let started = std::time::Instant::now();
     let mut pause = Duration::from_millis(250);
     loop {
-        match store.bootstrap(settings.store.capacity).await {
+        match store.bootstrap(settings.store.capacity, settings.relay.enabled).await {
             Err(BootstrapError::Store(StoreError::Unavailable(reason)))
                 if started.elapsed() < settings.store.startup_wait =>
             {

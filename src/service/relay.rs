@@ -84,6 +84,9 @@ type Chunk<'a> = (Option<String>, Vec<(Uuid, &'a DomainEvent)>);
 /// Outbox entries read per round.
 const OUTBOX_PAGE: i32 = 100;
 
+/// How often the outbox loop reads the webhooks again.
+const WEBHOOKS_EVERY: Duration = Duration::from_secs(1);
+
 /// How often the shard list is read again.
 const SHARD_LIST_EVERY: Duration = Duration::from_secs(10);
 
@@ -96,6 +99,8 @@ pub struct Relay {
     http: reqwest::Client,
     mailer: Option<Mailer>,
     wake: Notify,
+    /// A webhook was changed by this relay (disabled, marked failing or cleared): read them again.
+    changed: std::sync::atomic::AtomicBool,
 }
 
 /// A shard this replica holds.
@@ -144,6 +149,7 @@ impl Relay {
             http,
             mailer,
             wake: Notify::new(),
+            changed: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -176,6 +182,14 @@ impl Relay {
     }
 
     async fn pause(&self, stop: &mut watch::Receiver<bool>) {
+        tokio::select! {
+            () = tokio::time::sleep(self.settings.poll) => {}
+            _ = stop.changed() => {}
+        }
+    }
+
+    /// The outbox loop's pause: also ends when the stream loop has queued entries.
+    async fn pause_for_outboxes(&self, stop: &mut watch::Receiver<bool>) {
         tokio::select! {
             () = tokio::time::sleep(self.settings.poll) => {}
             () = self.wake.notified() => {}
@@ -471,15 +485,22 @@ impl Relay {
     async fn outbox_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut held: HashMap<Uuid, Instant> = HashMap::new();
         let mut tried: HashMap<Uuid, Instant> = HashMap::new();
+        let mut webhooks: Vec<Webhook> = Vec::new();
+        let mut listed: Option<Instant> = None;
         while !*stop.borrow() {
-            let webhooks = match self.channels().await {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::warn!(error = %e, "relay: cannot read the webhooks");
-                    self.pause(&mut stop).await;
-                    continue;
+            // The webhooks change rarely: read again every second, not every poll (the stream loop reads them
+            // fresh for each fan-out, so no event misses a new webhook; its deliveries start within a second).
+            let changed = self.changed.swap(false, std::sync::atomic::Ordering::Relaxed);
+            if changed || listed.is_none_or(|t| t.elapsed() >= WEBHOOKS_EVERY) {
+                match self.channels().await {
+                    Ok(w) => (webhooks, listed) = (w, Some(Instant::now())),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "relay: cannot read the webhooks");
+                        self.pause(&mut stop).await;
+                        continue;
+                    }
                 }
-            };
+            }
             let mut busy = false;
             let enabled: HashSet<Uuid> = webhooks.iter().filter(|w| w.enabled).map(|w| w.id).collect();
             for gone in held
@@ -530,7 +551,7 @@ impl Relay {
                 }
             }
             if !busy {
-                self.pause(&mut stop).await;
+                self.pause_for_outboxes(&mut stop).await;
             }
         }
         for id in held.keys() {
@@ -642,6 +663,7 @@ impl Relay {
                 let r = self.store.record_delivered(&entry, &attempt).await;
                 if webhook.failing_since.is_some() && !cleared.swap(true, std::sync::atomic::Ordering::Relaxed) {
                     let _ = self.store.clear_webhook_failing(webhook.id).await;
+                    self.changed.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
                 r
             }
@@ -685,6 +707,7 @@ impl Relay {
         match webhook.failing_since.as_deref().and_then(timefmt::parse_instant) {
             None => {
                 let _ = self.store.mark_webhook_failing(webhook.id, at).await;
+                self.changed.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             Some(since) if OffsetDateTime::now_utc() - since >= self.settings.disable_after => {
                 let hours = self.settings.disable_after.as_secs_f64() / 3600.0;
@@ -699,6 +722,7 @@ impl Relay {
         let event = DomainEvent::system(EventType::WebhookDisabled, &timefmt::now())
             .with("webhookId", webhook.id)
             .with("reason", reason);
+        self.changed.store(true, std::sync::atomic::Ordering::Relaxed);
         match self.store.disable_webhook(webhook.id, reason, &event).await {
             Ok(true) => tracing::warn!(webhook = %webhook.id, url = %webhook.url, reason, "relay: webhook disabled"),
             Ok(false) => {}

@@ -1325,7 +1325,10 @@ mod tests {
         let engine = crate::engine::EmbeddedEngine::start_memory().await.unwrap();
         let client = crate::store::client::local_client(engine.endpoint(), engine.credentials(), &Default::default());
         let store = Store::new(client, "outcome");
-        store.bootstrap(crate::config::CapacityMode::OnDemand).await.unwrap();
+        store
+            .bootstrap(crate::config::CapacityMode::OnDemand, false)
+            .await
+            .unwrap();
         let first = booking();
         let patient = Patient {
             id: first.patient_id,

@@ -92,15 +92,16 @@ pub enum TableState {
 
 impl Store {
     /// Creates the table with every index, or adds what an existing table lacks; returns when the table and
-    /// all its indexes are ACTIVE and TTL is enabled on `expiresAt`.
+    /// all its indexes are ACTIVE and TTL is enabled on `expiresAt`. With `stream` (the relay is on), the
+    /// table's stream is turned on with new images where it is off; without, a stream is left as it is.
     ///
     /// # Errors
     /// [`BootstrapError`] when the existing table cannot be used or the engine fails.
-    pub async fn bootstrap(&self, capacity: CapacityMode) -> Result<(), BootstrapError> {
+    pub async fn bootstrap(&self, capacity: CapacityMode, stream: bool) -> Result<(), BootstrapError> {
         let mut table = match self.describe().await? {
             Some(t) => t,
             None => {
-                self.create_table(capacity).await?;
+                self.create_table(capacity, stream).await?;
                 self.wait_active().await?
             }
         };
@@ -133,7 +134,9 @@ impl Store {
                 }
             }
         }
-        self.enable_stream(&table).await?;
+        if stream {
+            self.enable_stream(&table).await?;
+        }
         self.enable_ttl().await?;
         Ok(())
     }
@@ -181,7 +184,7 @@ impl Store {
         result
     }
 
-    async fn create_table(&self, capacity: CapacityMode) -> Result<(), StoreError> {
+    async fn create_table(&self, capacity: CapacityMode, stream: bool) -> Result<(), StoreError> {
         tracing::info!(table = %self.table, ?capacity, "creating table");
         let mut request = self
             .client
@@ -196,7 +199,7 @@ impl Store {
             ))
             .key_schema(key(keys::PK, KeyType::Hash))
             .key_schema(key(keys::SK, KeyType::Range))
-            .stream_specification(new_images())
+            .set_stream_specification(stream.then(new_images))
             .local_secondary_indexes(
                 LocalSecondaryIndex::builder()
                     .index_name(keys::LSI_BOOKINGS_BY_SLOT)

@@ -120,12 +120,15 @@ async fn bootstrap_twice_and_from_four_concurrent_tasks_ends_with_one_correct_ta
     let store = Store::new(client(), table.clone());
     let runs = (0..4).map(|_| {
         let store = store.clone();
-        tokio::spawn(async move { store.bootstrap(CapacityMode::OnDemand).await })
+        tokio::spawn(async move { store.bootstrap(CapacityMode::OnDemand, true).await })
     });
     for run in futures_join(runs).await {
         run.expect("task").expect("bootstrap");
     }
-    store.bootstrap(CapacityMode::OnDemand).await.expect("second bootstrap");
+    store
+        .bootstrap(CapacityMode::OnDemand, true)
+        .await
+        .expect("second bootstrap");
 
     let description = describe(&table).await;
     assert_complete(&description);
@@ -175,7 +178,7 @@ async fn an_existing_table_missing_gsis_gets_them_added() {
     assert_eq!(describe(&table).await.global_secondary_indexes().len(), present);
 
     Store::new(client(), table.clone())
-        .bootstrap(CapacityMode::OnDemand)
+        .bootstrap(CapacityMode::OnDemand, true)
         .await
         .expect("bootstrap adds GSIs");
     assert_complete(&describe(&table).await);
@@ -186,7 +189,7 @@ async fn a_table_with_another_lsi_is_refused_with_a_clear_error() {
     let table = table_name();
     create_by_hand(&table, "ByCreatedAt", "createdAt", &keys::GSIS).await;
     let err = Store::new(client(), table.clone())
-        .bootstrap(CapacityMode::OnDemand)
+        .bootstrap(CapacityMode::OnDemand, true)
         .await
         .unwrap_err();
     assert!(matches!(err, BootstrapError::Lsi { .. }), "{err:?}");
@@ -214,7 +217,7 @@ async fn a_table_with_another_key_schema_is_refused() {
         .await
         .unwrap();
     let err = Store::new(client(), table)
-        .bootstrap(CapacityMode::OnDemand)
+        .bootstrap(CapacityMode::OnDemand, true)
         .await
         .unwrap_err();
     assert!(matches!(err, BootstrapError::KeySchema { .. }), "{err:?}");
@@ -225,7 +228,7 @@ async fn a_table_with_another_key_schema_is_refused() {
 async fn provisioned_mode_sets_units_on_the_table_and_every_gsi() {
     let table = table_name();
     Store::new(client(), table.clone())
-        .bootstrap(CapacityMode::Provisioned { rcu: 7, wcu: 3 })
+        .bootstrap(CapacityMode::Provisioned { rcu: 7, wcu: 3 }, true)
         .await
         .unwrap();
     let description = describe(&table).await;
@@ -241,4 +244,44 @@ async fn provisioned_mode_sets_units_on_the_table_and_every_gsi() {
             g.index_name()
         );
     }
+}
+
+#[tokio::test]
+async fn the_stream_is_turned_on_for_the_relay_and_one_without_new_images_is_refused() {
+    use aws_sdk_dynamodb::types::{StreamSpecification, StreamViewType};
+    let table = table_name();
+    let store = Store::new(client(), table.clone());
+    store.bootstrap(CapacityMode::OnDemand, false).await.expect("bootstrap");
+    let enabled = |d: &TableDescription| d.stream_specification().is_some_and(|s| s.stream_enabled());
+    assert!(!enabled(&describe(&table).await), "no relay, no stream");
+    store
+        .bootstrap(CapacityMode::OnDemand, true)
+        .await
+        .expect("bootstrap for the relay");
+    let described = describe(&table).await;
+    assert!(enabled(&described));
+    assert_eq!(
+        described.stream_specification().unwrap().stream_view_type(),
+        Some(&StreamViewType::NewImage)
+    );
+
+    let other = table_name();
+    let store = Store::new(client(), other.clone());
+    store.bootstrap(CapacityMode::OnDemand, false).await.expect("bootstrap");
+    client()
+        .update_table()
+        .table_name(&other)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::KeysOnly)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("a keys-only stream");
+    let err = store.bootstrap(CapacityMode::OnDemand, true).await.unwrap_err();
+    assert!(matches!(err, BootstrapError::StreamView { .. }), "{err:?}");
+    assert!(err.to_string().contains("NEW_IMAGE"), "{err}");
 }

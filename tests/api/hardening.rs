@@ -486,7 +486,7 @@ async fn a_table_deleted_under_the_service_is_a_503_and_the_service_recovers_onc
     assert!(ready["detail"].as_str().unwrap().contains(&table), "{ready}");
 
     // `medbook migrate` does this: the table is back, without restarting the service.
-    app.store.bootstrap(CapacityMode::OnDemand).await.unwrap();
+    app.store.bootstrap(CapacityMode::OnDemand, false).await.unwrap();
     app.store.migrate(&migrate::embedded()).await.unwrap();
     let ready = app.request(Method::GET, "/health/ready", None).send().await.unwrap();
     assert_eq!(ready.status(), 200);

@@ -12,7 +12,7 @@ use crate::helpers::fresh_store;
 
 async fn bootstrapped() -> Store {
     let store = fresh_store();
-    store.bootstrap(CapacityMode::OnDemand).await.expect("bootstrap");
+    store.bootstrap(CapacityMode::OnDemand, false).await.expect("bootstrap");
     store
 }
 

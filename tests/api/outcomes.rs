@@ -29,7 +29,7 @@ use crate::helpers::fresh_store;
 /// A bootstrapped table with the default site `MAIN` at version 1 (a booking checks the site it read).
 async fn store() -> Store {
     let store = fresh_store();
-    store.bootstrap(CapacityMode::OnDemand).await.unwrap();
+    store.bootstrap(CapacityMode::OnDemand, false).await.unwrap();
     let grid = medbook::domain::booking::SlotGrid {
         minutes: 15,
         capacity: 4,
