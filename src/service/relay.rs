@@ -81,8 +81,11 @@ pub struct RelaySettings {
 /// A part of a page's fan-out: the sequence number it ends at, and its outbox entries (channel, event).
 type Chunk<'a> = (Option<String>, Vec<(Uuid, &'a DomainEvent)>);
 
-/// Outbox entries read per round.
+/// Outbox entries read per Query.
 const OUTBOX_PAGE: i32 = 100;
+
+/// Most pages a round reads looking for due entries.
+const OUTBOX_PAGES: usize = 10;
 
 /// How often the outbox loop reads the webhooks again.
 const WEBHOOKS_EVERY: Duration = Duration::from_secs(1);
@@ -515,6 +518,7 @@ impl Relay {
                     .give_up_lease(&keys::outbox_lease_sk(gone), &self.owner)
                     .await;
             }
+            let mut rounds = Vec::new();
             for webhook in webhooks.iter().filter(|w| w.enabled) {
                 let renew = held
                     .get(&webhook.id)
@@ -544,10 +548,15 @@ impl Relay {
                     }
                 }
                 if held.contains_key(&webhook.id) {
-                    match self.held_round(webhook).await {
-                        Ok(sent) => busy |= sent,
-                        Err(e) => tracing::warn!(webhook = %webhook.id, error = %e, "relay: an outbox round failed"),
-                    }
+                    rounds.push(webhook);
+                }
+            }
+            // The held outboxes' rounds run side by side: a slow endpoint holds up its own outbox only.
+            let results = futures_util::future::join_all(rounds.iter().map(|w| self.held_round(w))).await;
+            for (webhook, result) in rounds.iter().zip(results) {
+                match result {
+                    Ok(sent) => busy |= sent,
+                    Err(e) => tracing::warn!(webhook = %webhook.id, error = %e, "relay: an outbox round failed"),
                 }
             }
             if !busy {
@@ -581,28 +590,49 @@ impl Relay {
                 done = &mut round => return done,
                 _ = renew.tick() => {
                     let (now, until) = self.lease_until();
-                    if let Err(e) = self
+                    match self
                         .store
                         .take_lease(&keys::outbox_lease_sk(webhook.id), &self.owner, now, until)
                         .await
                     {
-                        tracing::warn!(webhook = %webhook.id, error = %e, "relay: renewing an outbox lease failed");
+                        Ok(Some(_)) => {}
+                        Ok(None) => {
+                            // Another replica holds it now: stop here (what is in flight is sent again by
+                            // it, with the same webhook-id), so that one replica at a time keeps each
+                            // patient's order.
+                            tracing::warn!(webhook = %webhook.id, "relay: lost an outbox's lease mid-round");
+                            return Ok(false);
+                        }
+                        Err(e) => {
+                            tracing::warn!(webhook = %webhook.id, error = %e, "relay: renewing an outbox lease failed");
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Sends the due head entry of each patient in `webhook`'s outbox; whether it sent any.
+    /// Sends the due head entry of each patient in `webhook`'s outbox; whether it sent any. Reads on past a
+    /// page whose heads are all waiting for a retry (up to `OUTBOX_PAGES` pages), so one patient's failing
+    /// events do not hold back the patients queued behind them.
     async fn deliver_round(&self, webhook: &Webhook) -> Result<bool, crate::store::StoreError> {
-        let entries = self.store.outbox(webhook.id, OUTBOX_PAGE).await?;
         let now = now_ms();
         let mut lanes = HashSet::new();
-        let due: Vec<Queued> = entries
-            .into_iter()
-            .filter(|e| lanes.insert(e.event.patient_id))
-            .filter(|e| e.next_at <= now)
-            .collect();
+        let mut due: Vec<Queued> = Vec::new();
+        let mut start = None;
+        for _ in 0..OUTBOX_PAGES {
+            let page = self.store.outbox(webhook.id, OUTBOX_PAGE, start.as_ref()).await?;
+            due.extend(
+                page.items
+                    .into_iter()
+                    .filter(|e| lanes.insert(e.event.patient_id))
+                    .filter(|e| e.next_at <= now),
+            );
+            start = page.next;
+            if start.is_none() || due.len() >= self.settings.concurrency {
+                break;
+            }
+        }
         if due.is_empty() {
             return Ok(false);
         }
@@ -724,7 +754,9 @@ impl Relay {
             .with("reason", reason);
         self.changed.store(true, std::sync::atomic::Ordering::Relaxed);
         match self.store.disable_webhook(webhook.id, reason, &event).await {
-            Ok(true) => tracing::warn!(webhook = %webhook.id, url = %webhook.url, reason, "relay: webhook disabled"),
+            Ok(true) => {
+                tracing::warn!(webhook = %webhook.id, host = %host_of(&webhook.url), reason, "relay: webhook disabled")
+            }
             Ok(false) => {}
             Err(e) => tracing::warn!(webhook = %webhook.id, error = %e, "relay: could not disable the webhook"),
         }
@@ -840,6 +872,14 @@ fn outcome_name(outcome: AttemptOutcome) -> &'static str {
         AttemptOutcome::Gone => "gone",
         AttemptOutcome::Skipped => "skipped",
     }
+}
+
+/// The host of `url`, for logs (a URL's path, query or user part may carry a token).
+fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn now_ms() -> i64 {

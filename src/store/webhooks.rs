@@ -276,26 +276,24 @@ impl Store {
         }
     }
 
-    /// The first `limit` entries of webhook `id`'s outbox, in occurrence order (one strongly consistent
-    /// Query: an entry just deleted by a delivery is not read again).
+    /// A page of up to `limit` entries of webhook `id`'s outbox, in occurrence order, from `start` (one strongly
+    /// consistent Query: an entry just deleted by a delivery is not read again).
     ///
     /// # Errors
     /// Engine failures, malformed items.
-    pub async fn outbox(&self, id: Uuid, limit: i32) -> Result<Vec<Queued>, StoreError> {
-        let page = self
-            .query_page(
-                self.query_builder()
-                    .key_condition_expression("#pk = :pk")
-                    .expression_attribute_names("#pk", keys::PK)
-                    .expression_attribute_values(":pk", s(keys::outbox_pk(id)))
-                    .consistent_read(true),
-                limit,
-                None,
-                &[keys::PK, keys::SK],
-                |item: OutboxItem| Queued::from(item),
-            )
-            .await?;
-        Ok(page.items)
+    pub async fn outbox(&self, id: Uuid, limit: i32, start: Option<&PageKey>) -> Result<Page<Queued>, StoreError> {
+        self.query_page(
+            self.query_builder()
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_values(":pk", s(keys::outbox_pk(id)))
+                .consistent_read(true),
+            limit,
+            start,
+            &[keys::PK, keys::SK],
+            |item: OutboxItem| Queued::from(item),
+        )
+        .await
     }
 
     /// Records a delivered entry: deletes it (where its attempts are still those read) and logs the attempt,

@@ -846,3 +846,41 @@ async fn delivery_latency_and_throughput() {
         percentile(&burst, 0.99)
     );
 }
+
+#[tokio::test]
+async fn one_patients_failing_events_do_not_hold_back_the_patients_queued_behind_them() {
+    // A's first event fails and waits a minute for its retry; A's 109 others wait behind it (A's order).
+    // B's event comes after all of them, past the first page the relay reads of the outbox.
+    let app = relaying(&[("MEDBOOK_WEBHOOK_RETRY_BASE_MS", "60000")]).await;
+    let (a, b) = (app.create_patient().await, app.create_patient().await);
+    let name = format!("poison-{}", Uuid::now_v7());
+    webhook_to(
+        &app,
+        &name,
+        &["booking.created"],
+        json!({"mode": "ok", "failPatient": a.to_string()}),
+    )
+    .await;
+    for i in 0..110 {
+        let at = slot(
+            &day(30 + i / 40),
+            &format!("{:02}:{:02}", 8 + (i % 40) / 4, (i % 4) * 15),
+        );
+        app.booked(a, &at, &["TSH"]).await;
+    }
+    let booking = app.booked(b, &slot(&day(30), "08:00"), &["TSH"]).await;
+    let got = wait_received(&name, Duration::from_secs(30), |got| {
+        got.iter().any(|d| d["patientId"] == b.to_string())
+    })
+    .await;
+    let of_b: Vec<&Value> = got.iter().filter(|d| d["patientId"] == b.to_string()).collect();
+    assert_eq!(of_b.len(), 1);
+    assert_eq!(of_b[0]["status"], 200);
+    assert!(booking["id"].is_string());
+    let of_a: Vec<&Value> = got.iter().filter(|d| d["patientId"] == a.to_string()).collect();
+    assert_eq!(
+        of_a.len(),
+        1,
+        "A's first event tried once (its retry is a minute away), the rest behind it"
+    );
+}

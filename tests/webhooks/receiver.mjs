@@ -2,7 +2,8 @@
 // reference library (npm `standardwebhooks`), as a real receiver would verify it.
 //
 //   PUT  /config/<name>    {"secret": "whsec_…", "mode": "ok" | "gone" | "down" | "fail-first", "failures": N,
-//                           "delayMs": N}      how endpoint /hooks/<name> answers
+//                           "delayMs": N, "failPatient": "<id>"}      how endpoint /hooks/<name> answers
+//                           (failPatient: 500 for that patient's events, whatever the mode)
 //   POST /hooks/<name>     a delivery: verified, recorded, answered as configured
 //   GET  /received/<name>  every delivery so far, in arrival order
 //
@@ -58,6 +59,7 @@ const server = http.createServer(async (req, res) => {
       else if (config.mode === "gone") status = 410;
       else if (config.mode === "down") status = 503;
       else if (config.mode === "fail-first" && attempt <= (config.failures ?? 1)) status = 500;
+      else if (config.failPatient && payload?.data?.patientId === config.failPatient) status = 500;
       if (config.delayMs) await new Promise((r) => setTimeout(r, config.delayMs));
       const list = received.get(name) ?? [];
       list.push({
