@@ -534,6 +534,11 @@ fn email(
         smtp_url,
         from,
         lab_name: lab_name.to_owned(),
+        results_quiet: std::time::Duration::from_secs(vars.ranged(
+            "MEDBOOK_EMAIL_RESULTS_QUIET_S",
+            3600,
+            0..=86_400,
+        )?),
     }))
 }
 

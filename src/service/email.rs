@@ -30,9 +30,6 @@ const BOOKING_CONFIRMED: &str = include_str!("../../templates/email/booking-conf
 const BOOKING_REMINDER: &str = include_str!("../../templates/email/booking-reminder.txt");
 const RESULTS_READY: &str = include_str!("../../templates/email/results-ready.txt");
 
-/// One "results ready" mail per booking within this time, however many of its tests are released.
-pub const RESULTS_QUIET: Duration = Duration::from_secs(3600);
-
 /// Where and as whom e-mail is sent.
 #[derive(Clone)]
 pub struct EmailSettings {
@@ -43,6 +40,10 @@ pub struct EmailSettings {
     pub from: String,
     /// The lab's name, signed under each mail (`MEDBOOK_LAB_NAME`).
     pub lab_name: String,
+    /// At most one "results ready" mail per booking within this time (`MEDBOOK_EMAIL_RESULTS_QUIET_S`,
+    /// default 3 600): tests released together get one mail, a test released later within it is announced
+    /// when it ends.
+    pub results_quiet: Duration,
 }
 
 impl fmt::Debug for EmailSettings {
@@ -51,6 +52,7 @@ impl fmt::Debug for EmailSettings {
         f.debug_struct("EmailSettings")
             .field("from", &self.from)
             .field("lab_name", &self.lab_name)
+            .field("results_quiet", &self.results_quiet)
             .finish_non_exhaustive()
     }
 }
@@ -62,6 +64,8 @@ pub enum Mailed {
     Sent(u16),
     /// Nothing to send, and why.
     Skipped(String),
+    /// Not yet: to be sent at this instant (the booking's quiet period ends then), and why.
+    Later(OffsetDateTime, String),
     /// It failed: the server's reply code if it answered, what went wrong, and whether trying again can help.
     Failed {
         /// The SMTP reply code.
@@ -78,6 +82,14 @@ pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     lab: String,
+    quiet: Duration,
+}
+
+/// What composing a mail came to.
+enum Composed {
+    Mail(Box<Message>),
+    Skip(String),
+    Later(OffsetDateTime, String),
 }
 
 impl fmt::Debug for Mailer {
@@ -106,6 +118,7 @@ impl Mailer {
             transport,
             from,
             lab: settings.lab_name.clone(),
+            quiet: settings.results_quiet,
         })
     }
 
@@ -138,8 +151,9 @@ impl Mailer {
     /// Sends the mail of `event`: reads the patient (and the site, for its local time) and sends it.
     pub async fn send(&self, store: &Store, event: &DomainEvent) -> Mailed {
         match self.compose(store, event).await {
-            Ok(Ok(message)) => self.deliver(message).await,
-            Ok(Err(skipped)) => Mailed::Skipped(skipped),
+            Ok(Composed::Mail(message)) => self.deliver(*message).await,
+            Ok(Composed::Skip(why)) => Mailed::Skipped(why),
+            Ok(Composed::Later(at, why)) => Mailed::Later(at, why),
             Err(e) => Mailed::Failed {
                 code: None,
                 error: format!("reading what the mail needs failed: {e}"),
@@ -164,19 +178,21 @@ impl Mailer {
         Ok(())
     }
 
-    async fn compose(&self, store: &Store, event: &DomainEvent) -> Result<Result<Message, String>, StoreError> {
+    async fn compose(&self, store: &Store, event: &DomainEvent) -> Result<Composed, StoreError> {
         let Some(patient_id) = event.patient_id else {
-            return Ok(Err("the event has no patient".into()));
+            return Ok(Composed::Skip("the event has no patient".into()));
         };
         let Some(patient) = store.get_patient(patient_id).await? else {
-            return Ok(Err("the patient is gone".into()));
+            return Ok(Composed::Skip("the patient is gone".into()));
         };
         let Some(address) = patient.email.as_deref() else {
-            return Ok(Err("the patient has no e-mail address".into()));
+            return Ok(Composed::Skip("the patient has no e-mail address".into()));
         };
         let Ok(to) = format!("{} <{address}>", quoted(&patient.given_name, &patient.family_name)).parse::<Mailbox>()
         else {
-            return Ok(Err(format!("the patient's address <{address}> cannot be used")));
+            return Ok(Composed::Skip(format!(
+                "the patient's address <{address}> cannot be used"
+            )));
         };
         let text = |key: &str| event.data.get(key).cloned();
         let mut fields = vec![("lab", self.lab.clone()), ("given_name", patient.given_name.clone())];
@@ -185,7 +201,7 @@ impl Mailer {
                 let slot = text("slotStart").as_deref().and_then(timefmt::parse_instant);
                 if slot.is_some_and(|at| at <= OffsetDateTime::now_utc()) {
                     // A relay that was down (or read old stream records) does not announce a past visit.
-                    return Ok(Err("the slot has passed".into()));
+                    return Ok(Composed::Skip("the slot has passed".into()));
                 }
                 let site_code = text("site").unwrap_or_default();
                 let site = store.site(&site_code).await?;
@@ -209,16 +225,26 @@ impl Mailer {
                 if let Some(booking) = event.booking_id
                     && let Some(last) = store.results_mailed_at(patient_id, booking).await?
                     && let Some(last) = timefmt::parse_instant(&last)
-                    && OffsetDateTime::now_utc() - last < RESULTS_QUIET
                 {
-                    return Ok(Err(format!(
-                        "a results-ready mail for this booking went out at {}",
-                        timefmt::instant(last)
-                    )));
+                    let released = timefmt::parse_instant(&event.occurred_at).unwrap_or(last);
+                    let sent = timefmt::instant(last);
+                    if last >= released {
+                        // The mail that went out after this release announced it too.
+                        return Ok(Composed::Skip(format!("announced by the results-ready mail of {sent}")));
+                    }
+                    let ends = last + self.quiet;
+                    if OffsetDateTime::now_utc() < ends {
+                        return Ok(Composed::Later(
+                            ends,
+                            format!(
+                                "a results-ready mail for this booking went out at {sent}: this one waits for the quiet period to end"
+                            ),
+                        ));
+                    }
                 }
                 RESULTS_READY
             }
-            other => return Ok(Err(format!("no mail is sent for {}", other.name()))),
+            other => return Ok(Composed::Skip(format!("no mail is sent for {}", other.name()))),
         };
         let (subject, body) = render(template, &fields);
         Ok(Message::builder()
@@ -228,7 +254,10 @@ impl Mailer {
             .message_id(Some(format!("<{}@medbook>", event.id)))
             .header(ContentType::TEXT_PLAIN)
             .body(body)
-            .map_err(|e| format!("the mail cannot be built: {e}")))
+            .map_or_else(
+                |e| Composed::Skip(format!("the mail cannot be built: {e}")),
+                |m| Composed::Mail(Box::new(m)),
+            ))
     }
 
     async fn deliver(&self, message: Message) -> Mailed {

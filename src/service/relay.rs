@@ -124,6 +124,8 @@ struct Answer {
     skipped: bool,
     /// Trying again cannot help (an SMTP 5xx).
     permanent: bool,
+    /// When to try again, if not by the backoff (epoch ms: a mail waiting for its quiet period).
+    retry_at: Option<i64>,
 }
 
 impl Relay {
@@ -617,6 +619,14 @@ impl Relay {
     /// events do not hold back the patients queued behind them.
     async fn deliver_round(&self, webhook: &Webhook) -> Result<bool, crate::store::StoreError> {
         let now = now_ms();
+        // One lane per patient; for e-mail, a patient's results-ready mails have a lane of their own, so one
+        // waiting for its quiet period holds back no other mail.
+        let lane = |e: &Queued| {
+            (
+                e.event.patient_id,
+                webhook.id == EMAIL_CHANNEL && e.event.kind == EventType::ResultReleased,
+            )
+        };
         let mut lanes = HashSet::new();
         let mut due: Vec<Queued> = Vec::new();
         let mut start = None;
@@ -625,7 +635,7 @@ impl Relay {
             due.extend(
                 page.items
                     .into_iter()
-                    .filter(|e| lanes.insert(e.event.patient_id))
+                    .filter(|e| lanes.insert(lane(e)))
                     .filter(|e| e.next_at <= now),
             );
             start = page.next;
@@ -716,7 +726,9 @@ impl Relay {
                     self.settings.retry_max,
                     rand::random::<f64>(),
                 );
-                let next = now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+                let next = answer
+                    .retry_at
+                    .unwrap_or_else(|| now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
                 let r = self.store.record_retry(&entry, &attempt, next).await;
                 self.note_failure(webhook, &attempted_at).await;
                 r
@@ -771,6 +783,7 @@ impl Relay {
             latency: started.elapsed(),
             skipped: false,
             permanent: false,
+            retry_at: None,
         };
         if let Err(e) = self.settings.targets.check_url(&webhook.url) {
             return failed(format!("url {e}"));
@@ -801,6 +814,7 @@ impl Relay {
                     latency: started.elapsed(),
                     skipped: false,
                     permanent: false,
+                    retry_at: None,
                 }
             }
             Err(e) => {
@@ -822,9 +836,14 @@ impl Relay {
     /// Sends the e-mail of `event`; the SMTP reply code stands where a webhook's HTTP status does.
     async fn mail(&self, mailer: &Mailer, event: &DomainEvent) -> Answer {
         let started = Instant::now();
+        let mut retry_at = None;
         let (status, error, skipped, permanent) = match mailer.send(&self.store, event).await {
             Mailed::Sent(code) => (Some(code), None, false, false),
             Mailed::Skipped(why) => (None, Some(why), true, false),
+            Mailed::Later(at, why) => {
+                retry_at = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok();
+                (None, Some(why), false, false)
+            }
             Mailed::Failed { code, error, permanent } => (code, Some(error), false, permanent),
         };
         Answer {
@@ -833,6 +852,7 @@ impl Relay {
             latency: started.elapsed(),
             skipped,
             permanent,
+            retry_at,
         }
     }
 }

@@ -352,9 +352,19 @@ impl Store {
                     .map_err(StoreError::from_sdk);
                 match result {
                     Ok(_) => {}
-                    // A concurrent starter enabled it first.
-                    Err(e) if e.to_string().contains("already") => {}
-                    Err(e) => return Err(e.into()),
+                    // A concurrent starter enabled it first ("already"), or is updating the table right now
+                    // (ResourceInUse): wait for the table, then look at the stream again.
+                    Err(e) => {
+                        let text = e.to_string();
+                        if !(text.contains("already") || text.contains("ResourceInUse") || text.contains("in use")) {
+                            return Err(e.into());
+                        }
+                        let table = self.wait_active().await?;
+                        if !table.stream_specification().is_some_and(|s| s.stream_enabled()) {
+                            return Err(e.into());
+                        }
+                        return Box::pin(self.enable_stream(&table)).await;
+                    }
                 }
                 self.wait_active().await?;
                 Ok(())

@@ -197,7 +197,8 @@ impl Store {
     /// One GetRecords from `iterator` (up to 1 000 records).
     ///
     /// # Errors
-    /// [`StreamError::IteratorExpired`]; engine failures; a malformed event image.
+    /// [`StreamError::IteratorExpired`]; engine failures. A malformed event image is logged, counted
+    /// (`medbook_relay_unreadable_events_total`) and skipped.
     pub async fn records(&self, iterator: &str) -> Result<Records, StreamError> {
         let streams = self.streams()?;
         let call = Call::start("GetRecords", &self.table, None);
@@ -243,9 +244,15 @@ impl Store {
             );
             // An event item is only ever inserted (and later deleted by TTL, which has no new image).
             if is_event {
-                let item: EventItem = serde_dynamo::aws_sdk_dynamodbstreams_1::from_item(image)
-                    .map_err(|e| StoreError::Corrupt(format!("event in the stream: {e}")))?;
-                records.events.push((sequence, item.into_event()));
+                match serde_dynamo::aws_sdk_dynamodbstreams_1::from_item::<EventItem>(image) {
+                    Ok(item) => records.events.push((sequence, item.into_event())),
+                    // One malformed item must not stop the shard for good: it is passed over, loudly (the
+                    // feed still has the item as it is).
+                    Err(e) => {
+                        tracing::error!(sequence = %sequence, error = %e, "relay: an event item in the stream cannot be read; skipped");
+                        metrics::counter!("medbook_relay_unreadable_events_total").increment(1);
+                    }
+                }
             }
         }
         Ok(records)

@@ -302,3 +302,65 @@ async fn patients_get_confirmation_reminder_and_one_results_ready_mail_without_v
     );
     assert!(bodies.iter().any(|b| b.contains("2 test(s)")), "{bodies:#?}");
 }
+
+#[tokio::test]
+async fn a_result_released_within_the_quiet_period_is_announced_when_it_ends() {
+    let smtp = Smtp::start();
+    let url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let app = spawn_app_with(&[
+        ("MEDBOOK_RELAY", "on"),
+        ("MEDBOOK_RELAY_POLL_MS", "50"),
+        ("MEDBOOK_EVENT_SETTLE_MS", "0"),
+        ("MEDBOOK_REMINDER_HOURS", "0"),
+        ("MEDBOOK_SMTP_URL", &url),
+        ("MEDBOOK_EMAIL_FROM", "Test Lab <lab@example.org>"),
+        ("MEDBOOK_LAB_NAME", "Test Lab"),
+        ("MEDBOOK_EMAIL_RESULTS_QUIET_S", "3"),
+    ])
+    .await;
+    let ada = patient(&app, "Ada", Some("ada@example.org")).await;
+    let booking = app.booked(ada, &slot(&day(1), "09:00"), &["CBC", "CRP"]).await;
+    let id = booking["id"].as_str().unwrap();
+    app.check_in(ada, id).await;
+    let results = "New results from Test Lab";
+    let received = |smtp: &Smtp| {
+        smtp.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.get("accepted"))
+            .filter(|m| m["headers"]["subject"] == results)
+            .map(|m| m["receivedAt"].as_f64().unwrap())
+            .collect::<Vec<f64>>()
+    };
+    let release = async |i: usize, body: Value| {
+        let test = booking["tests"][i]["id"].as_str().unwrap();
+        let base = format!("/v1/patients/{ada}/bookings/{id}/tests/{test}");
+        assert_eq!(put(&app, &base, &body, None).await.status(), 201);
+        assert_eq!(app.verify(&base, 1).await.status(), 200);
+    };
+    release(0, values(13.7)).await;
+    let started = Instant::now();
+    while received(&smtp).is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the first results mail");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The CRP released after that mail went out: announced, but not before the quiet period ends.
+    release(
+        1,
+        json!({"values": [{"analyte": "CRP", "value": 4.2, "unit": "mg/L"}], "performedAt": performed_now()}),
+    )
+    .await;
+    while received(&smtp).len() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the second results mail");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let at = received(&smtp);
+    assert!(
+        at[1] - at[0] >= 2.5,
+        "the second mail waited for the quiet period: {at:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(received(&smtp).len(), 2, "two releases, two mails, no third");
+    assert_eq!(smtp.accepted(), 3, "and the booking's confirmation");
+}
