@@ -135,7 +135,7 @@ impl Store {
             }
         }
         if stream {
-            self.enable_stream(&table).await?;
+            self.enable_stream(&table, 1).await?;
         }
         self.enable_ttl().await?;
         Ok(())
@@ -331,7 +331,7 @@ impl Store {
     /// Turns the table's stream on (new images: what the webhook relay reads) where it is off. A stream that
     /// is on with another view keeps it if it has new images (`NEW_AND_OLD_IMAGES`); one without them
     /// (`KEYS_ONLY`, `OLD_IMAGE`) is an error, since changing it would cut off whatever else reads it.
-    async fn enable_stream(&self, table: &TableDescription) -> Result<(), BootstrapError> {
+    async fn enable_stream(&self, table: &TableDescription, attempt: u32) -> Result<(), BootstrapError> {
         match table.stream_specification() {
             Some(spec) if spec.stream_enabled() => match spec.stream_view_type() {
                 Some(StreamViewType::NewImage | StreamViewType::NewAndOldImages) => Ok(()),
@@ -360,10 +360,11 @@ impl Store {
                             return Err(e.into());
                         }
                         let table = self.wait_active().await?;
-                        if !table.stream_specification().is_some_and(|s| s.stream_enabled()) {
+                        if !table.stream_specification().is_some_and(|s| s.stream_enabled()) && attempt >= 3 {
                             return Err(e.into());
                         }
-                        return Box::pin(self.enable_stream(&table)).await;
+                        // Enabled by the other starter (then its view is checked), or asked for again.
+                        return Box::pin(self.enable_stream(&table, attempt + 1)).await;
                     }
                 }
                 self.wait_active().await?;
