@@ -82,6 +82,7 @@ impl From<Alert> for AlertView {
         (status = 400, description = "bad cursor"),
         (status = 401, description = "no valid token"),
         (status = 403, description = "only doctors and admins read the alerts"),
+        (status = 422, description = "invalid limit"),
     )
 )]
 async fn open_alerts(

@@ -414,6 +414,7 @@ async fn delete_webhook(
         (status = 401, description = "no valid token"),
         (status = 403, description = "only an admin manages webhooks"),
         (status = 404, description = "no such webhook"),
+        (status = 422, description = "invalid limit"),
     )
 )]
 async fn deliveries(
